@@ -1,0 +1,301 @@
+//! [`Lakehouse`]: the catalog, the shared DataFusion runtime, and per-session
+//! query contexts whose catalog is backed by the durable catalog.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
+use datafusion::common::config::Dialect;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::variable::{VarProvider, VarType};
+
+use crate::catalog::Catalog;
+use crate::ddl::CreateTablePlan;
+use crate::error::{LakeError, Result};
+use crate::info_schema::{INFORMATION_SCHEMA, InfoSchemaProvider};
+use crate::model::TableDef;
+use crate::provider;
+
+/// The name of the only catalog, as MySQL reports it.
+pub const CATALOG: &str = "def";
+
+#[derive(Debug, Clone)]
+pub struct LakehouseOptions {
+    /// Where the catalog lives.
+    pub data_dir: PathBuf,
+    /// Parallelism of scans and operators; defaults to the number of cores.
+    pub target_partitions: Option<usize>,
+    /// Base directory for relative locations in DDL.
+    pub base_dir: PathBuf,
+}
+
+impl LakehouseOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        Self { data_dir, target_partitions: None, base_dir }
+    }
+}
+
+/// Providers built from stored definitions, cached until the next DDL on
+/// the table.
+type ProviderCache = RwLock<HashMap<(String, String), Arc<dyn TableProvider>>>;
+
+#[derive(Debug)]
+struct Shared {
+    catalog: Arc<Catalog>,
+    /// A session state without catalogs, used to build formats and providers.
+    builder_state: SessionState,
+    providers: ProviderCache,
+}
+
+impl Shared {
+    fn provider(&self, db: &str, table: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let key = (db.to_string(), table.to_string());
+        if let Some(p) = self.providers.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(Some(p.clone()));
+        }
+        let Some(def) = self.catalog.table(db, table) else { return Ok(None) };
+        let p = provider::build(&self.builder_state, &def)?;
+        self.providers.write().unwrap_or_else(|p| p.into_inner()).insert(key, p.clone());
+        Ok(Some(p))
+    }
+
+    fn forget(&self, db: &str, table: Option<&str>) {
+        let mut cache = self.providers.write().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|(d, t), _| !(d == db && table.is_none_or(|x| x == t)));
+    }
+}
+
+/// The lakehouse engine shared by all sessions.
+#[derive(Debug, Clone)]
+pub struct Lakehouse {
+    shared: Arc<Shared>,
+    runtime: Arc<RuntimeEnv>,
+    options: LakehouseOptions,
+}
+
+impl Lakehouse {
+    pub fn open(options: LakehouseOptions) -> Result<Self> {
+        let catalog = Arc::new(Catalog::open(&options.data_dir)?);
+        let runtime = Arc::new(RuntimeEnv::default());
+        let builder_state = SessionStateBuilder::new()
+            .with_config(base_config(&options, None))
+            .with_runtime_env(runtime.clone())
+            .with_default_features()
+            .build();
+        let shared = Arc::new(Shared { catalog, builder_state, providers: RwLock::new(HashMap::new()) });
+        Ok(Self { shared, runtime, options })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.shared.catalog
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.options.data_dir
+    }
+
+    /// A query context for one client session. `vars` answers `@@name`
+    /// (system) and `@name` (user) variables from the session's state.
+    pub fn session_context(
+        &self,
+        database: Option<&str>,
+        system_vars: Arc<dyn VarProvider + Send + Sync>,
+        user_vars: Arc<dyn VarProvider + Send + Sync>,
+    ) -> SessionContext {
+        let state = SessionStateBuilder::new()
+            .with_config(base_config(&self.options, database))
+            .with_runtime_env(self.runtime.clone())
+            .with_catalog_list(Arc::new(LakeCatalogList { shared: self.shared.clone() }))
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_variable(VarType::System, system_vars);
+        ctx.register_variable(VarType::UserDefined, user_vars);
+        ctx
+    }
+
+    /// Points a session's context at another database.
+    pub fn set_database(ctx: &SessionContext, database: Option<&str>) {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        state.config_mut().options_mut().catalog.default_schema =
+            database.unwrap_or_default().to_string();
+    }
+
+    pub fn database_exists(&self, db: &str) -> bool {
+        db == INFORMATION_SCHEMA || self.catalog().database_exists(db)
+    }
+
+    pub fn create_database(&self, db: &str, if_not_exists: bool) -> Result<bool> {
+        if db == INFORMATION_SCHEMA {
+            return Err(LakeError::DatabaseExists(db.into()));
+        }
+        validate_name(db, "database")?;
+        self.catalog().create_database(db, if_not_exists)
+    }
+
+    pub fn drop_database(&self, db: &str, if_exists: bool) -> Result<Option<usize>> {
+        if db == INFORMATION_SCHEMA {
+            return Err(LakeError::InvalidDefinition(format!(
+                "Access denied for user 'root'@'localhost' to database '{db}'"
+            )));
+        }
+        let out = self.catalog().drop_database(db, if_exists)?;
+        self.shared.forget(db, None);
+        Ok(out)
+    }
+
+    /// Creates an external table: resolves what the DDL left out (schema,
+    /// partitions, compression), persists the definition, then makes it
+    /// visible. Returns false if it existed and IF NOT EXISTS kept it.
+    pub async fn create_table(&self, current_db: Option<&str>, plan: CreateTablePlan) -> Result<bool> {
+        let db = plan
+            .database
+            .clone()
+            .or_else(|| current_db.map(str::to_string))
+            .ok_or(LakeError::NoDatabaseSelected)?;
+        if !self.catalog().database_exists(&db) {
+            return Err(LakeError::UnknownDatabase(db));
+        }
+        validate_name(&plan.def.name, "table")?;
+        if plan.if_not_exists && self.catalog().table(&db, &plan.def.name).is_some() {
+            return Ok(false);
+        }
+        if !plan.or_replace && !plan.if_not_exists && self.catalog().table(&db, &plan.def.name).is_some() {
+            return Err(LakeError::TableExists(plan.def.name));
+        }
+        let mut def = plan.def;
+        provider::resolve(&self.shared.builder_state, &mut def).await?;
+        // Building now surfaces option errors at CREATE rather than at SELECT.
+        provider::build(&self.shared.builder_state, &def)?;
+        let name = def.name.clone();
+        let created = self.catalog().create_table(&db, def, plan.if_not_exists, plan.or_replace)?;
+        self.shared.forget(&db, Some(&name));
+        Ok(created)
+    }
+
+    pub fn drop_table(&self, db: &str, table: &str, if_exists: bool) -> Result<bool> {
+        if !self.catalog().database_exists(db) {
+            if if_exists {
+                return Ok(false);
+            }
+            return Err(LakeError::UnknownTable { db: db.into(), table: table.into() });
+        }
+        let out = self.catalog().drop_table(db, table, if_exists)?;
+        self.shared.forget(db, Some(table));
+        Ok(out)
+    }
+
+    pub fn table(&self, db: &str, table: &str) -> Option<TableDef> {
+        self.catalog().table(db, table)
+    }
+
+    /// Whether `db.table` names something a query can read.
+    pub fn table_exists(&self, db: &str, table: &str) -> bool {
+        if db == INFORMATION_SCHEMA {
+            return InfoSchemaProvider::table_columns(table).is_some();
+        }
+        self.catalog().table(db, table).is_some()
+    }
+
+    pub fn base_dir(&self) -> &Path {
+        &self.options.base_dir
+    }
+}
+
+fn validate_name(name: &str, what: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 64 || name.ends_with(' ') || name.contains(['/', '\\', '\0']) {
+        return Err(LakeError::InvalidDefinition(format!("Incorrect {what} name '{name}'")));
+    }
+    Ok(())
+}
+
+fn base_config(options: &LakehouseOptions, database: Option<&str>) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_default_catalog_and_schema(CATALOG, database.unwrap_or_default())
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(false);
+    if let Some(n) = options.target_partitions {
+        config = config.with_target_partitions(n.max(1));
+    }
+    let opts = config.options_mut();
+    opts.sql_parser.dialect = Dialect::MySQL;
+    opts.execution.parquet.pushdown_filters = true;
+    opts.execution.parquet.reorder_filters = true;
+    opts.execution.listing_table_factory_infer_partitions = true;
+    config
+}
+
+#[derive(Debug)]
+struct LakeCatalogList {
+    shared: Arc<Shared>,
+}
+
+impl CatalogProviderList for LakeCatalogList {
+    fn register_catalog(&self, _name: String, _catalog: Arc<dyn CatalogProvider>) -> Option<Arc<dyn CatalogProvider>> {
+        None
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        vec![CATALOG.to_string()]
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        (name == CATALOG).then(|| Arc::new(LakeCatalog { shared: self.shared.clone() }) as _)
+    }
+}
+
+#[derive(Debug)]
+struct LakeCatalog {
+    shared: Arc<Shared>,
+}
+
+impl CatalogProvider for LakeCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.shared.catalog.database_names();
+        names.push(INFORMATION_SCHEMA.to_string());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let name = name.to_lowercase();
+        if name == INFORMATION_SCHEMA {
+            return Some(Arc::new(InfoSchemaProvider::new(self.shared.catalog.clone())));
+        }
+        self.shared
+            .catalog
+            .database_exists(&name)
+            .then(|| Arc::new(LakeSchema { shared: self.shared.clone(), db: name }) as _)
+    }
+}
+
+#[derive(Debug)]
+struct LakeSchema {
+    shared: Arc<Shared>,
+    db: String,
+}
+
+#[async_trait]
+impl SchemaProvider for LakeSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.shared.catalog.table_names(&self.db).unwrap_or_default()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        self.shared
+            .provider(&self.db, &name.to_lowercase())
+            .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.shared.catalog.table(&self.db, &name.to_lowercase()).is_some()
+    }
+}

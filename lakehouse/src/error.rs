@@ -1,0 +1,35 @@
+//! The lakehouse error type. Variants say whose fault a failure is; the front
+//! end maps each variant to a MySQL error code at the wire boundary.
+
+use datafusion::error::DataFusionError;
+
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("Unknown database '{0}'")]
+    UnknownDatabase(String),
+    #[error("Can't create database '{0}'; database exists")]
+    DatabaseExists(String),
+    #[error("Table '{db}.{table}' doesn't exist")]
+    UnknownTable { db: String, table: String },
+    #[error("Table '{0}' already exists")]
+    TableExists(String),
+    #[error("No database selected")]
+    NoDatabaseSelected,
+    /// The statement is well-formed SQL but its content is not acceptable
+    /// (bad option, unsupported format, malformed ENGINE_ATTRIBUTE, ...).
+    #[error("{0}")]
+    InvalidDefinition(String),
+    /// Valid SQL that this version does not implement yet.
+    #[error("This version of Lakewave doesn't yet support '{0}'")]
+    NotSupported(String),
+    /// The files behind a table could not be read or decoded.
+    #[error("{0}")]
+    Data(String),
+    /// The catalog could not be written durably.
+    #[error("catalog storage failed at {path}: {source}")]
+    Storage { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Engine(#[from] DataFusionError),
+}

@@ -1,0 +1,401 @@
+//! HeatWave Lakehouse DDL: `CREATE TABLE t (...) ENGINE=lakehouse
+//! SECONDARY_ENGINE=RAPID ENGINE_ATTRIBUTE='{"dialect": {...}, "file": [...]}'`.
+//!
+//! The `dialect` object carries HeatWave's keys (format, field_delimiter,
+//! record_delimiter, escape_character, quotation_marks, skip_rows,
+//! has_header, encoding, date_format, time_format, timestamp_format,
+//! trim_spaces, is_strict_mode, allow_missing_files, compression); they are
+//! translated into the reader options the engine uses. Each `file` entry is
+//! one of `{"uri"}`, `{"name"}`, `{"prefix"}` or `{"pattern"}` (a regular
+//! expression over full paths, resolved to the matching files when the
+//! table is created).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use datafusion::sql::sqlparser::ast::{CreateTable, CreateTableOptions, Expr, SqlOption};
+use datafusion::sql::sqlparser::dialect::MySqlDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use serde_json::{Map, Value as Json};
+
+use connectors::Location;
+
+use crate::ddl::{CreateTablePlan, column_sql, columns_from_sql, now, quote_ident, quote_str, split_name, value_text};
+use crate::error::{LakeError, Result};
+use crate::model::{DdlDialect, TableDef};
+use crate::provider::location_error;
+
+/// Removes `SECONDARY_ENGINE [=] name` from a statement (sqlparser does not
+/// know the clause) and returns the rewritten SQL with the engine name.
+/// Statements without the clause come back unchanged.
+pub fn strip_secondary_engine(sql: &str) -> (String, Option<String>) {
+    let dialect = MySqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        return (sql.to_string(), None);
+    };
+    let is_clause = |t: &Token| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("SECONDARY_ENGINE"));
+    if !tokens.iter().any(is_clause) {
+        return (sql.to_string(), None);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut engine = None;
+    let mut i = 0;
+    while i < tokens.len() {
+        if is_clause(&tokens[i]) {
+            let mut j = i + 1;
+            while matches!(tokens.get(j), Some(Token::Whitespace(_))) {
+                j += 1;
+            }
+            if matches!(tokens.get(j), Some(Token::Eq)) {
+                j += 1;
+                while matches!(tokens.get(j), Some(Token::Whitespace(_))) {
+                    j += 1;
+                }
+            }
+            match tokens.get(j) {
+                Some(Token::Word(w)) => engine = Some(w.value.clone()),
+                Some(Token::SingleQuotedString(s)) => engine = Some(s.clone()),
+                Some(Token::EOF) | None => return (sql.to_string(), None),
+                Some(_) => {}
+            }
+            // `SECONDARY_ENGINE = NULL` also parses as a word.
+            i = j + 1;
+            continue;
+        }
+        out.push_str(&tokens[i].to_string());
+        i += 1;
+    }
+    (out, engine)
+}
+
+/// The `ENGINE` and `ENGINE_ATTRIBUTE` of a MySQL CREATE TABLE.
+pub fn engine_of(ct: &CreateTable) -> (Option<String>, Option<String>) {
+    let opts: &[SqlOption] = match &ct.table_options {
+        CreateTableOptions::Plain(o) | CreateTableOptions::With(o) | CreateTableOptions::Options(o) => o,
+        _ => &[],
+    };
+    let mut engine = None;
+    let mut attribute = None;
+    for o in opts {
+        match o {
+            SqlOption::NamedParenthesizedList(l) if l.key.value.eq_ignore_ascii_case("ENGINE") => {
+                engine = l.name.as_ref().map(|n| n.value.clone());
+            }
+            SqlOption::KeyValue { key, value } if key.value.eq_ignore_ascii_case("ENGINE") => {
+                engine = Some(expr_text(value));
+            }
+            SqlOption::KeyValue { key, value } if key.value.eq_ignore_ascii_case("ENGINE_ATTRIBUTE") => {
+                attribute = Some(expr_text(value));
+            }
+            _ => {}
+        }
+    }
+    (engine, attribute)
+}
+
+fn expr_text(e: &Expr) -> String {
+    match e {
+        Expr::Value(v) => value_text(&v.value),
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> LakeError {
+    LakeError::InvalidDefinition(format!("Invalid ENGINE_ATTRIBUTE: {}", msg.into()))
+}
+
+fn text_of(v: &Json, key: &str) -> Result<String> {
+    match v {
+        Json::String(s) => Ok(s.clone()),
+        Json::Number(n) => Ok(n.to_string()),
+        Json::Bool(b) => Ok(b.to_string()),
+        _ => Err(invalid(format!("\"{key}\" must be a string"))),
+    }
+}
+
+fn bool_of(v: &Json, key: &str) -> Result<bool> {
+    match v {
+        Json::Bool(b) => Ok(*b),
+        Json::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Json::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        Json::Number(n) if n.as_i64() == Some(1) => Ok(true),
+        Json::Number(n) if n.as_i64() == Some(0) => Ok(false),
+        _ => Err(invalid(format!("\"{key}\" must be true or false"))),
+    }
+}
+
+fn single_byte(v: &Json, key: &str) -> Result<String> {
+    let s = text_of(v, key)?;
+    if s.len() != 1 {
+        return Err(LakeError::NotSupported(format!(
+            "a {key} of {} bytes ({s:?}); one byte is supported",
+            s.len()
+        )));
+    }
+    Ok(s)
+}
+
+/// Translates the `dialect` object into format and reader options.
+fn dialect_options(dialect: &Map<String, Json>) -> Result<(String, BTreeMap<String, String>, bool)> {
+    let format = match dialect.get("format") {
+        Some(v) => text_of(v, "format")?.to_lowercase(),
+        None => "csv".to_string(),
+    };
+    let mut opts = BTreeMap::new();
+    let mut allow_missing = false;
+    if format == "csv" {
+        // HeatWave's CSV defaults: '|' between fields, no header.
+        opts.insert("format.delimiter".into(), "|".into());
+        opts.insert("format.has_header".into(), "false".into());
+    }
+    let mut skip_rows = 0u64;
+    for (key, v) in dialect {
+        match key.as_str() {
+            "format" => {}
+            "field_delimiter" => {
+                opts.insert("format.delimiter".into(), single_byte(v, key)?);
+            }
+            "record_delimiter" => {
+                let s = text_of(v, key)?;
+                match s.as_str() {
+                    "\n" | "\\n" => {}
+                    "\r\n" | "\\r\\n" => {}
+                    _ if s.len() == 1 => {
+                        opts.insert("format.terminator".into(), s);
+                    }
+                    _ => return Err(LakeError::NotSupported(format!("record_delimiter {s:?}"))),
+                }
+            }
+            "escape_character" => {
+                opts.insert("format.escape".into(), single_byte(v, key)?);
+            }
+            "quotation_marks" => {
+                opts.insert("format.quote".into(), single_byte(v, key)?);
+            }
+            "has_header" => {
+                opts.insert("format.has_header".into(), bool_of(v, key)?.to_string());
+            }
+            "skip_rows" => {
+                skip_rows = v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| invalid("\"skip_rows\" must be a number"))?;
+            }
+            "encoding" => {
+                let e = text_of(v, key)?.to_lowercase();
+                if !matches!(e.as_str(), "utf8mb4" | "utf8" | "utf-8" | "utf8mb3") {
+                    return Err(LakeError::NotSupported(format!("encoding '{e}' (utf8mb4 only)")));
+                }
+            }
+            "date_format" | "time_format" | "timestamp_format" => {
+                let f = text_of(v, key)?;
+                if !f.eq_ignore_ascii_case("auto") {
+                    opts.insert(format!("format.{key}"), f);
+                }
+            }
+            "trim_spaces" => {
+                if bool_of(v, key)? {
+                    opts.insert("format.ignore_leading_whitespace".into(), "true".into());
+                    opts.insert("format.ignore_trailing_whitespace".into(), "true".into());
+                }
+            }
+            "is_strict_mode" => {
+                // Permissive mode tolerates rows with missing trailing fields
+                // (read as NULL); other bad rows still fail the query.
+                if !bool_of(v, key)? {
+                    opts.insert("format.truncated_rows".into(), "true".into());
+                }
+            }
+            "allow_missing_files" => allow_missing = bool_of(v, key)?,
+            "compression" => {
+                let c = text_of(v, key)?.to_lowercase();
+                let c = match c.as_str() {
+                    "gz" => "gzip".to_string(),
+                    "bz2" => "bzip2".to_string(),
+                    "zst" => "zstd".to_string(),
+                    "auto" | "none" | "uncompressed" => continue,
+                    _ => c,
+                };
+                opts.insert("format.compression".into(), c);
+            }
+            other => return Err(invalid(format!("unknown dialect key \"{other}\""))),
+        }
+    }
+    match skip_rows {
+        0 => {}
+        1 => {
+            opts.insert("format.has_header".into(), "true".into());
+        }
+        n => return Err(LakeError::NotSupported(format!("skip_rows = {n} (at most 1)"))),
+    }
+    if format != "csv" {
+        opts.retain(|k, _| k == "format.compression");
+    }
+    Ok((format, opts, allow_missing))
+}
+
+/// Expands one `file` entry into locations.
+fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -> Result<Vec<String>> {
+    let allow_missing = match entry.get("allow_missing_files") {
+        Some(v) => bool_of(v, "allow_missing_files")?,
+        None => allow_missing,
+    };
+    for k in ["bucket", "namespace", "region", "par"] {
+        if entry.contains_key(k) {
+            return Err(LakeError::NotSupported(format!(
+                "file entries with \"{k}\" (object storage); this build reads local files"
+            )));
+        }
+    }
+    if let Some(v) = entry.get("pattern") {
+        let pattern = text_of(v, "pattern")?;
+        let re = regex::Regex::new(&pattern).map_err(|e| invalid(format!("bad \"pattern\": {e}")))?;
+        let dir = match entry.get("prefix") {
+            Some(p) => Location::parse(&text_of(p, "prefix")?, base).map_err(location_error)?.as_str().to_string(),
+            None => regex_literal_dir(&pattern),
+        };
+        let mut files = Vec::new();
+        walk(Path::new(&dir), &mut files);
+        files.retain(|f| re.is_match(f));
+        files.sort();
+        if files.is_empty() && !allow_missing {
+            return Err(LakeError::Data(format!("no file under '{dir}' matches the pattern \"{pattern}\"")));
+        }
+        return Ok(files);
+    }
+    let (raw, prefix) = match (entry.get("uri"), entry.get("name"), entry.get("prefix")) {
+        (Some(u), _, _) => (text_of(u, "uri")?, false),
+        (None, Some(n), _) => (text_of(n, "name")?, false),
+        (None, None, Some(p)) => (text_of(p, "prefix")?, true),
+        _ => return Err(invalid("each \"file\" entry needs \"uri\", \"name\", \"prefix\" or \"pattern\"")),
+    };
+    let mut loc = Location::parse(&raw, base).map_err(location_error)?.as_str().to_string();
+    if prefix && !loc.ends_with('/') {
+        loc.push('/');
+    }
+    let parsed = Location::parse(&loc, base).map_err(location_error)?;
+    if let Err(e) = parsed.check_exists() {
+        if allow_missing {
+            return Ok(vec![]);
+        }
+        return Err(location_error(e));
+    }
+    Ok(vec![loc])
+}
+
+/// The directory part of a regex before its first metacharacter.
+fn regex_literal_dir(pattern: &str) -> String {
+    let p = pattern.trim_start_matches('^');
+    let end = p.find(|c: char| "\\.*+?()[]{}|$^".contains(c)).unwrap_or(p.len());
+    let head = &p[..end];
+    match head.rfind('/') {
+        Some(i) => head[..=i].to_string(),
+        None => "/".to_string(),
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p.to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// A HeatWave-style CREATE TABLE with ENGINE=lakehouse.
+pub fn from_create_table(ct: &CreateTable, attribute: &str, base: &Path) -> Result<CreateTablePlan> {
+    let (database, name) = split_name(&ct.name)?;
+    let doc: Json = serde_json::from_str(attribute)
+        .map_err(|e| invalid(format!("not valid JSON ({e})")))?;
+    let obj = doc.as_object().ok_or_else(|| invalid("expected a JSON object"))?;
+    for key in obj.keys() {
+        if key != "dialect" && key != "file" {
+            return Err(invalid(format!("unknown key \"{key}\"; expected \"dialect\" and \"file\"")));
+        }
+    }
+    let empty = Map::new();
+    let dialect = match obj.get("dialect") {
+        Some(Json::Object(d)) => d,
+        Some(_) => return Err(invalid("\"dialect\" must be an object")),
+        None => &empty,
+    };
+    let (format, options, allow_missing) = dialect_options(dialect)?;
+    let files = match obj.get("file") {
+        Some(Json::Array(f)) if !f.is_empty() => f,
+        _ => return Err(invalid("\"file\" must be a non-empty array")),
+    };
+    let mut locations = Vec::new();
+    for f in files {
+        let entry = f.as_object().ok_or_else(|| invalid("each \"file\" entry must be an object"))?;
+        locations.extend(file_locations(entry, base, allow_missing)?);
+    }
+    if locations.is_empty() {
+        return Err(LakeError::Data("none of the table's files exist".into()));
+    }
+    let columns = columns_from_sql(&ct.columns)?;
+    let def = TableDef {
+        name,
+        format,
+        locations,
+        partition_cols: vec![],
+        options,
+        declared_columns: !columns.is_empty(),
+        columns,
+        dialect: DdlDialect::HeatWave,
+        engine_attribute: Some(attribute.to_string()),
+        created_at: now(),
+    };
+    Ok(CreateTablePlan { database, def, if_not_exists: ct.if_not_exists, or_replace: ct.or_replace })
+}
+
+pub fn show_create(def: &TableDef) -> Result<String> {
+    let cols: Vec<String> = def.columns.iter().map(column_sql).collect();
+    let attr = def.engine_attribute.clone().unwrap_or_default();
+    Ok(format!(
+        "CREATE TABLE {} (\n  {}\n) ENGINE=lakehouse SECONDARY_ENGINE=RAPID ENGINE_ATTRIBUTE={}",
+        quote_ident(&def.name),
+        cols.join(",\n  "),
+        quote_str(&attr)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_secondary_engine() {
+        let (sql, engine) = strip_secondary_engine(
+            "CREATE TABLE t (a INT) ENGINE=lakehouse SECONDARY_ENGINE = RAPID ENGINE_ATTRIBUTE='{}'",
+        );
+        assert_eq!(engine.as_deref(), Some("RAPID"));
+        assert!(!sql.to_uppercase().contains("SECONDARY_ENGINE"));
+        assert!(sql.contains("ENGINE_ATTRIBUTE='{}'"));
+        let (same, none) = strip_secondary_engine("SELECT 'SECONDARY_ENGINE'");
+        assert_eq!((same.as_str(), none), ("SELECT 'SECONDARY_ENGINE'", None));
+    }
+
+    #[test]
+    fn dialect_keys() -> Result<()> {
+        let d: Json = serde_json::json!({"format": "csv", "field_delimiter": ",", "skip_rows": 1, "compression": "gz"});
+        let (fmt, opts, _) = dialect_options(d.as_object().expect("object literal"))?;
+        assert_eq!(fmt, "csv");
+        assert_eq!(opts.get("format.delimiter").map(String::as_str), Some(","));
+        assert_eq!(opts.get("format.has_header").map(String::as_str), Some("true"));
+        assert_eq!(opts.get("format.compression").map(String::as_str), Some("gzip"));
+        let bad: Json = serde_json::json!({"colour": "red"});
+        assert!(dialect_options(bad.as_object().expect("object literal")).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn regex_dir() {
+        assert_eq!(regex_literal_dir("^/data/x/part-.*\\.csv$"), "/data/x/");
+        assert_eq!(regex_literal_dir("part.*"), "/");
+    }
+}

@@ -1,0 +1,23 @@
+//! The Lakewave lakehouse: the durable catalog of databases and external
+//! tables, the translation of both DDL dialects (DataFusion's
+//! `CREATE EXTERNAL TABLE` and HeatWave's `ENGINE=lakehouse`) into table
+//! definitions, the DataFusion providers that read those tables in place, and
+//! a MySQL-shaped `information_schema`.
+//!
+//! The front end talks to this crate through [`Lakehouse`]: it asks for a
+//! per-session [`datafusion::prelude::SessionContext`] to run queries and calls
+//! the DDL methods, which persist every change before acknowledging it.
+
+pub mod catalog;
+pub mod ddl;
+pub mod engine;
+pub mod error;
+pub mod heatwave;
+pub mod info_schema;
+pub mod model;
+pub mod provider;
+pub mod types;
+
+pub use engine::{Lakehouse, LakehouseOptions};
+pub use error::{LakeError, Result};
+pub use model::{ColumnDef, DdlDialect, TableDef};

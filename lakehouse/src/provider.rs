@@ -1,0 +1,267 @@
+//! Building DataFusion table providers for external tables.
+//!
+//! At `CREATE` time [`resolve`] infers what the user left out (schema,
+//! partition columns, compression from file suffixes) and checks that the
+//! location exists; the result is stored in the catalog. Afterwards [`build`]
+//! turns a stored definition into a listing table without touching the
+//! files, so a restart never depends on storage being reachable.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::context::SessionState;
+
+use connectors::{Location, LocationError};
+
+use crate::error::{LakeError, Result};
+use crate::model::{ColumnDef, TableDef};
+
+/// Formats a table can be stored as.
+pub const FORMATS: [&str; 4] = ["parquet", "csv", "json", "avro"];
+
+/// Compression suffixes recognised on file names, with the option value.
+const COMPRESSION_SUFFIXES: [(&str, &str); 4] =
+    [(".gz", "gzip"), (".bz2", "bzip2"), (".zst", "zstd"), (".xz", "xz")];
+
+pub(crate) fn location_error(e: LocationError) -> LakeError {
+    match e {
+        LocationError::UnsupportedScheme { .. } => LakeError::NotSupported(e.to_string()),
+        LocationError::NotFound(_) => LakeError::Data(e.to_string()),
+        LocationError::Invalid { .. } => LakeError::InvalidDefinition(e.to_string()),
+    }
+}
+
+fn file_format(state: &SessionState, def: &TableDef) -> Result<Arc<dyn FileFormat>> {
+    let factory = state.get_file_format_factory(&def.format).ok_or_else(|| {
+        LakeError::NotSupported(format!(
+            "file format '{}' (supported: {})",
+            def.format,
+            FORMATS.join(", ")
+        ))
+    })?;
+    let options: HashMap<String, String> =
+        def.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    factory.create(state, &options).map_err(|e| {
+        LakeError::InvalidDefinition(format!("invalid options for {} table: {e}", def.format))
+    })
+}
+
+/// The file suffix a prefix location is filtered by (`.csv.gz`, `.parquet`).
+fn extension_for(format: &dyn FileFormat) -> String {
+    let ext = match format.compression_type() {
+        Some(c) => format.get_ext_with_compression(&c).unwrap_or_else(|_| format.get_ext()),
+        None => format.get_ext(),
+    };
+    format!(".{ext}")
+}
+
+fn listing_urls(def: &TableDef) -> Result<Vec<(Location, ListingTableUrl)>> {
+    def.locations
+        .iter()
+        .map(|raw| {
+            let loc = Location::parse(raw, Path::new("/")).map_err(location_error)?;
+            let url = ListingTableUrl::parse(loc.listing_form()).map_err(|e| {
+                LakeError::InvalidDefinition(format!("Invalid location '{raw}': {e}"))
+            })?;
+            Ok((loc, url))
+        })
+        .collect()
+}
+
+fn listing_options(
+    format: Arc<dyn FileFormat>,
+    def: &TableDef,
+    collection: bool,
+    partition_types: &[(String, DataType)],
+) -> ListingOptions {
+    // Prefixes are filtered by suffix so stray files (_SUCCESS, README) are
+    // skipped; explicit files and globs are taken as written.
+    let ext = if collection && !def.locations.iter().any(|l| l.contains(['*', '?', '['])) {
+        extension_for(format.as_ref())
+    } else {
+        String::new()
+    };
+    ListingOptions::new(format)
+        .with_file_extension(ext)
+        .with_table_partition_cols(partition_types.to_vec())
+}
+
+/// Guesses `format.compression` from file suffixes when the user gave none.
+fn detect_compression(def: &mut TableDef, locations: &[(Location, ListingTableUrl)]) {
+    if def.options.contains_key("format.compression") || def.format == "parquet" || def.format == "avro" {
+        return;
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (loc, _) in locations {
+        if loc.is_collection() {
+            collect_file_names(&loc.literal_prefix(), 3, &mut names);
+        } else {
+            names.push(loc.as_str().to_string());
+        }
+    }
+    let data_files: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            let base = n.rsplit('/').next().unwrap_or(n);
+            !base.starts_with(['_', '.'])
+        })
+        .collect();
+    for (suffix, codec) in COMPRESSION_SUFFIXES {
+        if !data_files.is_empty() && data_files.iter().all(|n| n.ends_with(suffix)) {
+            def.options.insert("format.compression".into(), codec.into());
+            return;
+        }
+    }
+}
+
+fn collect_file_names(dir: &Path, depth: usize, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten().take(1000) {
+        let path = entry.path();
+        if path.is_dir() {
+            if depth > 0 {
+                collect_file_names(&path, depth - 1, out);
+            }
+        } else {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// Completes a definition drafted from DDL: checks the locations, detects
+/// compression, infers partition columns and, when no columns were declared,
+/// the schema. `declared` carries declared columns (partition columns may be
+/// among them).
+pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
+    if !FORMATS.contains(&def.format.as_str()) {
+        return Err(LakeError::NotSupported(format!(
+            "file format '{}' (supported: {})",
+            def.format,
+            FORMATS.join(", ")
+        )));
+    }
+    let urls = listing_urls(def)?;
+    for (loc, _) in &urls {
+        loc.check_exists().map_err(location_error)?;
+    }
+    detect_compression(def, &urls);
+    let format = file_format(state, def)?;
+    let collection = urls.iter().any(|(l, _)| l.is_collection());
+    let probe = listing_options(format, def, collection, &[]);
+
+    // Partition columns: as declared, else as found in the directory names.
+    if def.partition_cols.is_empty() && collection {
+        def.partition_cols = probe
+            .infer_partitions(state, &urls[0].1)
+            .await
+            .map_err(|e| data_error(def, e))?;
+    }
+
+    if def.declared_columns {
+        for p in &def.partition_cols {
+            if !def.columns.iter().any(|c| &c.name == p) {
+                return Err(LakeError::InvalidDefinition(format!(
+                    "partition column '{p}' is not among the declared columns"
+                )));
+            }
+        }
+        // Partition columns go last, as the listing table produces them.
+        let (mut files, parts): (Vec<_>, Vec<_>) =
+            def.columns.drain(..).partition(|c| !def.partition_cols.contains(&c.name));
+        files.extend(parts);
+        def.columns = files;
+        return Ok(());
+    }
+
+    let mut inferred: Option<SchemaRef> = None;
+    for (loc, url) in &urls {
+        let schema = probe.infer_schema(state, url).await.map_err(|e| data_error(def, e))?;
+        match &inferred {
+            None => inferred = Some(schema),
+            Some(first) if first.fields() != schema.fields() => {
+                return Err(LakeError::Data(format!(
+                    "the files at '{}' have a different schema than those at '{}'",
+                    loc.as_str(),
+                    def.locations[0]
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let file_schema = inferred.ok_or_else(|| {
+        LakeError::InvalidDefinition("an external table needs at least one location".into())
+    })?;
+    let mut columns: Vec<ColumnDef> = file_schema
+        .fields()
+        .iter()
+        .filter(|f| !def.partition_cols.contains(f.name()))
+        .map(|f| ColumnDef {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: true,
+            mysql_type: None,
+        })
+        .collect();
+    for p in &def.partition_cols {
+        columns.push(ColumnDef {
+            name: p.clone(),
+            data_type: partition_type().to_string(),
+            nullable: false,
+            mysql_type: None,
+        });
+    }
+    def.columns = columns;
+    Ok(())
+}
+
+/// Partition values are strings, dictionary-encoded as DataFusion does.
+fn partition_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
+}
+
+fn data_error(def: &TableDef, e: datafusion::error::DataFusionError) -> LakeError {
+    LakeError::Data(format!(
+        "cannot read {} data at '{}': {}",
+        def.format,
+        def.locations.join("', '"),
+        e.strip_backtrace()
+    ))
+}
+
+/// Builds the provider for a stored definition, without any I/O.
+pub fn build(state: &SessionState, def: &TableDef) -> Result<Arc<dyn TableProvider>> {
+    let urls = listing_urls(def)?;
+    let format = file_format(state, def)?;
+    let schema = def.schema()?;
+    let partition_types: Vec<(String, DataType)> = def
+        .partition_cols
+        .iter()
+        .map(|p| {
+            schema
+                .field_with_name(p)
+                .map(|f| (p.clone(), f.data_type().clone()))
+                .map_err(|e| LakeError::InvalidDefinition(e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    let collection = urls.iter().any(|(l, _)| l.is_collection());
+    let options = listing_options(format, def, collection, &partition_types);
+    let file_fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .filter(|f| !def.partition_cols.contains(f.name()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let config = ListingTableConfig::new_with_multi_paths(urls.into_iter().map(|(_, u)| u).collect())
+        .with_listing_options(options)
+        .with_schema(Arc::new(Schema::new(file_fields)));
+    let table = ListingTable::try_new(config)?
+        .with_cache(state.runtime_env().cache_manager.get_file_statistic_cache());
+    Ok(Arc::new(table))
+}

@@ -1,0 +1,637 @@
+//! A client session: its variables, current database, transaction state,
+//! warnings and prepared statements, and the routing of each statement to
+//! the code that answers it. Routing is decided on the parsed statement.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::TableReference;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectType, Set, ShowCreateObject, ShowStatementFilterPosition, ShowStatementOptions,
+    Statement, Use,
+};
+use datafusion::sql::sqlparser::dialect::MySqlDialect;
+
+use lakehouse::ddl::{self, split_name};
+use lakehouse::info_schema::INFORMATION_SCHEMA;
+use lakehouse::{Lakehouse, heatwave};
+
+use crate::show;
+use crate::split::is_blank;
+use crate::sysvars::{SessionVars, SetError, normalise_name};
+use crate::wire::codes::*;
+use crate::wire::resultset::ColumnInfo;
+
+/// What a statement produced.
+pub enum Response {
+    Ok { affected: u64, info: String },
+    Rows { cols: Vec<ColumnInfo>, stream: SendableRecordBatchStream },
+}
+
+impl Response {
+    fn ok() -> Self {
+        Response::Ok { affected: 0, info: String::new() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Warning {
+    pub level: &'static str,
+    pub code: u16,
+    pub message: String,
+}
+
+pub struct Session {
+    pub id: u32,
+    pub user: String,
+    pub host: String,
+    pub lake: Lakehouse,
+    pub ctx: SessionContext,
+    pub vars: SessionVars,
+    database: Arc<RwLock<Option<String>>>,
+    pub in_transaction: bool,
+    pub warnings: Vec<Warning>,
+    /// Set when the current database changed (reported via session tracking).
+    pub schema_changed: bool,
+    pub server_version: String,
+}
+
+fn not_supported(what: impl std::fmt::Display) -> MyError {
+    MyError::new(ER_NOT_SUPPORTED_YET, S_42000, format!("This version of Lakewave doesn't yet support '{what}'"))
+}
+
+fn read_only(what: &str) -> MyError {
+    MyError::new(
+        1036,
+        S_HY000,
+        format!(
+            "{what} needs a MySQL backend; lake tables are read-only and no backend is attached"
+        ),
+    )
+}
+
+impl Session {
+    pub fn new(id: u32, user: String, host: String, lake: Lakehouse, vars: SessionVars, server_version: String) -> Self {
+        let ctx = lake.session_context(None, vars.system_provider(), vars.user_provider());
+        let database = Arc::new(RwLock::new(None));
+        let s = Self {
+            id,
+            user,
+            host,
+            lake,
+            ctx,
+            vars,
+            database,
+            in_transaction: false,
+            warnings: Vec::new(),
+            schema_changed: false,
+            server_version,
+        };
+        s.register_functions();
+        s
+    }
+
+    /// MySQL information functions that clients and BI tools call.
+    fn register_functions(&self) {
+        let db = self.database.clone();
+        let database = move |_: &[ColumnarValue]| {
+            let v = db.read().unwrap_or_else(|p| p.into_inner()).clone();
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(v)))
+        };
+        for name in ["database", "schema"] {
+            self.ctx.register_udf(create_udf(name, vec![], DataType::Utf8, Volatility::Volatile, Arc::new(database.clone())));
+        }
+        let constant = |name: &str, value: ScalarValue| {
+            let dt = value.data_type();
+            create_udf(name, vec![], dt, Volatility::Stable, Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))))
+        };
+        let user = format!("{}@{}", self.user, self.host);
+        self.ctx.register_udf(constant("version", ScalarValue::Utf8(Some(self.server_version.clone()))));
+        self.ctx.register_udf(constant("user", ScalarValue::Utf8(Some(user.clone()))));
+        self.ctx.register_udf(constant("current_user", ScalarValue::Utf8(Some(user.clone()))));
+        self.ctx.register_udf(constant("session_user", ScalarValue::Utf8(Some(user.clone()))));
+        self.ctx.register_udf(constant("system_user", ScalarValue::Utf8(Some(user))));
+        self.ctx.register_udf(constant("connection_id", ScalarValue::UInt64(Some(self.id.into()))));
+        self.ctx.register_udf(constant("last_insert_id", ScalarValue::UInt64(Some(0))));
+        self.ctx.register_udf(constant("found_rows", ScalarValue::UInt64(Some(0))));
+    }
+
+    pub fn database(&self) -> Option<String> {
+        self.database.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Changes the current database (USE, COM_INIT_DB, handshake).
+    pub fn use_database(&mut self, db: &str) -> Result<(), MyError> {
+        let db = db.trim_matches('`').to_lowercase();
+        if !self.lake.database_exists(&db) {
+            return Err(MyError::from(lakehouse::LakeError::UnknownDatabase(db)));
+        }
+        self.set_database(Some(db));
+        Ok(())
+    }
+
+    fn set_database(&mut self, db: Option<String>) {
+        Lakehouse::set_database(&self.ctx, db.as_deref());
+        *self.database.write().unwrap_or_else(|p| p.into_inner()) = db;
+        self.schema_changed = true;
+    }
+
+    /// Back to a fresh session (COM_RESET_CONNECTION, COM_CHANGE_USER).
+    pub fn reset(&mut self) {
+        self.vars.reset();
+        self.in_transaction = false;
+        self.warnings.clear();
+    }
+
+    pub fn autocommit(&self) -> bool {
+        self.vars.flag("autocommit")
+    }
+
+    pub fn warn(&mut self, code: u16, message: impl Into<String>) {
+        self.warnings.push(Warning { level: "Warning", code, message: message.into() });
+    }
+
+    /// Runs one statement (already split from a multi-statement text).
+    pub async fn execute(&mut self, sql: &str) -> Result<Response, MyError> {
+        if is_blank(sql) {
+            return Err(MyError::new(ER_EMPTY_QUERY, S_42000, "Query was empty"));
+        }
+        if let Some(r) = self.chatter(sql).await? {
+            return Ok(r);
+        }
+        // The diagnostics area belongs to the previous statement until here.
+        self.warnings.clear();
+        let (sql_text, _secondary_engine) = heatwave::strip_secondary_engine(sql);
+        let mut statements = DFParser::parse_sql_with_dialect(&sql_text, &MySqlDialect {})
+            .map_err(|e| syntax_error(e, &sql_text))?;
+        let statement = match (statements.pop_front(), statements.is_empty()) {
+            (Some(s), true) => s,
+            (None, _) => return Err(MyError::new(ER_EMPTY_QUERY, S_42000, "Query was empty")),
+            (Some(_), false) => return Err(parse_error("more than one statement; enable multi-statements in the client")),
+        };
+        match statement {
+            DfStatement::CreateExternalTable(cmd) => {
+                let plan = ddl::from_external_table(&cmd, self.lake.base_dir())?;
+                self.create_table(plan).await
+            }
+            DfStatement::Explain(_) => self.query(statement).await,
+            DfStatement::CopyTo(_) => Err(not_supported("COPY")),
+            DfStatement::Reset(_) => Err(not_supported("RESET")),
+            DfStatement::Statement(s) => self.statement(*s, statement_text(&sql_text)).await,
+        }
+    }
+
+    async fn create_table(&mut self, plan: ddl::CreateTablePlan) -> Result<Response, MyError> {
+        let name = plan.def.name.clone();
+        let created = self.lake.create_table(self.database().as_deref(), plan).await?;
+        if !created {
+            self.warn(1050, format!("Table '{name}' already exists"));
+        }
+        Ok(Response::ok())
+    }
+
+    async fn statement(&mut self, s: Statement, text: &str) -> Result<Response, MyError> {
+        match s {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                self.query(DfStatement::Statement(Box::new(s))).await
+            }
+            Statement::CreateTable(ct) => {
+                let (engine, attribute) = heatwave::engine_of(&ct);
+                match (engine.as_deref().map(str::to_lowercase).as_deref(), attribute) {
+                    (Some("lakehouse"), Some(attr)) => {
+                        let plan = heatwave::from_create_table(&ct, &attr, self.lake.base_dir())?;
+                        self.create_table(plan).await
+                    }
+                    (Some("lakehouse"), None) => Err(MyError::from(lakehouse::LakeError::InvalidDefinition(
+                        "ENGINE=lakehouse needs ENGINE_ATTRIBUTE='{\"file\": [...]}'".into(),
+                    ))),
+                    _ => Err(read_only("CREATE TABLE for a MySQL table")),
+                }
+            }
+            Statement::CreateDatabase { db_name, if_not_exists, .. } => {
+                let name = db_name.to_string().trim_matches('`').to_lowercase();
+                if !self.lake.create_database(&name, if_not_exists)? {
+                    self.warn(ER_DB_CREATE_EXISTS, format!("Can't create database '{name}'; database exists"));
+                }
+                Ok(Response::Ok { affected: 1, info: String::new() })
+            }
+            Statement::CreateSchema { schema_name, if_not_exists, .. } => {
+                let name = schema_name.to_string().trim_matches('`').to_lowercase();
+                if !self.lake.create_database(&name, if_not_exists)? {
+                    self.warn(ER_DB_CREATE_EXISTS, format!("Can't create database '{name}'; database exists"));
+                }
+                Ok(Response::Ok { affected: 1, info: String::new() })
+            }
+            Statement::Drop { object_type, if_exists, names, .. } => self.drop(object_type, if_exists, &names),
+            Statement::Use(u) => {
+                let name = match u {
+                    Use::Object(n) | Use::Database(n) | Use::Schema(n) => n.to_string(),
+                    other => return Err(not_supported(other)),
+                };
+                self.use_database(&name)?;
+                Ok(Response::ok())
+            }
+            Statement::Set(set) => self.set(set).await,
+            Statement::StartTransaction { .. } => {
+                self.in_transaction = true;
+                Ok(Response::ok())
+            }
+            Statement::Commit { .. } | Statement::Rollback { .. } => {
+                self.in_transaction = false;
+                Ok(Response::ok())
+            }
+            Statement::ShowVariables { filter, global, .. } => {
+                let vars = self.vars.all(global);
+                let rows = vars.iter().map(|(k, v)| vec![Some(k.clone()), Some(v.to_text().unwrap_or_default())]).collect();
+                let rows = show::filter_rows(&self.ctx, &["Variable_name", "Value"], rows, filter.as_ref()).await?;
+                show::text_result(&["Variable_name", "Value"], rows)
+            }
+            Statement::ShowStatus { filter, .. } => {
+                let rows = self.status_rows();
+                let rows = show::filter_rows(&self.ctx, &["Variable_name", "Value"], rows, filter.as_ref()).await?;
+                show::text_result(&["Variable_name", "Value"], rows)
+            }
+            Statement::ShowDatabases { show_options, .. } | Statement::ShowSchemas { show_options, .. } => {
+                let mut names = self.lake.catalog().database_names();
+                names.push(INFORMATION_SCHEMA.into());
+                names.sort();
+                let rows = names.into_iter().map(|n| vec![Some(n)]).collect();
+                let rows = show::filter_rows(&self.ctx, &["Database"], rows, filter_of(&show_options)).await?;
+                show::text_result(&["Database"], rows)
+            }
+            Statement::ShowTables { full, show_options, .. } => self.show_tables(full, &show_options).await,
+            Statement::ShowColumns { full, show_options, .. } => {
+                let target = show_options
+                    .show_in
+                    .as_ref()
+                    .and_then(|i| i.parent_name.clone())
+                    .ok_or_else(|| parse_error("SHOW COLUMNS needs FROM <table>"))?;
+                let (db, table) = self.qualify(&target)?;
+                let cols = show::table_columns(&self.lake, &db, &table)?;
+                let rows = show::columns_rows(&cols, full);
+                let header: &[&str] = if full { &show::FULL_COLUMNS_HEADER } else { &show::COLUMNS_HEADER };
+                let rows = show::filter_rows(&self.ctx, header, rows, filter_of(&show_options)).await?;
+                show::text_result(header, rows)
+            }
+            Statement::ExplainTable { table_name, .. } => {
+                let (db, table) = self.qualify(&table_name)?;
+                let cols = show::table_columns(&self.lake, &db, &table)?;
+                show::text_result(&show::COLUMNS_HEADER, show::columns_rows(&cols, false))
+            }
+            Statement::ShowCreate { obj_type: ShowCreateObject::Table, obj_name } => {
+                let (db, table) = self.qualify(&obj_name)?;
+                let def = self.lake.table(&db, &table).ok_or_else(|| show::no_such_table(&db, &table))?;
+                let text = ddl::show_create(&def)?;
+                show::text_result(&["Table", "Create Table"], vec![vec![Some(table), Some(text)]])
+            }
+            Statement::ShowCollation { filter } => {
+                let rows = vec![
+                    vec![Some("utf8mb4_general_ci".into()), Some("utf8mb4".into()), Some("45".into()), Some("Yes".into()), Some("Yes".into()), Some("1".into()), Some("PAD SPACE".into())],
+                    vec![Some("utf8mb4_0900_ai_ci".into()), Some("utf8mb4".into()), Some("255".into()), Some("".into()), Some("Yes".into()), Some("0".into()), Some("NO PAD".into())],
+                    vec![Some("binary".into()), Some("binary".into()), Some("63".into()), Some("Yes".into()), Some("Yes".into()), Some("1".into()), Some("NO PAD".into())],
+                ];
+                let header = ["Collation", "Charset", "Id", "Default", "Compiled", "Sortlen", "Pad_attribute"];
+                let rows = show::filter_rows(&self.ctx, &header, rows, filter.as_ref()).await?;
+                show::text_result(&header, rows)
+            }
+            Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_) | Statement::Truncate { .. } => {
+                Err(read_only(text.split_whitespace().next().unwrap_or("This statement")))
+            }
+            Statement::Kill { .. } => Err(not_supported("KILL")),
+            other => Err(not_supported(first_words(&other.to_string()))),
+        }
+    }
+
+    fn drop(&mut self, object_type: ObjectType, if_exists: bool, names: &[datafusion::sql::sqlparser::ast::ObjectName]) -> Result<Response, MyError> {
+        match object_type {
+            ObjectType::Table => {
+                let mut missing = Vec::new();
+                for n in names {
+                    let (db, table) = self.qualify(n)?;
+                    if !self.lake.drop_table(&db, &table, true)? {
+                        missing.push(format!("{db}.{table}"));
+                    }
+                }
+                if !missing.is_empty() {
+                    let msg = format!("Unknown table '{}'", missing.join(","));
+                    if !if_exists {
+                        return Err(MyError::new(ER_BAD_TABLE, S_42S02, msg));
+                    }
+                    self.warn(ER_BAD_TABLE, msg);
+                }
+                Ok(Response::ok())
+            }
+            ObjectType::Schema | ObjectType::Database => {
+                let name = names.first().map(|n| n.to_string().trim_matches('`').to_lowercase()).unwrap_or_default();
+                match self.lake.drop_database(&name, if_exists)? {
+                    Some(tables) => {
+                        if self.database().as_deref() == Some(name.as_str()) {
+                            self.set_database(None);
+                        }
+                        Ok(Response::Ok { affected: tables as u64, info: String::new() })
+                    }
+                    None => {
+                        self.warn(ER_DB_DROP_EXISTS, format!("Can't drop database '{name}'; database doesn't exist"));
+                        Ok(Response::ok())
+                    }
+                }
+            }
+            other => Err(not_supported(format!("DROP {other}"))),
+        }
+    }
+
+    /// `db.table` with the session's database filled in.
+    fn qualify(&self, name: &datafusion::sql::sqlparser::ast::ObjectName) -> Result<(String, String), MyError> {
+        let (db, table) = split_name(name)?;
+        let db = db.or_else(|| self.database()).ok_or_else(|| MyError::from(lakehouse::LakeError::NoDatabaseSelected))?;
+        Ok((db, table))
+    }
+
+    async fn show_tables(&mut self, full: bool, opts: &ShowStatementOptions) -> Result<Response, MyError> {
+        let db = match opts.show_in.as_ref().and_then(|i| i.parent_name.as_ref()) {
+            Some(n) => n.to_string().trim_matches('`').to_lowercase(),
+            None => self.database().ok_or_else(|| MyError::from(lakehouse::LakeError::NoDatabaseSelected))?,
+        };
+        let names = if db == INFORMATION_SCHEMA {
+            lakehouse::info_schema::InfoSchemaProvider::table_names_upper()
+        } else {
+            self.lake.catalog().table_names(&db).ok_or_else(|| MyError::from(lakehouse::LakeError::UnknownDatabase(db.clone())))?
+        };
+        let kind = if db == INFORMATION_SCHEMA { "SYSTEM VIEW" } else { "BASE TABLE" };
+        let title = format!("Tables_in_{db}");
+        let rows: Vec<Vec<Option<String>>> =
+            names.into_iter().map(|n| if full { vec![Some(n), Some(kind.into())] } else { vec![Some(n)] }).collect();
+        let header: Vec<&str> = if full { vec![&title, "Table_type"] } else { vec![&title] };
+        let rows = show::filter_rows(&self.ctx, &header, rows, filter_of(opts)).await?;
+        show::text_result(&header, rows)
+    }
+
+    fn status_rows(&self) -> Vec<Vec<Option<String>>> {
+        let s = |k: &str, v: String| vec![Some(k.to_string()), Some(v)];
+        vec![
+            s("Threads_connected", crate::server::connected().to_string()),
+            s("Uptime", crate::server::uptime_secs().to_string()),
+            s("Questions", crate::server::questions().to_string()),
+            s("Ssl_cipher", String::new()),
+        ]
+    }
+
+    async fn set(&mut self, set: Set) -> Result<Response, MyError> {
+        match set {
+            Set::SingleAssignment { scope, variable, values, .. } => {
+                let value = values.first().ok_or_else(|| parse_error("SET needs a value"))?;
+                self.assign(scope.map(|s| s.to_string()), &variable.to_string(), value).await?;
+            }
+            Set::MultipleAssignments { assignments } => {
+                for a in assignments {
+                    self.assign(a.scope.map(|s| s.to_string()), &a.name.to_string(), &a.value).await?;
+                }
+            }
+            Set::SetNames { charset_name, collation_name } => {
+                let cs = charset_name.value.to_lowercase();
+                if !matches!(cs.as_str(), "utf8mb4" | "utf8" | "utf8mb3" | "binary" | "latin1" | "ascii") {
+                    return Err(MyError::new(1115, S_42000, format!("Unknown character set: '{cs}'")));
+                }
+                for v in ["character_set_client", "character_set_connection", "character_set_results"] {
+                    self.set_var(v, Some(ScalarValue::Utf8(Some(cs.clone()))))?;
+                }
+                let coll = collation_name.unwrap_or_else(|| format!("{cs}_general_ci"));
+                self.set_var("collation_connection", Some(ScalarValue::Utf8(Some(coll.trim_matches('\'').to_string()))))?;
+            }
+            Set::SetNamesDefault {} => {
+                for v in ["character_set_client", "character_set_connection", "character_set_results"] {
+                    self.set_var(v, Some(ScalarValue::Utf8(Some("utf8mb4".into()))))?;
+                }
+            }
+            Set::SetTimeZone { value, .. } => {
+                let v = self.eval(&value).await?;
+                self.set_var("time_zone", Some(v))?;
+            }
+            Set::SetTransaction { .. } => {}
+            other => return Err(not_supported(other)),
+        }
+        Ok(Response::ok())
+    }
+
+    fn set_var(&mut self, name: &str, value: Option<ScalarValue>) -> Result<(), MyError> {
+        self.vars.set(name, value, false).map_err(set_error)
+    }
+
+    async fn assign(&mut self, scope: Option<String>, name: &str, value: &Expr) -> Result<(), MyError> {
+        let global = scope.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("GLOBAL"))
+            || name.to_lowercase().starts_with("@@global.");
+        if name.starts_with('@') && !name.starts_with("@@") {
+            let v = self.eval(value).await?;
+            self.vars.set_user(name, Some(v));
+            return Ok(());
+        }
+        if global {
+            return Err(MyError::new(
+                1227,
+                S_42000,
+                "Access denied; you need (at least one of) the SUPER or SYSTEM_VARIABLES_ADMIN privilege(s) for this operation",
+            ));
+        }
+        // Bare words (ON, OFF, utf8mb4, DEFAULT) are values, not columns.
+        let (v, is_default) = match value {
+            Expr::Identifier(id) if id.value.eq_ignore_ascii_case("DEFAULT") => (None, true),
+            Expr::Identifier(id) => (Some(ScalarValue::Utf8(Some(id.value.clone()))), false),
+            other => (Some(self.eval(other).await?), false),
+        };
+        self.vars.set(name, v, is_default).map_err(set_error)?;
+        if normalise_name(name) == "autocommit" && self.autocommit() {
+            // Turning autocommit on commits an open transaction.
+            self.in_transaction = false;
+        }
+        Ok(())
+    }
+
+    /// Evaluates a scalar expression in the session (for SET).
+    async fn eval(&self, e: &Expr) -> Result<ScalarValue, MyError> {
+        let df = self.ctx.sql(&format!("SELECT {e}")).await?;
+        let batches = df.collect().await?;
+        let batch = batches.first().filter(|b| b.num_rows() == 1).ok_or_else(|| parse_error("SET value must be a scalar"))?;
+        Ok(ScalarValue::try_from_array(batch.column(0), 0)?)
+    }
+
+    /// Plans and runs a query in the lakehouse engine.
+    async fn query(&mut self, statement: DfStatement) -> Result<Response, MyError> {
+        let state = self.ctx.state();
+        let current = self.database();
+        for r in state.resolve_table_references(&statement)? {
+            let (db, table) = match &r {
+                TableReference::Bare { table } => (current.clone(), table.to_string()),
+                TableReference::Partial { schema, table } => (Some(schema.to_string()), table.to_string()),
+                TableReference::Full { schema, table, .. } => (Some(schema.to_string()), table.to_string()),
+            };
+            let db = db.ok_or_else(|| MyError::from(lakehouse::LakeError::NoDatabaseSelected))?.to_lowercase();
+            if !self.lake.table_exists(&db, &table.to_lowercase()) {
+                return Err(show::no_such_table(&db, &table));
+            }
+        }
+        let original = statement.clone();
+        let plan = state.statement_to_plan(statement).await?;
+        SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan).map_err(|_| not_supported("this statement in the lakehouse engine"))?;
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let qualifiers: Vec<(String, String)> = df
+            .schema()
+            .iter()
+            .map(|(q, _)| match q {
+                Some(TableReference::Partial { schema, table }) | Some(TableReference::Full { schema, table, .. }) => {
+                    (schema.to_string(), table.to_string())
+                }
+                Some(TableReference::Bare { table }) => (current.clone().unwrap_or_default(), table.to_string()),
+                None => (String::new(), String::new()),
+            })
+            .collect();
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let mut cols = ColumnInfo::from_schema(&schema, &qualifiers);
+        mysql_column_names(&original, &mut cols);
+        let stream = df.execute_stream().await?;
+        Ok(Response::Rows { cols, stream })
+    }
+
+    /// Client chatter that the SQL parser does not know, answered directly.
+    async fn chatter(&mut self, sql: &str) -> Result<Option<Response>, MyError> {
+        let norm: String = strip_leading_comments(sql).split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let norm = norm.trim_end_matches(';').trim();
+        let warnings = |s: &Session, errors_only: bool| -> Vec<Vec<Option<String>>> {
+            s.warnings
+                .iter()
+                .filter(|w| !errors_only || w.level == "Error")
+                .map(|w| vec![Some(w.level.to_string()), Some(w.code.to_string()), Some(w.message.clone())])
+                .collect()
+        };
+        let r = match norm {
+            n if n.starts_with("show warnings") => Some(show::text_result(&["Level", "Code", "Message"], warnings(self, false))?),
+            n if n.starts_with("show errors") => Some(show::text_result(&["Level", "Code", "Message"], warnings(self, true))?),
+            "show count(*) warnings" | "select @@warning_count" | "select @@session.warning_count" => {
+                Some(show::text_result(&["@@session.warning_count"], vec![vec![Some(self.warnings.len().to_string())]])?)
+            }
+            "show engines" => Some(show::text_result(
+                &["Engine", "Support", "Comment", "Transactions", "XA", "Savepoints"],
+                vec![
+                    vec![Some("lakehouse".into()), Some("DEFAULT".into()), Some("External tables over files in place".into()), Some("NO".into()), Some("NO".into()), Some("NO".into())],
+                    vec![Some("RAPID".into()), Some("YES".into()), Some("In-memory columnar secondary engine".into()), Some("NO".into()), Some("NO".into()), Some("NO".into())],
+                ],
+            )?),
+            n if n.starts_with("show processlist") || n.starts_with("show full processlist") => Some(show::text_result(
+                &["Id", "User", "Host", "db", "Command", "Time", "State", "Info"],
+                vec![vec![Some(self.id.to_string()), Some(self.user.clone()), Some(self.host.clone()), self.database(), Some("Query".into()), Some("0".into()), Some("executing".into()), Some(sql.to_string())]],
+            )?),
+            n if n.starts_with("show character set") || n.starts_with("show charset") => Some(show::text_result(
+                &["Charset", "Description", "Default collation", "Maxlen"],
+                vec![
+                    vec![Some("utf8mb4".into()), Some("UTF-8 Unicode".into()), Some("utf8mb4_general_ci".into()), Some("4".into())],
+                    vec![Some("binary".into()), Some("Binary pseudo charset".into()), Some("binary".into()), Some("1".into())],
+                ],
+            )?),
+            n if n.starts_with("show create database") || n.starts_with("show create schema") => {
+                let name = n.rsplit(' ').next().unwrap_or_default().trim_matches('`').to_string();
+                if !self.lake.database_exists(&name) {
+                    return Err(MyError::from(lakehouse::LakeError::UnknownDatabase(name)));
+                }
+                let text = format!("CREATE DATABASE `{name}` /*!40100 DEFAULT CHARACTER SET utf8mb4 */");
+                Some(show::text_result(&["Database", "Create Database"], vec![vec![Some(name), Some(text)]])?)
+            }
+            _ => None,
+        };
+        Ok(r)
+    }
+}
+
+/// A parser failure in MySQL's words, quoting the text from where it failed.
+fn syntax_error(e: datafusion::error::DataFusionError, sql: &str) -> MyError {
+    let detail = match &e {
+        datafusion::error::DataFusionError::SQL(p, _) => match p.as_ref() {
+            datafusion::sql::sqlparser::parser::ParserError::ParserError(m)
+            | datafusion::sql::sqlparser::parser::ParserError::TokenizerError(m) => m.clone(),
+            other => other.to_string(),
+        },
+        other => other.strip_backtrace(),
+    };
+    // "... at Line: L, Column: C"
+    let near = detail.rsplit_once(" at Line: ").and_then(|(msg, pos)| {
+        let (line, col) = pos.split_once(", Column: ")?;
+        let (line, col): (usize, usize) = (line.trim().parse().ok()?, col.trim().parse().ok()?);
+        let text: String = sql.lines().skip(line.saturating_sub(1)).collect::<Vec<_>>().join("\n");
+        let rest: String = text.chars().skip(col.saturating_sub(1)).take(80).collect();
+        Some((msg.to_string(), rest, line))
+    });
+    match near {
+        Some((msg, rest, line)) => parse_error(&format!("{msg} near '{rest}' at line {line}")),
+        None => parse_error(&detail),
+    }
+}
+
+/// MySQL names an unaliased select item by its text; DataFusion by its
+/// typed expression (`Int64(1)`). Use the text for top-level items.
+fn mysql_column_names(statement: &DfStatement, cols: &mut [ColumnInfo]) {
+    use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
+    let DfStatement::Statement(s) = statement else { return };
+    let Statement::Query(q) = s.as_ref() else { return };
+    let SetExpr::Select(select) = q.body.as_ref() else { return };
+    if select.projection.len() != cols.len() {
+        return;
+    }
+    for (item, col) in select.projection.iter().zip(cols.iter_mut()) {
+        match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => {}
+            SelectItem::UnnamedExpr(e) => col.name = e.to_string(),
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => return,
+            SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => {}
+        }
+    }
+}
+
+fn set_error(e: SetError) -> MyError {
+    match e {
+        SetError::Unknown(_) => MyError::new(ER_UNKNOWN_SYSTEM_VARIABLE, S_HY000, e.to_string()),
+        SetError::BadValue(..) => MyError::new(ER_WRONG_VALUE_FOR_VAR, S_42000, e.to_string()),
+    }
+}
+
+fn filter_of(opts: &ShowStatementOptions) -> Option<&datafusion::sql::sqlparser::ast::ShowStatementFilter> {
+    match &opts.filter_position {
+        Some(ShowStatementFilterPosition::Infix(f) | ShowStatementFilterPosition::Suffix(f)) => Some(f),
+        None => None,
+    }
+}
+
+fn statement_text(sql: &str) -> &str {
+    sql.trim()
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Drops leading `/* ... */`, `-- ...` and `# ...` comments.
+pub fn strip_leading_comments(sql: &str) -> &str {
+    let mut s = sql.trim_start();
+    loop {
+        if let Some(rest) = s.strip_prefix("/*") {
+            match rest.find("*/") {
+                Some(end) => s = rest[end + 2..].trim_start(),
+                None => return s,
+            }
+        } else if s.starts_with("--") || s.starts_with('#') {
+            match s.find('\n') {
+                Some(end) => s = s[end + 1..].trim_start(),
+                None => return "",
+            }
+        } else {
+            return s;
+        }
+    }
+}
+
+/// Per-session prepared statement registry.
+pub type Prepared = HashMap<u32, crate::prepared::PreparedStatement>;
