@@ -231,6 +231,9 @@ fn base_config(options: &LakehouseOptions, database: Option<&str>) -> SessionCon
     opts.execution.parquet.pushdown_filters = true;
     opts.execution.parquet.reorder_filters = true;
     opts.execution.listing_table_factory_infer_partitions = true;
+    // A prefix means every object under it, as on object stores, and globs
+    // may span directories.
+    opts.execution.listing_table_ignore_subdirectory = false;
     config
 }
 

@@ -330,7 +330,15 @@ impl Session {
             }
             ObjectType::Schema | ObjectType::Database => {
                 let name = names.first().map(|n| n.to_string().trim_matches('`').to_lowercase()).unwrap_or_default();
-                match self.lake.drop_database(&name, if_exists)? {
+                let dropped = self.lake.drop_database(&name, if_exists).map_err(|e| match e {
+                    lakehouse::LakeError::UnknownDatabase(db) => MyError::new(
+                        ER_DB_DROP_EXISTS,
+                        S_HY000,
+                        format!("Can't drop database '{db}'; database doesn't exist"),
+                    ),
+                    other => MyError::from(other),
+                })?;
+                match dropped {
                     Some(tables) => {
                         if self.database().as_deref() == Some(name.as_str()) {
                             self.set_database(None);

@@ -1,1 +1,167 @@
-//! placeholder
+//! Test harness: starts Lakewave servers (in-process on port 0, or the
+//! `lakewave` binary as a child process), writes fixture files, and locates
+//! the external clients the tests drive.
+
+pub mod fixtures;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use lakehouse::{Lakehouse, LakehouseOptions};
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh data directory.
+    pub async fn start() -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir for the data directory");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing data directory.
+    pub async fn start_in(data_dir: &Path) -> TestServer {
+        let mut options = LakehouseOptions::new(data_dir);
+        options.target_partitions = Some(2);
+        let lake = Lakehouse::open(options).expect("open the lakehouse");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let port = listener.local_addr().expect("local addr").port();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(mysql_front::run(
+            listener,
+            lake,
+            mysql_front::ServerOptions::default(),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        TestServer { port, data_dir: data_dir.to_path_buf(), stop: Some(tx), task: Some(task), _tmp: None }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+
+    pub async fn conn(&self) -> mysql_async::Conn {
+        mysql_async::Conn::from_url(self.url()).await.expect("connect to the test server")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// The `lakewave` binary built alongside the tests (`LAKEWAVE_BIN` overrides).
+pub fn lakewave_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("LAKEWAVE_BIN") {
+        return PathBuf::from(p);
+    }
+    // Test binaries live in target/<profile>/deps; the binary one level up.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let bin = profile_dir.join("lakewave");
+    assert!(
+        bin.exists(),
+        "the lakewave binary is missing at {}: run `cargo build -p lakewave-mysql-front` first \
+         (the test command in the README does this)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `lakewave serve` child process.
+pub struct ServerProcess {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl ServerProcess {
+    /// Starts the binary and waits for its "listening" line.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(lakewave_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("LAKEWAVE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start lakewave");
+        let stdout = child.stdout.take().expect("child stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let port = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("Lakewave listening on ") {
+                        break addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port in the listening line");
+                    }
+                }
+                _ => panic!("lakewave exited before listening"),
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ServerProcess { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        for _ in 0..200 {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        panic!("lakewave did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fails with an install hint when an external program is missing.
+pub fn require_program(program: &str, install_hint: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| panic!("`{program}` is not installed; {install_hint}"))
+}

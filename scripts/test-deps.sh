@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the test suite drives besides Rust: the MariaDB command-line
+# client, MariaDB Connector/J with a JDK, PyMySQL and mysql-connector-python.
+# Idempotent: each step is skipped when its tool is already present.
+set -euo pipefail
+
+need_apt=()
+command -v mariadb >/dev/null 2>&1 || command -v mysql >/dev/null 2>&1 || need_apt+=(mariadb-client)
+[ -f /usr/share/java/mariadb-java-client.jar ] || need_apt+=(libmariadb-java)
+command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check PyMySQL mysql-connector-python
+import pymysql, mysql.connector
+PY
+command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""End-to-end check of Lakewave through PyMySQL.
+
+Usage: pymysql_check.py HOST PORT [FIXTURES_DIR]
+
+Expects database `samples` (the 2000-row sample data set) and table
+`fixtures.all_types` (tests/src/fixtures.rs) to be registered. Exits non-zero
+with a message on the first mismatch.
+"""
+
+import sys
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pymysql
+
+COLUMNS = [
+    "id", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64",
+    "dec", "s", "b", "flag", "d", "ts", "t",
+]
+
+# The rows of fixtures::all_types_batch(), as Python values.
+EXPECTED_ALL_TYPES = [
+    (1, -128, -32768, -2147483648, -9223372036854775808,
+     255, 65535, 4294967295, 18446744073709551615,
+     1.5, -2.25, Decimal("12345.678"), "héllo, wörld", b"\x00\x01\xff", 1,
+     date(2026, 1, 31), datetime(2026, 1, 31, 23, 59, 58, 123456),
+     timedelta(hours=12, minutes=34, seconds=56, microseconds=500000)),
+    (2,) + (None,) * 17,
+    (3, 127, 32767, 2147483647, 9223372036854775807,
+     0, 0, 0, 0,
+     -0.5, 1e300, Decimal("-0.001"), "", b"", 0,
+     date(1970, 1, 1), datetime(1970, 1, 1, 0, 0, 0), timedelta(0)),
+]
+
+SAMPLE_TABLES = ["assets_csv", "sensors", "sensors_avro", "sensors_csv", "sensors_csv_gz", "sensors_json"]
+ASSET_TYPES = ["CNC_MILL", "GRINDER", "LATHE", "PRESS"]
+SAMPLE_ROWS = 2000
+
+
+def connect(host, port, **extra):
+    return pymysql.connect(host=host, port=port, user="root", password="", charset="utf8mb4", **extra)
+
+
+def query(conn, sql, args=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def check_row(label, got, expected):
+    assert len(got) == len(expected), f"{label}: {len(got)} columns, expected {len(expected)}: {got!r}"
+    for name, g, e in zip(COLUMNS, got, expected):
+        assert type(g) is type(e) and g == e, (
+            f"{label}, column {name}: got {g!r} ({type(g).__name__}), expected {e!r} ({type(e).__name__})"
+        )
+
+
+def check_samples(conn):
+    query(conn, "USE samples")
+    tables = sorted(r[0] for r in query(conn, "SHOW TABLES"))
+    assert tables == SAMPLE_TABLES, f"SHOW TABLES in samples: {tables}"
+
+    counts = dict(query(
+        conn,
+        "SELECT 'parquet' AS format, COUNT(*) AS row_count FROM sensors "
+        "UNION ALL SELECT 'csv', COUNT(*) FROM sensors_csv "
+        "UNION ALL SELECT 'csv.gz', COUNT(*) FROM sensors_csv_gz "
+        "UNION ALL SELECT 'json', COUNT(*) FROM sensors_json "
+        "UNION ALL SELECT 'avro', COUNT(*) FROM sensors_avro",
+    ))
+    assert counts == {f: SAMPLE_ROWS for f in ["parquet", "csv", "csv.gz", "json", "avro"]}, f"row counts per format: {counts}"
+
+    breakdown = query(
+        conn,
+        "SELECT COUNT(*) AS readings, "
+        "SUM(CASE WHEN machine_failure THEN 1 ELSE 0 END) AS any_failure, "
+        "SUM(CASE WHEN twf THEN 1 ELSE 0 END), SUM(CASE WHEN hdf THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN pwf THEN 1 ELSE 0 END), SUM(CASE WHEN osf THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN rnf THEN 1 ELSE 0 END) FROM sensors",
+    )
+    assert len(breakdown) == 1, f"failure breakdown: {breakdown}"
+    readings, any_failure, *modes = breakdown[0]
+    assert readings == SAMPLE_ROWS, f"failure breakdown readings: {readings}"
+    assert 0 < any_failure < readings, f"failure breakdown any_failure: {any_failure}"
+    assert any_failure <= sum(modes), f"every failure has a mode: {breakdown[0]}"
+
+    # Failures per machine type: the same answer from every format.
+    per_type_sql = (
+        "SELECT asset_type, COUNT(*) AS readings, "
+        "SUM(CASE WHEN machine_failure THEN 1 ELSE 0 END) AS failures "
+        "FROM {} GROUP BY asset_type ORDER BY asset_type"
+    )
+    per_type = query(conn, per_type_sql.format("sensors"))
+    assert [r[0] for r in per_type] == ASSET_TYPES, f"asset types: {per_type}"
+    assert sum(r[1] for r in per_type) == SAMPLE_ROWS, f"readings per type: {per_type}"
+    assert sum(r[2] for r in per_type) == any_failure, f"failures per type {per_type} vs total {any_failure}"
+    for table in ["sensors_csv", "sensors_csv_gz", "sensors_json", "sensors_avro"]:
+        other = query(conn, per_type_sql.format(table))
+        assert other == per_type, f"failures per type differ: {table} {other} vs sensors {per_type}"
+
+    # Per day and type adds up to the totals.
+    per_day = query(
+        conn,
+        "SELECT day, asset_type, COUNT(*) AS readings, "
+        "SUM(CASE WHEN machine_failure THEN 1 ELSE 0 END) AS failures "
+        "FROM sensors GROUP BY day, asset_type ORDER BY day, asset_type",
+    )
+    assert sum(r[2] for r in per_day) == SAMPLE_ROWS, f"readings per day/type: {per_day}"
+    assert sum(r[3] for r in per_day) == any_failure, f"failures per day/type: {per_day}"
+    assert sorted({str(r[0]) for r in per_day}) == [f"2026-01-0{d}" for d in range(1, 8)], f"days: {per_day}"
+
+    # Top machines by tool wear, joined with the CSV asset table.
+    top = query(
+        conn,
+        "SELECT s.asset_id, s.asset_type, a.site, a.line, MAX(s.tool_wear_min) AS max_wear "
+        "FROM sensors s JOIN assets_csv a ON a.asset_id = s.asset_id "
+        "GROUP BY s.asset_id, s.asset_type, a.site, a.line "
+        "ORDER BY max_wear DESC, s.asset_id LIMIT 10",
+    )
+    assert len(top) == 10, f"top machines: {top}"
+    wear = [r[4] for r in top]
+    assert wear == sorted(wear, reverse=True), f"top machines not ordered by wear: {top}"
+    assert all(r[1] in ASSET_TYPES and r[2] for r in top), f"top machines: {top}"
+
+    # The power rule recomputed from the raw columns matches the flag.
+    mismatches = query(
+        conn,
+        "SELECT SUM(CASE WHEN torque_nm IS NOT NULL AND pwf <> "
+        "(torque_nm * rotation_speed_rpm * 2 * pi() / 60 NOT BETWEEN 3500 AND 9000) "
+        "THEN 1 ELSE 0 END) FROM sensors",
+    )
+    assert mismatches == [(0,)], f"power rule mismatches: {mismatches}"
+
+    # Partition filter with a client-side parameter.
+    day_count = query(conn, "SELECT COUNT(*) FROM sensors WHERE day = %s", ("2026-01-03",))[0][0]
+    day_rows = {str(r[0]): 0 for r in per_day}
+    for r in per_day:
+        day_rows[str(r[0])] += r[2]
+    assert day_count == day_rows["2026-01-03"], f"day 2026-01-03: {day_count} vs {day_rows}"
+
+
+def check_all_types(conn):
+    rows = query(conn, "SELECT " + ", ".join(COLUMNS) + " FROM fixtures.all_types ORDER BY id")
+    assert len(rows) == 3, f"all_types rows: {rows!r}"
+    for got, expected in zip(rows, EXPECTED_ALL_TYPES):
+        check_row(f"all_types id {expected[0]}", got, expected)
+    # SELECT * gives the same columns in the same order.
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM fixtures.all_types ORDER BY id")
+        names = [d[0] for d in cur.description]
+        assert names == COLUMNS, f"SELECT * column names: {names}"
+        assert list(cur.fetchall()) == rows, "SELECT * differs from the explicit column list"
+
+
+def check_parameters(conn):
+    got = query(conn, "SELECT s FROM fixtures.all_types WHERE id = %s", (1,))
+    assert got == [("héllo, wörld",)], f"parameterized by id: {got!r}"
+    got = query(conn, "SELECT id FROM fixtures.all_types WHERE s = %s", ("héllo, wörld",))
+    assert got == [(1,)], f"parameterized by unicode string: {got!r}"
+    got = query(conn, "SELECT id FROM fixtures.all_types WHERE u64 = %s", (18446744073709551615,))
+    assert got == [(1,)], f"parameterized by max unsigned: {got!r}"
+    got = query(conn, "SELECT id FROM fixtures.all_types WHERE id IN %s ORDER BY id", ((2, 3),))
+    assert got == [(2,), (3,)], f"parameterized IN list: {got!r}"
+
+
+def expect_error(conn, sql, errno, sqlstate):
+    try:
+        query(conn, sql)
+    except pymysql.MySQLError as e:
+        code = e.args[0] if e.args else None
+        assert code == errno, f"{sql!r}: error {e!r}, expected errno {errno}"
+        message = e.args[1] if len(e.args) > 1 else ""
+        assert message, f"{sql!r}: error without a message: {e!r}"
+        print(f"  {sql!r} -> {type(e).__name__} {code}: {message}")
+    else:
+        raise AssertionError(f"{sql!r} succeeded, expected error {errno} ({sqlstate})")
+    assert query(conn, "SELECT 1") == [(1,)], f"connection unusable after {sql!r}"
+
+
+def check_errors(conn):
+    expect_error(conn, "SELECT * FROM fixtures.nosuch", 1146, "42S02")
+    expect_error(conn, "SELEC 1", 1064, "42000")
+    expect_error(conn, "SELECT nosuch_column FROM fixtures.all_types", 1054, "42S22")
+    # pymysql maps the errno to its exception classes.
+    try:
+        query(conn, "SELECT * FROM fixtures.nosuch")
+    except pymysql.err.ProgrammingError:
+        pass
+
+
+def main():
+    host, port = sys.argv[1], int(sys.argv[2])
+    conn = connect(host, port)
+    try:
+        version = query(conn, "SELECT VERSION()")[0][0]
+        print(f"connected to {host}:{port}, server {conn.get_server_info()!r}, VERSION() {version!r}")
+        assert conn.get_server_info(), "empty server version"
+        check_samples(conn)
+        print("samples ok")
+        check_all_types(conn)
+        print("all_types ok")
+        check_parameters(conn)
+        print("parameters ok")
+        check_errors(conn)
+        print("errors ok")
+        conn.ping(reconnect=False)
+    finally:
+        conn.close()
+    # A connection that names the database up front.
+    with connect(host, port, database="fixtures") as conn2:
+        got = query(conn2, "SELECT COUNT(*) FROM all_types")
+        assert got == [(3,)], f"count in default database: {got}"
+    print("pymysql: all checks passed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"pymysql check FAILED: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,158 @@
+//! Fixture files for the SQL and client tests, written fresh into a temp
+//! directory: one table of every column type with known values, CSV files
+//! in several dialects and compressions, Hive-partitioned and glob layouts,
+//! JSON lines, and deliberately broken files.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int8Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Time64MicrosecondArray, TimestampMicrosecondArray, UInt8Array, UInt16Array, UInt32Array,
+    UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::parquet::arrow::ArrowWriter;
+
+/// Rows of `all_types` (id 1: minimums and a unicode string, id 2: all
+/// NULL, id 3: maximums and empty values). Tests assert these values.
+pub fn all_types_batch() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("i8", DataType::Int8, true),
+        Field::new("i16", DataType::Int16, true),
+        Field::new("i32", DataType::Int32, true),
+        Field::new("i64", DataType::Int64, true),
+        Field::new("u8", DataType::UInt8, true),
+        Field::new("u16", DataType::UInt16, true),
+        Field::new("u32", DataType::UInt32, true),
+        Field::new("u64", DataType::UInt64, true),
+        Field::new("f32", DataType::Float32, true),
+        Field::new("f64", DataType::Float64, true),
+        Field::new("dec", DataType::Decimal128(12, 3), true),
+        Field::new("s", DataType::Utf8, true),
+        Field::new("b", DataType::Binary, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("d", DataType::Date32, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new("t", DataType::Time64(TimeUnit::Microsecond), true),
+    ]));
+    // 2026-01-31 is day 20484 since the epoch.
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(vec![1, 2, 3])),
+        Arc::new(Int8Array::from(vec![Some(i8::MIN), None, Some(i8::MAX)])),
+        Arc::new(Int16Array::from(vec![Some(i16::MIN), None, Some(i16::MAX)])),
+        Arc::new(Int32Array::from(vec![Some(i32::MIN), None, Some(i32::MAX)])),
+        Arc::new(Int64Array::from(vec![Some(i64::MIN), None, Some(i64::MAX)])),
+        Arc::new(UInt8Array::from(vec![Some(u8::MAX), None, Some(0)])),
+        Arc::new(UInt16Array::from(vec![Some(u16::MAX), None, Some(0)])),
+        Arc::new(UInt32Array::from(vec![Some(u32::MAX), None, Some(0)])),
+        Arc::new(UInt64Array::from(vec![Some(u64::MAX), None, Some(0)])),
+        Arc::new(Float32Array::from(vec![Some(1.5), None, Some(-0.5)])),
+        Arc::new(Float64Array::from(vec![Some(-2.25), None, Some(1e300)])),
+        Arc::new(
+            Decimal128Array::from(vec![Some(12_345_678), None, Some(-1)])
+                .with_precision_and_scale(12, 3)
+                .expect("valid decimal"),
+        ),
+        Arc::new(StringArray::from(vec![Some("héllo, wörld"), None, Some("")])),
+        Arc::new(BinaryArray::from(vec![Some(&[0u8, 1, 255][..]), None, Some(&[][..])])),
+        Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+        Arc::new(Date32Array::from(vec![Some(20_484), None, Some(0)])),
+        Arc::new(TimestampMicrosecondArray::from(vec![
+            Some(20_484 * 86_400_000_000 + 86_398_123_456),
+            None,
+            Some(0),
+        ])),
+        Arc::new(Time64MicrosecondArray::from(vec![Some(45_296_500_000), None, Some(0)])),
+    ];
+    RecordBatch::try_new(schema, columns).expect("all_types batch")
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    if let Some(p) = path.parent() {
+        fs::create_dir_all(p).expect("fixture dir");
+    }
+    let file = fs::File::create(path).expect("fixture file");
+    let mut w = ArrowWriter::try_new(file, batch.schema(), None).expect("parquet writer");
+    w.write(batch).expect("write parquet");
+    w.close().expect("close parquet");
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    if let Some(p) = path.parent() {
+        fs::create_dir_all(p).expect("fixture dir");
+    }
+    fs::write(path, bytes).expect("write fixture");
+}
+
+fn small_batch(region: &str, ids: &[i64]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("amount", DataType::Float64, false),
+        Field::new("note", DataType::Utf8, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids.to_vec())),
+            Arc::new(Float64Array::from(ids.iter().map(|i| *i as f64 * 1.5).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(ids.iter().map(|i| format!("{region}-{i}")).collect::<Vec<_>>())),
+        ],
+    )
+    .expect("small batch")
+}
+
+pub const PEOPLE_CSV: &str = "id,name,score,joined\n1,Ada,91.5,2024-01-15\n2,\"Grace, H.\",88.25,2023-11-02\n3,Linus,,2025-06-30\n";
+
+/// Writes every fixture under `dir`.
+pub fn write_all(dir: &Path) {
+    write_parquet(&dir.join("all_types.parquet"), &all_types_batch());
+
+    // CSV dialects and compressions.
+    write(&dir.join("csv/people.csv"), PEOPLE_CSV.as_bytes());
+    write(&dir.join("csv_semicolon/people.txt"), b"id;name;score\n1;'Ada; L';91.5\n2;Grace;\n");
+    write(&dir.join("csv_noheader/people.csv"), b"1|Ada|91.5\n2|Grace|88.25\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(PEOPLE_CSV.as_bytes()).expect("gzip");
+    write(&dir.join("csv_gz/people.csv.gz"), &gz.finish().expect("gzip"));
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(PEOPLE_CSV.as_bytes()).expect("bzip2");
+    write(&dir.join("csv_bz2/people.csv.bz2"), &bz.finish().expect("bzip2"));
+    write(&dir.join("csv_zst/people.csv.zst"), &zstd::encode_all(PEOPLE_CSV.as_bytes(), 3).expect("zstd"));
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(PEOPLE_CSV.as_bytes()).expect("xz");
+    write(&dir.join("csv_xz/people.csv.xz"), &xz.finish().expect("xz"));
+
+    // Hive partitions: region=eu|us / year=2025|2026.
+    let mut next = 1;
+    for region in ["eu", "us"] {
+        for year in ["2025", "2026"] {
+            let ids: Vec<i64> = (next..next + 3).collect();
+            next += 3;
+            write_parquet(&dir.join(format!("hive/region={region}/year={year}/part-0.parquet")), &small_batch(region, &ids));
+        }
+    }
+    write(&dir.join("hive/_SUCCESS"), b"");
+
+    // Glob layout: months, plus a folder the glob must not match.
+    write_parquet(&dir.join("glob/2026-01/part-0.parquet"), &small_batch("jan", &[1, 2]));
+    write_parquet(&dir.join("glob/2026-02/part-0.parquet"), &small_batch("feb", &[3, 4, 5]));
+    write_parquet(&dir.join("glob/2025-12/part-0.parquet"), &small_batch("dec", &[6]));
+    write_parquet(&dir.join("glob/2026-02/other-0.parquet"), &small_batch("other", &[7]));
+
+    // JSON lines.
+    write(
+        &dir.join("json/events.json"),
+        b"{\"id\": 1, \"kind\": \"start\", \"value\": 2.5}\n{\"id\": 2, \"kind\": \"stop\", \"value\": null}\n{\"id\": 3, \"kind\": \"start\", \"value\": 4}\n",
+    );
+
+    // Broken inputs.
+    let good = fs::read(dir.join("all_types.parquet")).expect("read parquet fixture");
+    write(&dir.join("bad/truncated.parquet"), &good[..good.len() / 2]);
+    write(&dir.join("bad/not_parquet.parquet"), b"this is not a parquet file\n");
+    write(&dir.join("bad/wrong_columns.csv"), b"a,b,c\n1,2,3\n4,5,6\n7,8,9,10\n11,12,13\n");
+}
