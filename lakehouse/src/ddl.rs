@@ -119,7 +119,11 @@ pub fn from_external_table(cmd: &CreateExternalTable, base: &Path) -> Result<Cre
         name,
         format,
         locations: normalise_locations(&cmd.locations, base)?,
-        partition_cols: cmd.table_partition_cols.clone(),
+        partition_cols: cmd
+            .table_partition_cols
+            .iter()
+            .map(|c| c.trim_matches(|q| q == '`' || q == '"').to_string())
+            .collect(),
         options,
         declared_columns: !columns.is_empty(),
         columns,

@@ -206,6 +206,18 @@ impl Lakehouse {
         self.catalog().table(db, table).is_some()
     }
 
+    /// Finds which file of the given tables fails to read, for an error
+    /// message that names it. Runs only after a query failed.
+    pub async fn locate_read_error(&self, tables: &[(String, String)]) -> Option<String> {
+        for (db, table) in tables {
+            let Some(def) = self.table(db, table) else { continue };
+            if let Some(m) = crate::diagnose::locate(&self.shared.builder_state, &def).await {
+                return Some(format!("Error reading table '{db}.{table}': {m}"));
+            }
+        }
+        None
+    }
+
     pub fn base_dir(&self) -> &Path {
         &self.options.base_dir
     }

@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod ddl;
+pub mod diagnose;
 pub mod engine;
 pub mod error;
 pub mod heatwave;

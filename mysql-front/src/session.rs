@@ -473,6 +473,7 @@ impl Session {
     async fn query(&mut self, statement: DfStatement) -> Result<Response, MyError> {
         let state = self.ctx.state();
         let current = self.database();
+        let mut lake_tables = Vec::new();
         for r in state.resolve_table_references(&statement)? {
             let (db, table) = match &r {
                 TableReference::Bare { table } => (current.clone(), table.to_string()),
@@ -482,6 +483,9 @@ impl Session {
             let db = db.ok_or_else(|| MyError::from(lakehouse::LakeError::NoDatabaseSelected))?.to_lowercase();
             if !self.lake.table_exists(&db, &table.to_lowercase()) {
                 return Err(show::no_such_table(&db, &table));
+            }
+            if db != INFORMATION_SCHEMA {
+                lake_tables.push((db, table.to_lowercase()));
             }
         }
         let original = statement.clone();
@@ -502,8 +506,52 @@ impl Session {
         let schema = Arc::new(df.schema().as_arrow().clone());
         let mut cols = ColumnInfo::from_schema(&schema, &qualifiers);
         mysql_column_names(&original, &mut cols);
-        let stream = df.execute_stream().await?;
-        Ok(Response::Rows { cols, stream })
+        let stream = match df.execute_stream().await {
+            Ok(s) => s,
+            Err(e) => return Err(self.name_failing_file(e, &lake_tables).await),
+        };
+        Ok(Response::Rows { cols, stream: self.diagnosing(stream, lake_tables) })
+    }
+
+    /// Rewrites a read error to name the file that caused it, when it can.
+    async fn name_failing_file(&self, e: datafusion::error::DataFusionError, tables: &[(String, String)]) -> MyError {
+        let err = MyError::from(e);
+        if err.code != ER_GET_ERRNO || tables.is_empty() {
+            return err;
+        }
+        match self.lake.locate_read_error(tables).await {
+            Some(msg) => MyError::new(err.code, &err.state, msg),
+            None => err,
+        }
+    }
+
+    /// Wraps a result stream so a read error met while streaming names its file.
+    fn diagnosing(&self, stream: SendableRecordBatchStream, tables: Vec<(String, String)>) -> SendableRecordBatchStream {
+        use futures::StreamExt;
+        let schema = stream.schema();
+        let lake = self.lake.clone();
+        let tables = Arc::new(tables);
+        let mapped = stream.then(move |item| {
+            let lake = lake.clone();
+            let tables = tables.clone();
+            async move {
+                match item {
+                    Ok(b) => Ok(b),
+                    Err(e) => {
+                        let err = MyError::from(e);
+                        if err.code != ER_GET_ERRNO || tables.is_empty() {
+                            return Err(datafusion::error::DataFusionError::External(Box::new(err)));
+                        }
+                        let err = match lake.locate_read_error(&tables).await {
+                            Some(msg) => MyError::new(err.code, &err.state, msg),
+                            None => err,
+                        };
+                        Err(datafusion::error::DataFusionError::External(Box::new(err)))
+                    }
+                }
+            }
+        });
+        Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, mapped))
     }
 
     /// Client chatter that the SQL parser does not know, answered directly.
