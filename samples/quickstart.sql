@@ -3,7 +3,7 @@
 -- Start the server with the sample data registered:
 --     lakewave serve --samples
 -- then run this script with the MySQL command-line client, for example:
---     mysql -h 127.0.0.1 -P 3306 -u root --table < samples/quickstart.sql
+--     mysql -h 127.0.0.1 -P 3307 -u root --table < samples/quickstart.sql
 --
 -- Tables of database `samples` (all over the same generated readings):
 --   sensors         Parquet, partitioned by day=YYYY-MM-DD
