@@ -78,7 +78,9 @@ fn nested_json(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError> {
     let batch = RecordBatch::try_new(schema, vec![array.clone()])?;
     let mut buf = Vec::new();
     {
-        let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+        let mut writer = datafusion::arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut buf);
         writer.write(&batch)?;
         writer.finish()?;
     }
@@ -87,7 +89,7 @@ fn nested_json(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError> {
     let mut lines = text.lines();
     for i in 0..array.len() {
         if array.is_null(i) {
-            // Null rows are written as `{}` by the line writer.
+            // Null rows still take a line (`{"v":null}`).
             lines.next();
             out.push(None);
             continue;
