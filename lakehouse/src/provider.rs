@@ -244,6 +244,60 @@ fn data_error(def: &TableDef, e: datafusion::error::DataFusionError) -> LakeErro
 
 /// Builds the provider for a stored definition, without any I/O.
 pub fn build(state: &SessionState, def: &TableDef) -> Result<Arc<dyn TableProvider>> {
+    match csv_null_marker(def) {
+        Some(marker) => with_null_marker(state, def, &marker),
+        None => build_listing(state, def),
+    }
+}
+
+/// The NULL marker of a CSV table, when it is not the empty field.
+fn csv_null_marker(def: &TableDef) -> Option<String> {
+    (def.format == "csv").then(|| def.options.get("format.null_value").cloned()).flatten().filter(|m| !m.is_empty())
+}
+
+/// DataFusion's CSV reader applies `null_regex` only while inferring, not
+/// while reading. Tables with a NULL marker therefore read every file column
+/// as text and convert it in a projection: the marker (and, for non-text
+/// columns, the empty field) becomes NULL, anything else is cast.
+fn with_null_marker(state: &SessionState, def: &TableDef, marker: &str) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::catalog::view::ViewTable;
+    use datafusion::catalog::default_table_source::provider_as_source;
+    use datafusion::logical_expr::{LogicalPlanBuilder, cast, ident, lit, when};
+    use datafusion::scalar::ScalarValue;
+
+    let mut text = def.clone();
+    for c in text.columns.iter_mut() {
+        if !def.partition_cols.contains(&c.name) {
+            c.data_type = DataType::Utf8.to_string();
+            c.nullable = true;
+        }
+    }
+    let raw = build_listing(state, &text)?;
+    let schema = def.schema()?;
+    let mut exprs = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let c = ident(f.name());
+        let e = if def.partition_cols.contains(f.name()) {
+            c
+        } else {
+            let null = lit(ScalarValue::try_from(f.data_type()).map_err(LakeError::Engine)?);
+            let is_null = if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                c.clone().eq(lit(marker))
+            } else {
+                c.clone().eq(lit(marker)).or(c.clone().eq(lit("")))
+            };
+            when(is_null, null).otherwise(cast(c, f.data_type().clone())).map_err(LakeError::Engine)?
+        };
+        exprs.push(e.alias(f.name()));
+    }
+    let plan = LogicalPlanBuilder::scan(def.name.clone(), provider_as_source(raw), None)
+        .and_then(|b| b.project(exprs))
+        .and_then(|b| b.build())
+        .map_err(LakeError::Engine)?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+fn build_listing(state: &SessionState, def: &TableDef) -> Result<Arc<dyn TableProvider>> {
     let urls = listing_urls(def)?;
     let format = file_format(state, def)?;
     let schema = def.schema()?;

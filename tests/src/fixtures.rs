@@ -114,7 +114,7 @@ pub fn write_all(dir: &Path) {
 
     // CSV dialects and compressions.
     write(&dir.join("csv/people.csv"), PEOPLE_CSV.as_bytes());
-    write(&dir.join("csv_semicolon/people.txt"), b"id;name;score\n1;'Ada; L';91.5\n2;Grace;\n");
+    write(&dir.join("csv_semicolon/people.txt"), b"id;name;score\n1;'Ada; L';91.5\n2;Grace;NA\n");
     write(&dir.join("csv_noheader/people.csv"), b"1|Ada|91.5\n2|Grace|88.25\n");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(PEOPLE_CSV.as_bytes()).expect("gzip");
