@@ -122,8 +122,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     }
 
     async fn run(&mut self, ctx: &ServerContext) {
+        let mut shutdown = ctx.shutdown.clone();
         loop {
-            let packet = match self.io.read_packet().await {
+            if *shutdown.borrow() {
+                return;
+            }
+            let read = tokio::select! {
+                r = self.io.read_packet() => r,
+                _ = shutdown.changed() => return,
+            };
+            let packet = match read {
                 Ok(Some(p)) => p,
                 Ok(None) => return,
                 Err(PacketError::TooLarge) => {

@@ -45,12 +45,19 @@ pub struct ServerContext {
     pub lake: Lakehouse,
     pub version: String,
     globals: Arc<BTreeMap<String, VarValue>>,
+    /// Flips to true when the server shuts down; idle sessions then close.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ServerContext {
     pub fn new(lake: Lakehouse) -> Self {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        Self::with_shutdown(lake, rx)
+    }
+
+    fn with_shutdown(lake: Lakehouse, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         let version = SERVER_VERSION.to_string();
-        Self { lake, globals: Arc::new(defaults(&version)), version }
+        Self { lake, globals: Arc::new(defaults(&version)), version, shutdown }
     }
 
     pub fn new_vars(&self) -> SessionVars {
@@ -75,7 +82,8 @@ impl Default for ServerOptions {
 /// open sessions to end.
 pub async fn run(listener: TcpListener, lake: Lakehouse, options: ServerOptions, shutdown: impl Future<Output = ()>) {
     STARTED.get_or_init(Instant::now);
-    let ctx = ServerContext::new(lake);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ctx = ServerContext::with_shutdown(lake, stop_rx);
     let limit = Arc::new(Semaphore::new(options.max_connections));
     let next_id = AtomicU32::new(1);
     let mut sessions = JoinSet::new();
@@ -106,6 +114,8 @@ pub async fn run(listener: TcpListener, lake: Lakehouse, options: ServerOptions,
         }
     }
     tracing::info!("shutting down: no new connections; waiting for {} session(s)", sessions.len());
+    // Idle sessions close now; busy ones finish their command first.
+    let _ = stop_tx.send(true);
     let drain = async { while sessions.join_next().await.is_some() {} };
     if tokio::time::timeout(options.shutdown_grace, drain).await.is_err() {
         tracing::warn!("sessions still open after the grace period; closing them");
