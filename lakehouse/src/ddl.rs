@@ -170,7 +170,7 @@ fn show_create_datafusion(def: &TableDef) -> String {
         let cols: Vec<String> = def
             .columns
             .iter()
-            .map(|c| column_sql(c))
+            .map(column_sql)
             .collect();
         out.push_str(&format!(" (\n  {}\n)", cols.join(",\n  ")));
     }

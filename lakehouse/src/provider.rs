@@ -50,11 +50,10 @@ fn file_format(state: &SessionState, def: &TableDef) -> Result<Arc<dyn FileForma
         def.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     // The CSV reader matches NULL markers by regex; `null_value` is the
     // user-facing literal form of the same thing.
-    if let Some(marker) = def.options.get("format.null_value") {
-        if !def.options.contains_key("format.null_regex") && def.format == "csv" {
+    if let Some(marker) = def.options.get("format.null_value")
+        && !def.options.contains_key("format.null_regex") && def.format == "csv" {
             options.insert("format.null_regex".into(), format!("^{}$", regex::escape(marker)));
         }
-    }
     factory.create(state, &options).map_err(|e| {
         LakeError::InvalidDefinition(format!("invalid options for {} table: {e}", def.format))
     })

@@ -68,13 +68,12 @@ where
         next_stmt_id: 1,
         collation,
     };
-    if let Some(db) = hello.database {
-        if let Err(e) = conn.session.use_database(&db) {
+    if let Some(db) = hello.database
+        && let Err(e) = conn.session.use_database(&db) {
             conn.io.write_err(e.code, &e.state, &e.message);
             let _ = conn.io.flush().await;
             return;
         }
-    }
     conn.session.schema_changed = false;
     conn.ok(0, "");
     if conn.io.flush().await.is_err() {

@@ -54,7 +54,7 @@ impl PreparedStatement {
         }
         let bad = || MyError::new(ER_WRONG_ARGUMENTS, S_HY000, "Incorrect arguments to mysqld_stmt_execute");
         let mut buf = ParseBuf(body);
-        let bitmap = buf.checked_eat((n + 7) / 8).ok_or_else(bad)?.to_vec();
+        let bitmap = buf.checked_eat(n.div_ceil(8)).ok_or_else(bad)?.to_vec();
         let bound = buf.checked_eat_u8().ok_or_else(bad)?;
         if bound == 1 {
             let mut types = Vec::with_capacity(n);

@@ -144,9 +144,8 @@ async fn handle(stream: tokio::net::TcpStream, peer: SocketAddr, ctx: ServerCont
         id,
         host,
     ));
-    if let Err(e) = task.await {
-        if e.is_panic() {
+    if let Err(e) = task.await
+        && e.is_panic() {
             tracing::error!(id, "session panicked: {e}");
         }
-    }
 }

@@ -22,6 +22,9 @@ use mysql_common::io::BufMutExt;
 
 use lakehouse::types::{MyKind, MySqlType};
 
+/// Writes the text form of row `i` of a decimal column.
+type DecimalWriter<'a> = Box<dyn Fn(usize, &mut Vec<u8>) + 'a>;
+
 /// One batch column, ready to encode.
 pub enum ColumnReader<'a> {
     Bool(&'a BooleanArray),
@@ -30,7 +33,7 @@ pub enum ColumnReader<'a> {
     F32(Box<dyn Fn(usize) -> f32 + 'a>),
     F64(&'a datafusion::arrow::array::PrimitiveArray<Float64Type>),
     /// Decimal as (unscaled value as text digits with sign, scale).
-    Decimal(Box<dyn Fn(usize, &mut Vec<u8>) + 'a>),
+    Decimal(DecimalWriter<'a>),
     Bytes(Box<dyn Fn(usize) -> &'a [u8] + 'a>),
     /// Days since 1970-01-01.
     Date(Box<dyn Fn(usize) -> i64 + 'a>),
