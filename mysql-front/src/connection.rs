@@ -175,11 +175,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 }
             }
             Command::COM_QUERY => {
-                let sql = String::from_utf8_lossy(body).to_string();
+                let sql = crate::split::decode_query(body);
                 self.query(&sql).await;
             }
             Command::COM_FIELD_LIST => self.field_list(body),
-            Command::COM_STMT_PREPARE => self.prepare(&String::from_utf8_lossy(body)).await,
+            Command::COM_STMT_PREPARE => self.prepare(&crate::split::decode_query(body)).await,
             Command::COM_STMT_EXECUTE => self.execute(body).await,
             Command::COM_STMT_CLOSE => {
                 if body.len() >= 4 {
@@ -341,8 +341,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         ty: lakehouse::types::mysql_type_of(&ty),
                         nullable: c.nullable,
                     };
-                    let mut p = Vec::new();
-                    mysql_common::proto::MySerialize::serialize(&info.packet(self.collation), &mut p);
+                    let mut p = info.packet(self.collation);
                     // COM_FIELD_LIST definitions carry a trailing default value.
                     p.put_lenenc_int(0);
                     self.io.write_packet(&p);
@@ -397,7 +396,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 nullable: true,
             };
             for _ in 0..params {
-                self.io.write_serialized(&param.packet(self.collation));
+                self.io.write_packet(&param.packet(self.collation));
             }
             if !deprecate_eof {
                 self.io.write_eof(st, 0);
@@ -405,7 +404,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         }
         if !cols.is_empty() {
             for c in &cols {
-                self.io.write_serialized(&c.packet(self.collation));
+                self.io.write_packet(&c.packet(self.collation));
             }
             if !deprecate_eof {
                 self.io.write_eof(st, 0);

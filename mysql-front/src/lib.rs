@@ -5,6 +5,7 @@
 //! line; tests start [`server::run`] on a listener bound to port 0.
 
 pub mod connection;
+pub mod dialect;
 pub mod prepared;
 pub mod server;
 pub mod session;

@@ -470,7 +470,7 @@ impl Session {
     }
 
     /// Plans and runs a query in the lakehouse engine.
-    async fn query(&mut self, statement: DfStatement) -> Result<Response, MyError> {
+    async fn query(&mut self, mut statement: DfStatement) -> Result<Response, MyError> {
         let state = self.ctx.state();
         let current = self.database();
         let mut lake_tables = Vec::new();
@@ -488,6 +488,8 @@ impl Session {
                 lake_tables.push((db, table.to_lowercase()));
             }
         }
+        let reads_information_schema = lake_tables.len() < state.resolve_table_references(&statement)?.len();
+        rewrite_mysql(&mut statement, reads_information_schema);
         let original = statement.clone();
         let plan = state.statement_to_plan(statement).await?;
         SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan).map_err(|_| not_supported("this statement in the lakehouse engine"))?;
@@ -600,6 +602,16 @@ impl Session {
             _ => None,
         };
         Ok(r)
+    }
+}
+
+/// Applies the MySQL-to-DataFusion rewrites to a statement (and the one an
+/// EXPLAIN wraps).
+fn rewrite_mysql(statement: &mut DfStatement, information_schema: bool) {
+    match statement {
+        DfStatement::Statement(s) => crate::dialect::rewrite(s, information_schema),
+        DfStatement::Explain(e) => rewrite_mysql(&mut e.statement, information_schema),
+        _ => {}
     }
 }
 

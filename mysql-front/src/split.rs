@@ -124,9 +124,12 @@ pub fn placeholders(sql: &str) -> Vec<usize> {
     out
 }
 
-/// A MySQL string literal with the escapes MySQL understands by default.
+/// A MySQL string literal with the escapes MySQL understands by default;
+/// bytes that are not UTF-8 text become a hex literal (`X'00FF'`).
 pub fn quote_literal(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return hex_literal(bytes);
+    };
     let mut out = String::with_capacity(text.len() + 2);
     out.push('\'');
     for ch in text.chars() {
@@ -142,6 +145,125 @@ pub fn quote_literal(bytes: &[u8]) -> String {
     }
     out.push('\'');
     out
+}
+
+fn hex_literal(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2 + 3);
+    out.push_str("X'");
+    for b in bytes {
+        out.push_str(&format!("{b:02X}"));
+    }
+    out.push('\'');
+    out
+}
+
+/// Character set introducers MySQL allows before a string literal.
+const INTRODUCERS: [&str; 5] = ["_binary", "_utf8mb4", "_utf8mb3", "_utf8", "_latin1"];
+
+/// Turns the bytes of a COM_QUERY into SQL text. String literals whose value
+/// is not UTF-8 (raw binary sent by clients that interpolate parameters), or
+/// that carry a `_binary` introducer, become hex literals; other introducers
+/// are dropped. Anything else that is not UTF-8 is replaced lossily.
+pub fn decode_query(bytes: &[u8]) -> String {
+    if std::str::from_utf8(bytes).is_ok() && !contains_introducer(bytes) {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len() + 16);
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'\'' | b'"' => {
+                let (value, end) = string_value(bytes, i);
+                let raw = &bytes[i..end];
+                let binary = strip_introducer(&mut out);
+                if binary || std::str::from_utf8(&value).is_err() {
+                    out.extend_from_slice(hex_literal(&value).as_bytes());
+                } else {
+                    out.extend_from_slice(raw);
+                }
+                i = end;
+            }
+            b'`' => {
+                let end = bytes[i + 1..].iter().position(|b| *b == b'`').map(|p| i + 2 + p).unwrap_or(bytes.len());
+                out.extend_from_slice(&bytes[i..end]);
+                i = end;
+            }
+            b'#' => {
+                let end = bytes[i..].iter().position(|b| *b == b'\n').map(|p| i + p).unwrap_or(bytes.len());
+                out.extend_from_slice(&bytes[i..end]);
+                i = end;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = bytes[i + 2..].windows(2).position(|w| w == b"*/").map(|p| i + 4 + p).unwrap_or(bytes.len());
+                out.extend_from_slice(&bytes[i..end]);
+                i = end;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn contains_introducer(bytes: &[u8]) -> bool {
+    let lower = bytes.to_ascii_lowercase();
+    INTRODUCERS.iter().any(|i| lower.windows(i.len()).any(|w| w == i.as_bytes()))
+}
+
+/// Removes a trailing introducer (and spaces) from `out`; true for `_binary`.
+fn strip_introducer(out: &mut Vec<u8>) -> bool {
+    let trimmed = out.iter().rposition(|b| !b.is_ascii_whitespace()).map(|p| p + 1).unwrap_or(0);
+    let word_start = out[..trimmed]
+        .iter()
+        .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+        .map(|p| p + 1)
+        .unwrap_or(0);
+    let word = out[word_start..trimmed].to_ascii_lowercase();
+    match INTRODUCERS.iter().find(|i| i.as_bytes() == word.as_slice()) {
+        Some(found) => {
+            out.truncate(word_start);
+            *found == "_binary"
+        }
+        None => false,
+    }
+}
+
+/// The unescaped value of the string literal starting at `start` (a quote)
+/// and the index just past its closing quote.
+fn string_value(bytes: &[u8], start: usize) -> (Vec<u8>, usize) {
+    let quote = bytes[start];
+    let mut value = Vec::new();
+    let mut i = start + 1;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\\' && i + 1 < bytes.len() {
+            let n = bytes[i + 1];
+            value.push(match n {
+                b'0' => 0,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'b' => 8,
+                b'Z' => 0x1A,
+                other => other,
+            });
+            i += 2;
+        } else if c == quote {
+            if bytes.get(i + 1) == Some(&quote) {
+                value.push(quote);
+                i += 2;
+            } else {
+                return (value, i + 1);
+            }
+        } else {
+            value.push(c);
+            i += 1;
+        }
+    }
+    (value, bytes.len())
 }
 
 /// The SQL literal for a bound parameter.
@@ -185,7 +307,7 @@ mod tests {
     fn splits_outside_strings_and_comments() {
         let s = "select 'a;b'; select `x;y` from t -- c;\n; /* ; */ select 3;";
         let parts = split_statements(s);
-        assert_eq!(parts, vec!["select 'a;b'", "select `x;y` from t -- c;", "select 3"]);
+        assert_eq!(parts, vec!["select 'a;b'", "select `x;y` from t -- c;", "/* ; */ select 3"]);
         assert!(split_statements(" ; -- only\n").is_empty());
     }
 
@@ -197,5 +319,14 @@ mod tests {
         let out = substitute(sql, &pos, &[Value::Int(5), Value::Bytes(b"it's".to_vec())]);
         assert_eq!(out, "select 5 , '?' , 'it''s' -- ?\n");
         assert_eq!(literal(&Value::Date(2026, 1, 2, 0, 0, 0, 0)), "DATE '2026-01-02'");
+        assert_eq!(literal(&Value::Bytes(vec![0, 1, 0xFF])), "X'0001FF'");
+    }
+
+    #[test]
+    fn binary_literals_in_query_text() {
+        assert_eq!(decode_query(b"select 'a'"), "select 'a'");
+        assert_eq!(decode_query(b"select * from t where b = '\\0\x01\xff'"), "select * from t where b = X'0001FF'");
+        assert_eq!(decode_query(b"select _binary '\\0\x01\xff', _utf8mb4'x'"), "select X'0001FF', 'x'");
+        assert_eq!(decode_query(b"select _binary'ab'"), "select X'6162'");
     }
 }

@@ -9,6 +9,7 @@ with a message on the first mismatch.
 """
 
 import sys
+import traceback
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -160,14 +161,20 @@ def check_parameters(conn):
     assert got == [(1,)], f"parameterized by unicode string: {got!r}"
     got = query(conn, "SELECT id FROM fixtures.all_types WHERE u64 = %s", (18446744073709551615,))
     assert got == [(1,)], f"parameterized by max unsigned: {got!r}"
+    got = query(conn, "SELECT id FROM fixtures.all_types WHERE b = %s", (b"\x00\x01\xff",))
+    assert got == [(1,)], f"parameterized by bytes: {got!r}"
+    got = query(conn, "SELECT id FROM fixtures.all_types WHERE d = %s AND ts = %s",
+                (date(2026, 1, 31), datetime(2026, 1, 31, 23, 59, 58, 123456)))
+    assert got == [(1,)], f"parameterized by date and datetime: {got!r}"
     got = query(conn, "SELECT id FROM fixtures.all_types WHERE id IN %s ORDER BY id", ((2, 3),))
     assert got == [(2,), (3,)], f"parameterized IN list: {got!r}"
 
 
-def expect_error(conn, sql, errno, sqlstate):
+def expect_error(conn, sql, errno, sqlstate, exc_class):
     try:
         query(conn, sql)
     except pymysql.MySQLError as e:
+        assert isinstance(e, exc_class), f"{sql!r}: {type(e).__name__}, expected {exc_class.__name__}"
         code = e.args[0] if e.args else None
         assert code == errno, f"{sql!r}: error {e!r}, expected errno {errno}"
         message = e.args[1] if len(e.args) > 1 else ""
@@ -179,44 +186,56 @@ def expect_error(conn, sql, errno, sqlstate):
 
 
 def check_errors(conn):
-    expect_error(conn, "SELECT * FROM fixtures.nosuch", 1146, "42S02")
-    expect_error(conn, "SELEC 1", 1064, "42000")
-    expect_error(conn, "SELECT nosuch_column FROM fixtures.all_types", 1054, "42S22")
-    # pymysql maps the errno to its exception classes.
-    try:
-        query(conn, "SELECT * FROM fixtures.nosuch")
-    except pymysql.err.ProgrammingError:
-        pass
+    # PyMySQL does not expose the SQLSTATE; it maps the errno to a class.
+    expect_error(conn, "SELECT * FROM fixtures.nosuch", 1146, "42S02", pymysql.err.ProgrammingError)
+    expect_error(conn, "SELEC 1", 1064, "42000", pymysql.err.ProgrammingError)
+    expect_error(conn, "SELECT nosuch_column FROM fixtures.all_types", 1054, "42S22", pymysql.err.OperationalError)
 
 
-def main():
-    host, port = sys.argv[1], int(sys.argv[2])
+def check_connection(host, port):
     conn = connect(host, port)
     try:
         version = query(conn, "SELECT VERSION()")[0][0]
         print(f"connected to {host}:{port}, server {conn.get_server_info()!r}, VERSION() {version!r}")
         assert conn.get_server_info(), "empty server version"
-        check_samples(conn)
-        print("samples ok")
-        check_all_types(conn)
-        print("all_types ok")
-        check_parameters(conn)
-        print("parameters ok")
-        check_errors(conn)
-        print("errors ok")
+        assert query(conn, "SELECT 1") == [(1,)], "SELECT 1"
         conn.ping(reconnect=False)
     finally:
         conn.close()
     # A connection that names the database up front.
-    with connect(host, port, database="fixtures") as conn2:
-        got = query(conn2, "SELECT COUNT(*) FROM all_types")
-        assert got == [(3,)], f"count in default database: {got}"
+    with connect(host, port, database="fixtures") as conn:
+        got = query(conn, "SELECT COUNT(*) FROM all_types")
+        assert got == [(3,)], f"count in the default database: {got}"
+
+
+def main():
+    host, port = sys.argv[1], int(sys.argv[2])
+    failures = []
+
+    def section(name, check, with_conn=True):
+        """Runs one group of checks on a fresh connection; later groups still run after a failure."""
+        try:
+            if not with_conn:
+                check(host, port)
+            else:
+                with connect(host, port) as conn:
+                    check(conn)
+            print(f"{name} ok")
+        except Exception:  # noqa: BLE001 - every failure is reported
+            print(f"{name} FAILED:")
+            traceback.print_exc(file=sys.stdout)
+            failures.append(f"{name}: {traceback.format_exc(limit=0).strip()}")
+
+    section("connection", check_connection, with_conn=False)
+    section("samples", check_samples)
+    section("all_types", check_all_types)
+    section("parameters", check_parameters)
+    section("errors", check_errors)
+    if failures:
+        print("pymysql check FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+        sys.exit(1)
     print("pymysql: all checks passed")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"pymysql check FAILED: {e}", file=sys.stderr)
-        sys.exit(1)
+    main()

@@ -6,7 +6,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use mysql_common::constants::{CapabilityFlags, ColumnFlags, ColumnType, StatusFlags};
 use mysql_common::io::BufMutExt;
-use mysql_common::packets::Column;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use lakehouse::types::{MyKind, MySqlType, mysql_type_of};
@@ -51,7 +50,10 @@ impl ColumnInfo {
             .collect()
     }
 
-    pub fn packet(&self, text_collation: u16) -> Column {
+    /// The column definition packet (Protocol::ColumnDefinition41). Written
+    /// by hand: the fixed-length block must be charset, length, type, flags,
+    /// decimals, in that order.
+    pub fn packet(&self, text_collation: u16) -> Vec<u8> {
         let ty = &self.ty;
         let mut flags = ColumnFlags::empty();
         if !self.nullable {
@@ -73,16 +75,21 @@ impl ColumnInfo {
             flags |= ColumnFlags::NUM_FLAG;
         }
         let charset = if ty.is_text() { text_collation } else { BINARY_COLLATION };
-        Column::new(column_type(ty.kind))
-            .with_schema(self.schema.as_bytes())
-            .with_table(self.table.as_bytes())
-            .with_org_table(self.org_table.as_bytes())
-            .with_name(self.name.as_bytes())
-            .with_org_name(self.org_name.as_bytes())
-            .with_character_set(charset)
-            .with_column_length(ty.length)
-            .with_decimals(ty.decimals)
-            .with_flags(flags)
+        let mut b = Vec::with_capacity(64 + self.name.len() * 2);
+        b.put_lenenc_str(b"def");
+        b.put_lenenc_str(self.schema.as_bytes());
+        b.put_lenenc_str(self.table.as_bytes());
+        b.put_lenenc_str(self.org_table.as_bytes());
+        b.put_lenenc_str(self.name.as_bytes());
+        b.put_lenenc_str(self.org_name.as_bytes());
+        b.put_lenenc_int(0x0C);
+        b.extend_from_slice(&charset.to_le_bytes());
+        b.extend_from_slice(&ty.length.to_le_bytes());
+        b.push(column_type(ty.kind) as u8);
+        b.extend_from_slice(&flags.bits().to_le_bytes());
+        b.push(ty.decimals);
+        b.extend_from_slice(&[0, 0]);
+        b
     }
 }
 
@@ -122,7 +129,7 @@ where
 {
     io.write_with(|b| b.put_lenenc_int(cols.len() as u64));
     for c in cols {
-        io.write_serialized(&c.packet(collation));
+        io.write_packet(&c.packet(collation));
     }
     if !io.capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF) {
         io.write_eof(status, 0);

@@ -1,0 +1,170 @@
+//! MySQL SQL that DataFusion does not understand as such, rewritten on the
+//! parsed statement before planning: `IF()`, `UCASE()`/`LCASE()`,
+//! `LOCATE()`, `CAST(x AS SIGNED|UNSIGNED [INTEGER])`, `CONVERT(x, type)`.
+//!
+//! MySQL compares strings case-insensitively under its default collations.
+//! Lakewave keeps exact comparisons for lake data (so filters stay pushed
+//! down into scans), but applies MySQL's rule to `information_schema`
+//! queries, which connectors write assuming it (`IS_NULLABLE = 'yes'`).
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, CaseWhen, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, ObjectName, Statement, Value, visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+
+fn args(f: &Function) -> Vec<Expr> {
+    match &f.args {
+        FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    use datafusion::sql::sqlparser::ast::FunctionArgumentList;
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+fn case(cond: Expr, then: Expr, otherwise: Expr) -> Expr {
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![CaseWhen { condition: cond, result: then }],
+        else_result: Some(Box::new(otherwise)),
+    }
+}
+
+fn integer_type(dt: &DataType) -> Option<DataType> {
+    match dt {
+        DataType::Signed | DataType::SignedInteger => Some(DataType::BigInt(None)),
+        DataType::Unsigned | DataType::UnsignedInteger => Some(DataType::BigIntUnsigned(None)),
+        _ => None,
+    }
+}
+
+fn is_string_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_)))
+}
+
+fn rewrite_expr(e: &mut Expr, case_insensitive: bool) {
+    let replacement = match e {
+        Expr::Function(f) => {
+            let name = f.name.to_string().to_lowercase();
+            let a = args(f);
+            match (name.as_str(), a.len()) {
+                ("if", 3) => {
+                    let mut a = a.into_iter();
+                    let (c, t, o) = (a.next(), a.next(), a.next());
+                    match (c, t, o) {
+                        (Some(c), Some(t), Some(o)) => Some(case(c, t, o)),
+                        _ => None,
+                    }
+                }
+                ("ucase", 1) => Some(call("upper", a)),
+                ("lcase", 1) => Some(call("lower", a)),
+                ("locate" | "position", 2) => Some(call("strpos", vec![a[1].clone(), a[0].clone()])),
+                ("locate", 3) => {
+                    // Position of needle in haystack from pos on, 0 if absent.
+                    let tail = call("substr", vec![a[1].clone(), a[2].clone()]);
+                    let found = call("strpos", vec![tail, a[0].clone()]);
+                    let zero = Expr::value(Value::Number("0".into(), false));
+                    let shifted = Expr::BinaryOp {
+                        left: Box::new(Expr::BinaryOp {
+                            left: Box::new(found.clone()),
+                            op: BinaryOperator::Plus,
+                            right: Box::new(a[2].clone()),
+                        }),
+                        op: BinaryOperator::Minus,
+                        right: Box::new(Expr::value(Value::Number("1".into(), false))),
+                    };
+                    let absent = Expr::BinaryOp { left: Box::new(found), op: BinaryOperator::Eq, right: Box::new(zero.clone()) };
+                    Some(case(absent, zero, shifted))
+                }
+                _ => None,
+            }
+        }
+        Expr::Cast { data_type, .. } => {
+            if let Some(t) = integer_type(data_type) {
+                *data_type = t;
+            }
+            None
+        }
+        Expr::Convert { expr, data_type: Some(dt), charset: None, .. } => {
+            let data_type = integer_type(dt).unwrap_or_else(|| dt.clone());
+            Some(Expr::Cast {
+                kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                expr: expr.clone(),
+                data_type,
+                array: false,
+                format: None,
+            })
+        }
+        Expr::Convert { expr, data_type: None, .. } => Some((**expr).clone()),
+        Expr::BinaryOp { left, op: op @ (BinaryOperator::Eq | BinaryOperator::NotEq), right }
+            if case_insensitive && (is_string_literal(left) || is_string_literal(right)) =>
+        {
+            Some(Expr::BinaryOp {
+                left: Box::new(call("lower", vec![(**left).clone()])),
+                op: op.clone(),
+                right: Box::new(call("lower", vec![(**right).clone()])),
+            })
+        }
+        _ => None,
+    };
+    if let Some(r) = replacement {
+        *e = r;
+    }
+}
+
+/// Rewrites MySQL-only constructs in place.
+pub fn rewrite(statement: &mut Statement, information_schema: bool) {
+    let _ = visit_expressions_mut(statement, |e| {
+        rewrite_expr(e, information_schema);
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::MySqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewritten(sql: &str, info: bool) -> String {
+        let mut s = Parser::parse_sql(&MySqlDialect {}, sql).expect("parses").remove(0);
+        rewrite(&mut s, info);
+        s.to_string()
+    }
+
+    #[test]
+    fn mysql_functions() {
+        assert_eq!(rewritten("SELECT IF(a = 1, 'x', 'y')", false), "SELECT CASE WHEN a = 1 THEN 'x' ELSE 'y' END");
+        assert_eq!(rewritten("SELECT UCASE(a), LOCATE('b', a)", false), "SELECT upper(a), strpos(a, 'b')");
+        assert_eq!(rewritten("SELECT CAST(a AS SIGNED INTEGER), CONVERT(b, UNSIGNED)", false), "SELECT CAST(a AS BIGINT), CAST(b AS BIGINT UNSIGNED)");
+        assert_eq!(rewritten("SELECT 1 WHERE t = 'YES'", true), "SELECT 1 WHERE lower(t) = lower('YES')");
+        assert_eq!(rewritten("SELECT 1 WHERE t = 'YES'", false), "SELECT 1 WHERE t = 'YES'");
+    }
+}
