@@ -719,6 +719,13 @@ async fn mysql_async() {
     conn.reset().await.expect("COM_RESET_CONNECTION");
     let one: Option<i64> = conn.query_first("SELECT 1").await.expect("SELECT 1 after reset");
     assert_eq!(one, Some(1));
+    conn.query_drop("SET @kept = 1").await.expect("set a user variable");
+    conn.change_user(mysql_async::ChangeUserOpts::default().with_db_name(Some("samples".into())))
+        .await
+        .expect("COM_CHANGE_USER");
+    let (db, kept): (Option<String>, Option<i64>) =
+        conn.query_first("SELECT DATABASE(), @kept").await.expect("after change user").expect("a row");
+    assert_eq!((db.as_deref(), kept), (Some("samples"), None), "change user switches db and resets the session");
     conn.disconnect().await.expect("disconnect");
     env.stop().await;
 }
