@@ -6,4 +6,4 @@
 
 pub mod location;
 
-pub use location::{Location, LocationError};
+pub use location::{Location, LocationError, list_local_files};

@@ -121,6 +121,28 @@ impl Location {
     }
 }
 
+/// Files under a local directory, recursively, sorted; at most `limit`.
+pub fn list_local_files(dir: &Path, limit: usize) -> Vec<String> {
+    fn walk(dir: &Path, limit: usize, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            if out.len() >= limit {
+                return;
+            }
+            if p.is_dir() {
+                walk(&p, limit, out);
+            } else {
+                out.push(p.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, limit, &mut out);
+    out
+}
+
 /// Removes `.` and resolves `..` lexically, keeping a trailing `/`.
 fn normalise_path(p: &str) -> String {
     let trailing = p.ends_with('/') && p.len() > 1;

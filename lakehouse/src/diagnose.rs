@@ -10,7 +10,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use connectors::Location;
+use connectors::{Location, list_local_files};
 
 use crate::model::TableDef;
 use crate::provider;
@@ -24,9 +24,7 @@ fn files_of(def: &TableDef) -> Vec<String> {
             out.push(loc.as_str().to_string());
             continue;
         }
-        let mut found = Vec::new();
-        walk(&loc.literal_prefix(), &mut found);
-        found.sort();
+        let found = list_local_files(&loc.literal_prefix(), usize::MAX);
         let pattern = loc.is_glob().then(|| {
             let prefix = loc.literal_prefix().to_string_lossy().into_owned();
             let rest = loc.as_str()[prefix.len()..].to_string();
@@ -47,18 +45,6 @@ fn files_of(def: &TableDef) -> Vec<String> {
         }
     }
     out
-}
-
-fn walk(dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else {
-            out.push(p.to_string_lossy().into_owned());
-        }
-    }
 }
 
 /// `*` and `?` glob matching where `*` may cross directories.

@@ -18,7 +18,7 @@ use datafusion::sql::sqlparser::dialect::MySqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use serde_json::{Map, Value as Json};
 
-use connectors::Location;
+use connectors::{Location, list_local_files};
 
 use crate::ddl::{CreateTablePlan, column_sql, columns_from_sql, now, quote_ident, quote_str, split_name, value_text};
 use crate::error::{LakeError, Result};
@@ -255,10 +255,8 @@ fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -
             Some(p) => Location::parse(&text_of(p, "prefix")?, base).map_err(location_error)?.as_str().to_string(),
             None => regex_literal_dir(&pattern),
         };
-        let mut files = Vec::new();
-        walk(Path::new(&dir), &mut files);
+        let mut files = list_local_files(Path::new(&dir), usize::MAX);
         files.retain(|f| re.is_match(f));
-        files.sort();
         if files.is_empty() && !allow_missing {
             return Err(LakeError::Data(format!("no file under '{dir}' matches the pattern \"{pattern}\"")));
         }
@@ -292,18 +290,6 @@ fn regex_literal_dir(pattern: &str) -> String {
     match head.rfind('/') {
         Some(i) => head[..=i].to_string(),
         None => "/".to_string(),
-    }
-}
-
-fn walk(dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else {
-            out.push(p.to_string_lossy().into_owned());
-        }
     }
 }
 

@@ -18,7 +18,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::context::SessionState;
 
-use connectors::{Location, LocationError};
+use connectors::{Location, LocationError, list_local_files};
 
 use crate::error::{LakeError, Result};
 use crate::model::{ColumnDef, TableDef};
@@ -107,7 +107,7 @@ fn detect_compression(def: &mut TableDef, locations: &[(Location, ListingTableUr
     let mut names: Vec<String> = Vec::new();
     for (loc, _) in locations {
         if loc.is_collection() {
-            collect_file_names(&loc.literal_prefix(), 3, &mut names);
+            names.extend(list_local_files(&loc.literal_prefix(), 1000));
         } else {
             names.push(loc.as_str().to_string());
         }
@@ -123,20 +123,6 @@ fn detect_compression(def: &mut TableDef, locations: &[(Location, ListingTableUr
         if !data_files.is_empty() && data_files.iter().all(|n| n.ends_with(suffix)) {
             def.options.insert("format.compression".into(), codec.into());
             return;
-        }
-    }
-}
-
-fn collect_file_names(dir: &Path, depth: usize, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten().take(1000) {
-        let path = entry.path();
-        if path.is_dir() {
-            if depth > 0 {
-                collect_file_names(&path, depth - 1, out);
-            }
-        } else {
-            out.push(path.to_string_lossy().into_owned());
         }
     }
 }

@@ -16,28 +16,7 @@ from decimal import Decimal
 import mysql.connector
 from mysql.connector import errorcode
 
-COLUMNS = [
-    "id", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64",
-    "dec", "s", "b", "flag", "d", "ts", "t",
-]
-
-# The rows of fixtures::all_types_batch(), as Python values.
-EXPECTED_ALL_TYPES = [
-    (1, -128, -32768, -2147483648, -9223372036854775808,
-     255, 65535, 4294967295, 18446744073709551615,
-     1.5, -2.25, Decimal("12345.678"), "héllo, wörld", b"\x00\x01\xff", 1,
-     date(2026, 1, 31), datetime(2026, 1, 31, 23, 59, 58, 123456),
-     timedelta(hours=12, minutes=34, seconds=56, microseconds=500000)),
-    (2,) + (None,) * 17,
-    (3, 127, 32767, 2147483647, 9223372036854775807,
-     0, 0, 0, 0,
-     -0.5, 1e300, Decimal("-0.001"), "", b"", 0,
-     date(1970, 1, 1), datetime(1970, 1, 1, 0, 0, 0), timedelta(0)),
-]
-
-SAMPLE_TABLES = ["assets_csv", "sensors", "sensors_avro", "sensors_csv", "sensors_csv_gz", "sensors_json"]
-ASSET_TYPES = ["CNC_MILL", "GRINDER", "LATHE", "PRESS"]
-SAMPLE_ROWS = 2000
+from expected import ASSET_TYPES, COLUMNS, EXPECTED_ALL_TYPES, SAMPLE_ROWS, SAMPLE_TABLES  # noqa: E402
 
 
 def query(conn, sql, args=None, prepared=False):
