@@ -5,5 +5,6 @@
 //! the same [`Location`] type.
 
 pub mod location;
+pub mod mysql;
 
 pub use location::{Location, LocationError, list_local_files};

@@ -1,0 +1,9 @@
+//! The MySQL side of Lakewave: where the backend server is ([`BackendUrl`])
+//! and, when none is given, a private MariaDB/MySQL instance managed in the
+//! data directory ([`managed::ManagedServer`]).
+
+pub mod managed;
+pub mod url;
+
+pub use managed::{ManagedServer, find_server_binary};
+pub use url::BackendUrl;
