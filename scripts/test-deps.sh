@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the test suite drives besides Rust: the MariaDB command-line
+# Installs what the test suite drives besides Rust: the MariaDB server (tests
+# start private instances) and command-line
 # client, MariaDB Connector/J with a JDK, PyMySQL and mysql-connector-python.
 # Idempotent: each step is skipped when its tool is already present.
 set -euo pipefail
 
 need_apt=()
 command -v mariadb >/dev/null 2>&1 || command -v mysql >/dev/null 2>&1 || need_apt+=(mariadb-client)
+# The tests start private MariaDB servers of their own (never the machine's).
+[ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] || command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
 [ -f /usr/share/java/mariadb-java-client.jar ] || need_apt+=(libmariadb-java)
 command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then

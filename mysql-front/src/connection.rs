@@ -17,6 +17,8 @@ use crate::wire::handshake::{self, HandshakeError, check_credentials, parse_chan
 use crate::wire::packet::{OkInfo, PacketError, PacketIo};
 use crate::wire::resultset::{ColumnInfo, RowFormat, stream_result, write_end};
 
+const LOCAL_STMT_BASE: u32 = 0x4000_0000;
+
 pub struct Connection<R, W> {
     io: PacketIo<R, W>,
     session: Session,
@@ -28,6 +30,9 @@ pub struct Connection<R, W> {
 }
 
 fn status(session: &Session) -> StatusFlags {
+    if let Some(b) = &session.backend {
+        return b.status & (StatusFlags::SERVER_STATUS_AUTOCOMMIT | StatusFlags::SERVER_STATUS_IN_TRANS);
+    }
     let mut s = StatusFlags::empty();
     if session.autocommit() {
         s |= StatusFlags::SERVER_STATUS_AUTOCOMMIT;
@@ -58,14 +63,19 @@ where
             return;
         }
     };
-    let session = Session::new(id, hello.user.clone(), host.clone(), ctx.lake.clone(), ctx.new_vars(), ctx.version.clone());
+    let mut session = Session::new(id, hello.user.clone(), host.clone(), ctx.lake.clone(), ctx.new_vars(), ctx.version.clone());
+    if let Some(config) = &ctx.backend {
+        session.attach_backend(config.clone(), hello.capabilities, hello.collation);
+    }
     let collation = if matches!(hello.collation, 45 | 46 | 224..=255 | 33 | 83 | 192..=215) { u16::from(hello.collation) } else { 45 };
     let mut conn = Connection {
         multi_statements: hello.capabilities.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS),
         io,
         session,
         statements: HashMap::new(),
-        next_stmt_id: 1,
+        // Backend statement ids are small; local ones start high so the two
+        // never collide.
+        next_stmt_id: LOCAL_STMT_BASE,
         collation,
     };
     if let Some(db) = hello.database
@@ -167,6 +177,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         match command {
             Command::COM_QUIT => return false,
             Command::COM_PING => self.ok(0, ""),
+            Command::COM_INIT_DB if self.session.has_backend() => {
+                let db = String::from_utf8_lossy(body).to_string();
+                if self.relay(&packet_of(cmd, body), false).await {
+                    if let Err(e) = self.session.adopt_database(&db) {
+                        tracing::warn!("database {db} accepted by the backend but not here: {e}");
+                    }
+                }
+            }
             Command::COM_INIT_DB => {
                 let db = String::from_utf8_lossy(body).to_string();
                 match self.session.use_database(&db) {
@@ -179,7 +197,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 self.query(&sql).await;
             }
             Command::COM_FIELD_LIST => self.field_list(body),
+            Command::COM_STMT_PREPARE if self.session.wants_backend(&crate::split::decode_query(body)) => {
+                self.relay(&packet_of(cmd, body), false).await;
+            }
             Command::COM_STMT_PREPARE => self.prepare(&crate::split::decode_query(body)).await,
+            Command::COM_STMT_EXECUTE | Command::COM_STMT_RESET if self.backend_stmt(body) => {
+                self.relay(&packet_of(cmd, body), false).await;
+            }
+            Command::COM_STMT_CLOSE | Command::COM_STMT_SEND_LONG_DATA if self.backend_stmt(body) => {
+                let close = command == Command::COM_STMT_CLOSE;
+                if let Some(b) = self.session.backend.as_mut() {
+                    if close && body.len() >= 4 {
+                        b.statements.remove(&u32::from_le_bytes([body[0], body[1], body[2], body[3]]));
+                    }
+                    if b.send_only(&packet_of(cmd, body)).await.is_err() {
+                        self.session.backend = None;
+                    }
+                }
+            }
             Command::COM_STMT_EXECUTE => self.execute(body).await,
             Command::COM_STMT_CLOSE => {
                 if body.len() >= 4 {
@@ -218,6 +253,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 self.io.write_eof(status(&self.session), 0);
             }
             Command::COM_RESET_CONNECTION => {
+                // A fresh backend connection is the backend's own reset.
+                self.session.backend = None;
                 self.session.reset();
                 self.statements.clear();
                 self.ok(0, "");
@@ -225,6 +262,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             Command::COM_CHANGE_USER => match parse_change_user(body, self.io.capabilities) {
                 Some(change) => match check_credentials(&change.user, &change.auth, &self.session.host) {
                     Ok(()) => {
+                        self.session.backend = None;
                         self.session.reset();
                         self.statements.clear();
                         self.session.user = change.user;
@@ -313,12 +351,49 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     }
                 }
             }
+            Ok(Response::Backend(sql)) => {
+                let mut cmd = Vec::with_capacity(sql.len() + 1);
+                cmd.push(0x03);
+                cmd.extend_from_slice(sql.as_bytes());
+                self.relay(&cmd, more.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS)).await
+            }
             Err(e) => {
                 tracing::debug!(id = self.session.id, "error: {e}");
                 self.err(&e);
                 false
             }
         }
+    }
+
+    /// Relays a command to the backend and its response to the client;
+    /// false if it failed.
+    async fn relay(&mut self, cmd: &[u8], more: bool) -> bool {
+        if let Err(e) = self.session.backend().await {
+            self.err(&e);
+            return false;
+        }
+        let Some(backend) = self.session.backend.as_mut() else { return false };
+        match backend.relay(&mut self.io, cmd, more).await {
+            Ok(r) => {
+                self.session.in_transaction = r.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS);
+                !r.failed
+            }
+            Err(e) => {
+                // The connection is gone; the next statement reconnects.
+                self.session.backend = None;
+                self.session.in_transaction = false;
+                self.err(&e);
+                false
+            }
+        }
+    }
+
+    /// Whether a statement id belongs to the backend.
+    fn backend_stmt(&self, body: &[u8]) -> bool {
+        body.len() >= 4
+            && self.session.backend.as_ref().is_some_and(|b| {
+                b.statements.contains_key(&u32::from_le_bytes([body[0], body[1], body[2], body[3]]))
+            })
     }
 
     fn field_list(&mut self, body: &[u8]) {
@@ -372,7 +447,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             }
         }
         let id = self.next_stmt_id;
-        self.next_stmt_id = self.next_stmt_id.wrapping_add(1).max(1);
+        self.next_stmt_id = self.next_stmt_id.wrapping_add(1).max(LOCAL_STMT_BASE);
         let params = stmt.num_params();
         let cols = stmt.columns.clone();
         self.io.write_with(|b| {
@@ -435,6 +510,13 @@ fn is_query(sql: &str) -> bool {
     s.starts_with("select") || s.starts_with("with") || s.starts_with('(') || s.starts_with("values")
 }
 
+
+fn packet_of(cmd: u8, body: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(body.len() + 1);
+    p.push(cmd);
+    p.extend_from_slice(body);
+    p
+}
 
 /// The commands this server answers, by their wire byte.
 fn command_of(byte: u8) -> Option<Command> {

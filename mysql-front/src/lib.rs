@@ -4,6 +4,7 @@
 //! The binary `lakewave` (see `main.rs`) wires this crate to the command
 //! line; tests start [`server::run`] on a listener bound to port 0.
 
+pub mod backend;
 pub mod connection;
 pub mod dialect;
 pub mod prepared;

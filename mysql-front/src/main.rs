@@ -10,6 +10,9 @@ use tokio::net::TcpListener;
 
 use lakehouse::{Lakehouse, LakehouseOptions};
 use lakewave_mysql_front::{ServerOptions, run};
+use connectors::mysql::{BackendUrl, ManagedServer, find_server_binary};
+use lakewave_mysql_front::backend::{Backend, BackendConfig};
+use mysql_common::constants::CapabilityFlags;
 use samples::SampleOptions;
 
 #[derive(Parser)]
@@ -41,6 +44,14 @@ enum Cmd {
         /// Query parallelism (default: number of cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Attach an existing MySQL/MariaDB server (mysql://user:pass@host:port/).
+        /// Without it, a private server is managed in DATA_DIR/mysql when
+        /// mariadbd or mysqld is installed.
+        #[arg(long, value_name = "URL")]
+        mysql: Option<String>,
+        /// Run lake-only even when a MySQL server could be managed.
+        #[arg(long, conflicts_with = "mysql")]
+        no_mysql: bool,
     },
     /// Write the sample data set (Parquet, CSV, gzip CSV, JSON lines, Avro).
     Samples {
@@ -71,8 +82,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Cmd::Serve { listen, data_dir, samples, sample_rows, max_connections, threads } => {
-                serve(listen, data_dir, samples, sample_rows, max_connections, threads).await
+            Cmd::Serve { listen, data_dir, samples, sample_rows, max_connections, threads, mysql, no_mysql } => {
+                let backend = BackendChoice { url: mysql, disabled: no_mysql };
+                serve(listen, data_dir, samples, sample_rows, max_connections, threads, backend).await
             }
             Cmd::Samples { out, rows, seed } => {
                 let opts = SampleOptions { rows, seed, ..SampleOptions::default() };
@@ -97,6 +109,40 @@ fn main() -> ExitCode {
     }
 }
 
+struct BackendChoice {
+    url: Option<String>,
+    disabled: bool,
+}
+
+/// Attaches the configured backend, or starts a managed one when a server
+/// is installed; None runs lake-only.
+async fn backend(choice: BackendChoice, data_dir: &std::path::Path) -> Result<Option<BackendConfig>, String> {
+    if choice.disabled {
+        return Ok(None);
+    }
+    if let Some(url) = choice.url {
+        let url = BackendUrl::parse(&url).map_err(|e| e.to_string())?;
+        tracing::info!("MySQL backend: {url}");
+        return Ok(Some(BackendConfig { url, managed: None }));
+    }
+    if find_server_binary().is_none() {
+        tracing::warn!(
+            "no MariaDB/MySQL server is installed: running lake-only (install mariadb-server, or pass --mysql URL, \
+             to run MySQL statements through Lakewave)"
+        );
+        return Ok(None);
+    }
+    let dir = data_dir.join("mysql");
+    tracing::info!("starting the managed MySQL server in {}", dir.display());
+    let server = tokio::task::spawn_blocking(move || ManagedServer::start(&dir, 0))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let url = BackendUrl::parse(&server.url()).map_err(|e| e.to_string())?;
+    tracing::info!("managed MySQL server ready on 127.0.0.1:{}", server.port);
+    Ok(Some(BackendConfig { url, managed: Some(std::sync::Arc::new(server)) }))
+}
+
 async fn serve(
     listen: SocketAddr,
     data_dir: PathBuf,
@@ -104,6 +150,7 @@ async fn serve(
     sample_rows: u64,
     max_connections: usize,
     threads: Option<usize>,
+    backend_choice: BackendChoice,
 ) -> Result<(), String> {
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize().map_err(|e| format!("{}: {e}", data_dir.display()))?;
@@ -113,9 +160,14 @@ async fn serve(
     if with_samples {
         register_samples(&lake, &data_dir, sample_rows).await?;
     }
+    let backend = backend(backend_choice, &data_dir).await?;
+    if let Some(b) = &backend {
+        align_databases(&lake, b).await?;
+    } else {
+        tracing::info!("running lake-only: no MySQL backend is attached");
+    }
     let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("running lake-only: no MySQL backend is attached");
     // Tests and scripts wait for this exact line on stdout.
     println!("Lakewave listening on {addr}");
     println!("Connect with: mysql -h {} -P {} -u root", addr.ip(), addr.port());
@@ -132,8 +184,24 @@ async fn serve(
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     };
-    run(listener, lake, ServerOptions { max_connections, ..Default::default() }, shutdown).await;
+    run(listener, lake, ServerOptions { max_connections, backend: backend.clone(), ..Default::default() }, shutdown).await;
+    if let Some(managed) = backend.and_then(|b| b.managed) {
+        tracing::info!("stopping the managed MySQL server");
+        tokio::task::spawn_blocking(move || managed.stop()).await.ok();
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Every lake database also exists on the backend, so one namespace holds
+/// both kinds of tables.
+async fn align_databases(lake: &Lakehouse, backend: &BackendConfig) -> Result<(), String> {
+    let mut conn = Backend::connect(backend, CapabilityFlags::empty(), 45, None).await.map_err(|e| e.to_string())?;
+    for db in lake.catalog().database_names() {
+        conn.query(&format!("CREATE DATABASE IF NOT EXISTS {}", lakehouse::ddl::quote_ident(&db)))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

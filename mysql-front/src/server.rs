@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 use lakehouse::Lakehouse;
 
+use crate::backend::BackendConfig;
 use crate::sysvars::{SessionVars, VarValue, defaults};
 use crate::wire::codes::{ER_HOST_NOT_PRIVILEGED, MyError};
 use crate::wire::packet::PacketIo;
@@ -47,6 +48,8 @@ pub struct ServerContext {
     globals: Arc<BTreeMap<String, VarValue>>,
     /// Flips to true when the server shuts down; idle sessions then close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The MySQL backend, when one is attached.
+    pub backend: Option<BackendConfig>,
 }
 
 impl ServerContext {
@@ -57,7 +60,7 @@ impl ServerContext {
 
     fn with_shutdown(lake: Lakehouse, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         let version = SERVER_VERSION.to_string();
-        Self { lake, globals: Arc::new(defaults(&version)), version, shutdown }
+        Self { lake, globals: Arc::new(defaults(&version)), version, shutdown, backend: None }
     }
 
     pub fn new_vars(&self) -> SessionVars {
@@ -68,13 +71,14 @@ impl ServerContext {
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub max_connections: usize,
+    pub backend: Option<BackendConfig>,
     /// How long running sessions get to finish after shutdown is requested.
     pub shutdown_grace: Duration,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { max_connections: 1024, shutdown_grace: Duration::from_secs(10) }
+        Self { max_connections: 1024, backend: None, shutdown_grace: Duration::from_secs(10) }
     }
 }
 
@@ -83,7 +87,8 @@ impl Default for ServerOptions {
 pub async fn run(listener: TcpListener, lake: Lakehouse, options: ServerOptions, shutdown: impl Future<Output = ()>) {
     STARTED.get_or_init(Instant::now);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let ctx = ServerContext::with_shutdown(lake, stop_rx);
+    let mut ctx = ServerContext::with_shutdown(lake, stop_rx);
+    ctx.backend = options.backend.clone();
     let limit = Arc::new(Semaphore::new(options.max_connections));
     let next_id = AtomicU32::new(1);
     let mut sessions = JoinSet::new();

@@ -23,6 +23,7 @@ use lakehouse::ddl::{self, split_name};
 use lakehouse::info_schema::INFORMATION_SCHEMA;
 use lakehouse::{Lakehouse, heatwave};
 
+use crate::backend::{Backend, BackendConfig};
 use crate::show;
 use crate::split::is_blank;
 use crate::sysvars::{SessionVars, SetError, normalise_name};
@@ -33,6 +34,8 @@ use crate::wire::resultset::ColumnInfo;
 pub enum Response {
     Ok { affected: u64, info: String },
     Rows { cols: Vec<ColumnInfo>, stream: SendableRecordBatchStream },
+    /// The statement belongs to the MySQL backend: relay it verbatim.
+    Backend(String),
 }
 
 impl Response {
@@ -61,6 +64,14 @@ pub struct Session {
     /// Set when the current database changed (reported via session tracking).
     pub schema_changed: bool,
     pub server_version: String,
+    backend_config: Option<BackendConfig>,
+    /// The session's pinned backend connection, opened on first use.
+    pub backend: Option<Backend>,
+    client_caps: mysql_common::constants::CapabilityFlags,
+    collation: u8,
+    /// Whether the last statement ran here rather than on the backend
+    /// (SHOW WARNINGS then answers from here).
+    last_local: bool,
 }
 
 fn not_supported(what: impl std::fmt::Display) -> MyError {
@@ -93,9 +104,46 @@ impl Session {
             warnings: Vec::new(),
             schema_changed: false,
             server_version,
+            backend_config: None,
+            backend: None,
+            client_caps: mysql_common::constants::CapabilityFlags::empty(),
+            collation: 45,
+            last_local: true,
         };
         s.register_functions();
         s
+    }
+
+    /// Attaches a MySQL backend: statements that are not for the lakehouse go
+    /// there, through a connection opened with the client's capabilities.
+    pub fn attach_backend(&mut self, config: BackendConfig, client_caps: mysql_common::constants::CapabilityFlags, collation: u8) {
+        self.backend_config = Some(config);
+        self.client_caps = client_caps;
+        self.collation = collation;
+    }
+
+    pub fn has_backend(&self) -> bool {
+        self.backend_config.is_some()
+    }
+
+    /// The pinned backend connection, opened (in the current database) if needed.
+    pub async fn backend(&mut self) -> Result<&mut Backend, MyError> {
+        if self.backend.is_none() {
+            let config = self.backend_config.clone().ok_or_else(|| crate::backend::lost("no backend is attached"))?;
+            let db = self.database();
+            let b = Backend::connect(&config, self.client_caps, self.collation, db.as_deref()).await?;
+            self.backend = Some(b);
+        }
+        self.backend.as_mut().ok_or_else(|| crate::backend::lost("no connection"))
+    }
+
+    /// Runs a statement on the backend for Lakewave's own purposes.
+    async fn backend_query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, MyError> {
+        let result = self.backend().await?.query(sql).await;
+        if matches!(&result, Err(e) if e.code == crate::backend::ER_LOST_BACKEND) {
+            self.backend = None;
+        }
+        result
     }
 
     /// MySQL information functions that clients and BI tools call.
@@ -137,6 +185,15 @@ impl Session {
         Ok(())
     }
 
+    /// Makes a database the backend accepted current here too.
+    pub fn adopt_database(&mut self, db: &str) -> Result<(), MyError> {
+        let db = db.trim_matches('`').to_lowercase();
+        self.lake.create_database(&db, true)?;
+        self.set_database(Some(db));
+        self.schema_changed = false;
+        Ok(())
+    }
+
     fn set_database(&mut self, db: Option<String>) {
         Lakehouse::set_database(&self.ctx, db.as_deref());
         *self.database.write().unwrap_or_else(|p| p.into_inner()) = db;
@@ -162,6 +219,13 @@ impl Session {
     pub async fn execute(&mut self, sql: &str) -> Result<Response, MyError> {
         if is_blank(sql) {
             return Err(MyError::new(ER_EMPTY_QUERY, S_42000, "Query was empty"));
+        }
+        if self.has_backend() {
+            if let Some(r) = self.route_with_backend(sql).await? {
+                self.last_local = matches!(r, Response::Backend(_)).then_some(false).unwrap_or(true);
+                return Ok(r);
+            }
+            self.last_local = true;
         }
         if let Some(r) = self.chatter(sql).await? {
             return Ok(r);
@@ -554,6 +618,203 @@ impl Session {
             }
         });
         Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, mapped))
+    }
+
+    /// Whether a table named in a statement is a lake table.
+    fn is_lake_table(&self, db: Option<&str>, table: &str) -> bool {
+        let db = db.map(str::to_string).or_else(|| self.database());
+        db.is_some_and(|d| self.lake.table(&d.to_lowercase(), &table.to_lowercase()).is_some())
+    }
+
+    fn reads_lake(&self, statement: &DfStatement) -> bool {
+        let Ok(refs) = self.ctx.state().resolve_table_references(statement) else { return false };
+        refs.iter().any(|r| match r {
+            TableReference::Bare { table } => self.is_lake_table(None, table),
+            TableReference::Partial { schema, table } | TableReference::Full { schema, table, .. } => {
+                self.is_lake_table(Some(schema), table)
+            }
+        })
+    }
+
+    fn names_lake_table(&self, name: &datafusion::sql::sqlparser::ast::ObjectName) -> bool {
+        split_name(name).map(|(db, t)| self.is_lake_table(db.as_deref(), &t)).unwrap_or(false)
+    }
+
+    /// Routing when a MySQL backend is attached. `None` means "run it here";
+    /// `Some(Response::Backend)` relays it; other responses were produced by
+    /// coordinating both sides (databases live on both).
+    async fn route_with_backend(&mut self, sql: &str) -> Result<Option<Response>, MyError> {
+        let backend = || Ok(Some(Response::Backend(sql.to_string())));
+        let norm = strip_leading_comments(sql).trim_start().to_lowercase();
+        if norm.starts_with("show warnings") || norm.starts_with("show errors") || norm.starts_with("show count(*)") {
+            return if self.last_local { Ok(None) } else { backend() };
+        }
+        let (text, _) = heatwave::strip_secondary_engine(sql);
+        let Ok(mut parsed) = DFParser::parse_sql_with_dialect(&text, &MySqlDialect {}) else {
+            // MySQL syntax the lakehouse does not parse belongs to MySQL.
+            return backend();
+        };
+        let Some(statement) = parsed.pop_front().filter(|_| parsed.is_empty()) else { return backend() };
+        let s = match statement {
+            DfStatement::CreateExternalTable(ref cmd) => {
+                // The database must exist on both sides.
+                if let Ok((Some(db), _)) = split_name(&cmd.name) {
+                    self.ensure_database(&db).await?;
+                }
+                return Ok(None);
+            }
+            DfStatement::Explain(_) => {
+                return if self.reads_lake(&statement) { Ok(None) } else { backend() };
+            }
+            DfStatement::Statement(s) => *s,
+            _ => return Ok(None),
+        };
+        match &s {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                if self.reads_lake(&DfStatement::Statement(Box::new(s.clone()))) { Ok(None) } else { backend() }
+            }
+            Statement::CreateTable(ct) => {
+                let (engine, _) = heatwave::engine_of(ct);
+                if engine.is_some_and(|e| e.eq_ignore_ascii_case("lakehouse")) {
+                    if let Ok((Some(db), _)) = split_name(&ct.name) {
+                        self.ensure_database(&db).await?;
+                    }
+                    Ok(None)
+                } else {
+                    backend()
+                }
+            }
+            Statement::CreateDatabase { db_name: name, .. } => {
+                let name = name.to_string().trim_matches('`').to_lowercase();
+                self.backend_query(sql).await?;
+                self.lake.create_database(&name, true)?;
+                Ok(Some(Response::Ok { affected: 1, info: String::new() }))
+            }
+            Statement::CreateSchema { schema_name, .. } => {
+                let name = schema_name.to_string().trim_matches('`').to_lowercase();
+                self.backend_query(sql).await?;
+                self.lake.create_database(&name, true)?;
+                Ok(Some(Response::Ok { affected: 1, info: String::new() }))
+            }
+            Statement::Drop { object_type: ObjectType::Database | ObjectType::Schema, names, .. } => {
+                self.backend_query(sql).await?;
+                let name = names.first().map(|n| n.to_string().trim_matches('`').to_lowercase()).unwrap_or_default();
+                let dropped = self.lake.drop_database(&name, true)?;
+                if self.database().as_deref() == Some(name.as_str()) {
+                    self.set_database(None);
+                }
+                Ok(Some(Response::Ok { affected: dropped.unwrap_or(0) as u64, info: String::new() }))
+            }
+            Statement::Drop { object_type: ObjectType::Table, names, if_exists, .. } => {
+                let (lake, mysql): (Vec<_>, Vec<_>) = names.iter().partition(|n| self.names_lake_table(n));
+                if !mysql.is_empty() {
+                    let list: Vec<String> = mysql.iter().map(|n| n.to_string()).collect();
+                    let exists = if *if_exists { "IF EXISTS " } else { "" };
+                    self.backend_query(&format!("DROP TABLE {exists}{}", list.join(", "))).await?;
+                }
+                for n in lake {
+                    let (db, table) = self.qualify(n)?;
+                    self.lake.drop_table(&db, &table, true)?;
+                }
+                Ok(Some(Response::ok()))
+            }
+            Statement::Use(u) => {
+                let name = match u {
+                    Use::Object(n) | Use::Database(n) | Use::Schema(n) => n.to_string().trim_matches('`').to_lowercase(),
+                    _ => return backend(),
+                };
+                self.backend_query(&format!("USE {}", ddl::quote_ident(&name))).await?;
+                self.lake.create_database(&name, true)?;
+                self.set_database(Some(name));
+                Ok(Some(Response::ok()))
+            }
+            Statement::Set(Set::SetNames { charset_name, .. }) => {
+                // MariaDB rejects MySQL 8's default collation names; the
+                // backend gets the character set only.
+                let cs = charset_name.value.clone();
+                self.backend_query(&format!("SET NAMES {cs}")).await?;
+                self.warnings.clear();
+                self.statement(s, sql).await.map(Some)
+            }
+            Statement::Set(_) => {
+                // Keep the engine's view of session variables in step.
+                let _ = Box::pin(self.statement(s.clone(), sql)).await;
+                backend()
+            }
+            Statement::ShowTables { full, show_options, .. } => {
+                let db = match show_options.show_in.as_ref().and_then(|i| i.parent_name.as_ref()) {
+                    Some(n) => n.to_string().trim_matches('`').to_lowercase(),
+                    None => match self.database() {
+                        Some(d) => d,
+                        None => return backend(),
+                    },
+                };
+                let mut rows: Vec<Vec<Option<String>>> = self
+                    .backend_query(&format!("SHOW FULL TABLES FROM {}", ddl::quote_ident(&db)))
+                    .await?
+                    .into_iter()
+                    .map(|mut r| {
+                        r.truncate(2);
+                        r
+                    })
+                    .collect();
+                for t in self.lake.catalog().table_names(&db).unwrap_or_default() {
+                    if !rows.iter().any(|r| r[0].as_deref() == Some(t.as_str())) {
+                        rows.push(vec![Some(t), Some("BASE TABLE".into())]);
+                    }
+                }
+                rows.sort();
+                let title = format!("Tables_in_{db}");
+                let header: Vec<&str> = if *full { vec![&title, "Table_type"] } else { vec![&title] };
+                if !*full {
+                    rows.iter_mut().for_each(|r| r.truncate(1));
+                }
+                let rows = show::filter_rows(&self.ctx, &header, rows, filter_of(show_options)).await?;
+                show::text_result(&header, rows).map(Some)
+            }
+            Statement::ShowColumns { show_options, .. } => {
+                let lake = show_options.show_in.as_ref().and_then(|i| i.parent_name.as_ref()).is_some_and(|n| self.names_lake_table(n));
+                if lake { Ok(None) } else { backend() }
+            }
+            Statement::ExplainTable { table_name, .. } | Statement::ShowCreate { obj_name: table_name, .. } => {
+                if self.names_lake_table(table_name) { Ok(None) } else { backend() }
+            }
+            Statement::Insert(i) => {
+                let lake = match &i.table {
+                    datafusion::sql::sqlparser::ast::TableObject::TableName(n) => self.names_lake_table(n),
+                    _ => false,
+                };
+                if lake { Ok(None) } else { backend() }
+            }
+            _ => backend(),
+        }
+    }
+
+    /// Whether a statement would go to the backend (no side effects; used
+    /// to decide where a statement is prepared).
+    pub fn wants_backend(&self, sql: &str) -> bool {
+        if !self.has_backend() {
+            return false;
+        }
+        let (text, _) = heatwave::strip_secondary_engine(sql);
+        let Ok(mut parsed) = DFParser::parse_sql_with_dialect(&text, &MySqlDialect {}) else { return true };
+        let Some(statement) = parsed.pop_front() else { return true };
+        match &statement {
+            DfStatement::CreateExternalTable(_) => false,
+            DfStatement::Statement(s) => match s.as_ref() {
+                Statement::Query(_) | Statement::Explain { .. } => !self.reads_lake(&statement),
+                Statement::CreateTable(ct) => !heatwave::engine_of(ct).0.is_some_and(|e| e.eq_ignore_ascii_case("lakehouse")),
+                _ => true,
+            },
+            _ => !self.reads_lake(&statement),
+        }
+    }
+
+    /// Creates a database on the backend and in the lake catalog if missing.
+    async fn ensure_database(&mut self, db: &str) -> Result<(), MyError> {
+        self.backend_query(&format!("CREATE DATABASE IF NOT EXISTS {}", ddl::quote_ident(db))).await?;
+        self.lake.create_database(db, true)?;
+        Ok(())
     }
 
     /// Client chatter that the SQL parser does not know, answered directly.

@@ -3,6 +3,7 @@
 //! the external clients the tests drive.
 
 pub mod fixtures;
+pub mod mariadb;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

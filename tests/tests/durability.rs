@@ -22,7 +22,7 @@ async fn definitions_survive_a_restart() {
     let csv = files.path().join("csv/people.csv").display().to_string();
     let parquet = files.path().join("all_types.parquet").display().to_string();
 
-    let mut server = ServerProcess::start(data.path(), &[]);
+    let mut server = ServerProcess::start(data.path(), &["--no-mysql"]);
     let mut conn = connect(&server).await;
     conn.query_drop("CREATE DATABASE keep").await.expect("create db");
     conn.query_drop(format!("CREATE EXTERNAL TABLE keep.types STORED AS PARQUET LOCATION '{parquet}'")).await.expect("t1");
@@ -38,7 +38,7 @@ async fn definitions_survive_a_restart() {
     drop(conn);
     assert!(server.terminate().success(), "clean shutdown on SIGTERM");
 
-    let server = ServerProcess::start(data.path(), &[]);
+    let server = ServerProcess::start(data.path(), &["--no-mysql"]);
     let mut conn = connect(&server).await;
     let dbs: Vec<String> = conn.query("SHOW DATABASES").await.expect("show databases");
     assert_eq!(dbs, vec!["information_schema".to_string(), "keep".to_string()]);
@@ -59,7 +59,7 @@ async fn acknowledged_ddl_survives_kill_9() {
     fixtures::write_all(files.path());
     let parquet = files.path().join("all_types.parquet").display().to_string();
 
-    let mut server = ServerProcess::start(data.path(), &[]);
+    let mut server = ServerProcess::start(data.path(), &["--no-mysql"]);
     let mut conn = connect(&server).await;
     conn.query_drop("CREATE DATABASE burst").await.expect("create db");
 
@@ -103,7 +103,7 @@ async fn acknowledged_ddl_survives_kill_9() {
     server.kill9();
     let _ = writer.await;
 
-    let server = ServerProcess::start(data.path(), &[]);
+    let server = ServerProcess::start(data.path(), &["--no-mysql"]);
     let mut conn = connect(&server).await;
     let tables: Vec<String> = conn.query("SHOW TABLES FROM burst").await.expect("catalog loads after kill -9");
     let mut expected = std::collections::BTreeSet::new();

@@ -68,7 +68,9 @@ pub fn initialise(dir: &Path) -> Result<(), ManagedError> {
         detail: "mariadb-install-db / mysql_install_db not found".into(),
     })?;
     let mut cmd = Command::new(&init);
-    cmd.arg(format!("--datadir={}", data.display()))
+    // The machine's option files (user=mysql, sockets, ports) must not apply.
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
         .arg("--auth-root-authentication-method=normal")
         .arg("--skip-test-db")
         .arg("--skip-name-resolve");
