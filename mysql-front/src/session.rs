@@ -671,7 +671,12 @@ impl Session {
         };
         match &s {
             Statement::Query(_) | Statement::Explain { .. } => {
-                if self.reads_lake(&DfStatement::Statement(Box::new(s.clone()))) { Ok(None) } else { backend() }
+                let statement = DfStatement::Statement(Box::new(s.clone()));
+                // System variables without tables describe this server: a
+                // client must see Lakewave's @@socket (NULL), not the
+                // backend's, or it reconnects around Lakewave.
+                let no_tables = self.ctx.state().resolve_table_references(&statement).is_ok_and(|r| r.is_empty());
+                if self.reads_lake(&statement) || (no_tables && sql.contains("@@")) { Ok(None) } else { backend() }
             }
             Statement::CreateTable(ct) => {
                 let (engine, _) = heatwave::engine_of(ct);

@@ -33,8 +33,25 @@ impl TestServer {
         s
     }
 
+    /// Starts a server whose MySQL backend is `db` (managed: restarted by
+    /// the server if it dies).
+    pub async fn start_with_backend(db: &mariadb::TestMariaDb) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir for the data directory");
+        let config = mysql_front::backend::BackendConfig {
+            url: connectors::mysql::BackendUrl::parse(&db.url()).expect("backend url"),
+            managed: Some(db.server.clone()),
+        };
+        let mut s = Self::start_with(tmp.path(), Some(config)).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts a server on an existing data directory.
     pub async fn start_in(data_dir: &Path) -> TestServer {
+        Self::start_with(data_dir, None).await
+    }
+
+    async fn start_with(data_dir: &Path, backend: Option<mysql_front::backend::BackendConfig>) -> TestServer {
         let mut options = LakehouseOptions::new(data_dir);
         options.target_partitions = Some(2);
         let lake = Lakehouse::open(options).expect("open the lakehouse");
@@ -44,7 +61,7 @@ impl TestServer {
         let task = tokio::spawn(mysql_front::run(
             listener,
             lake,
-            mysql_front::ServerOptions::default(),
+            mysql_front::ServerOptions { backend, ..Default::default() },
             async {
                 let _ = rx.await;
             },

@@ -25,7 +25,7 @@ fn template() -> &'static Path {
 
 /// A MariaDB server of the test's own.
 pub struct TestMariaDb {
-    pub server: ManagedServer,
+    pub server: std::sync::Arc<ManagedServer>,
     _dir: tempfile::TempDir,
 }
 
@@ -40,7 +40,7 @@ impl TestMariaDb {
             .expect("copy the template data directory");
         assert!(status.success(), "copying the MariaDB template failed");
         let server = ManagedServer::start(dir.path(), 0).expect("start a private MariaDB");
-        TestMariaDb { server, _dir: dir }
+        TestMariaDb { server: std::sync::Arc::new(server), _dir: dir }
     }
 
     pub fn url(&self) -> String {
