@@ -179,11 +179,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             Command::COM_PING => self.ok(0, ""),
             Command::COM_INIT_DB if self.session.has_backend() => {
                 let db = String::from_utf8_lossy(body).to_string();
-                if self.relay(&packet_of(cmd, body), false).await {
-                    if let Err(e) = self.session.adopt_database(&db) {
+                if self.relay(&packet_of(cmd, body), false).await
+                    && let Err(e) = self.session.adopt_database(&db) {
                         tracing::warn!("database {db} accepted by the backend but not here: {e}");
                     }
-                }
             }
             Command::COM_INIT_DB => {
                 let db = String::from_utf8_lossy(body).to_string();
