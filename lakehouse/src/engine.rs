@@ -50,6 +50,9 @@ type ProviderCache = RwLock<HashMap<(String, String), Arc<dyn TableProvider>>>;
 #[derive(Debug)]
 struct Shared {
     catalog: Arc<Catalog>,
+    /// Tables of the MySQL backend, when one is attached: queries that read
+    /// lake tables may join them.
+    mysql: std::sync::OnceLock<connectors::mysql::MySqlSource>,
     /// A session state without catalogs, used to build formats and providers.
     builder_state: SessionState,
     providers: ProviderCache,
@@ -90,8 +93,22 @@ impl Lakehouse {
             .with_runtime_env(runtime.clone())
             .with_default_features()
             .build();
-        let shared = Arc::new(Shared { catalog, builder_state, providers: RwLock::new(HashMap::new()) });
+        let shared = Arc::new(Shared {
+            catalog,
+            mysql: std::sync::OnceLock::new(),
+            builder_state,
+            providers: RwLock::new(HashMap::new()),
+        });
         Ok(Self { shared, runtime, options })
+    }
+
+    /// Makes the backend's tables readable in lakehouse queries.
+    pub fn attach_mysql(&self, source: connectors::mysql::MySqlSource) {
+        let _ = self.shared.mysql.set(source);
+    }
+
+    pub fn has_mysql(&self) -> bool {
+        self.shared.mysql.get().is_some()
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -285,9 +302,7 @@ impl CatalogProvider for LakeCatalog {
         if name == INFORMATION_SCHEMA {
             return Some(Arc::new(InfoSchemaProvider::new(self.shared.catalog.clone())));
         }
-        self.shared
-            .catalog
-            .database_exists(&name)
+        (self.shared.catalog.database_exists(&name) || self.shared.mysql.get().is_some())
             .then(|| Arc::new(LakeSchema { shared: self.shared.clone(), db: name }) as _)
     }
 }
@@ -305,9 +320,17 @@ impl SchemaProvider for LakeSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        self.shared
+        let lake = self
+            .shared
             .provider(&self.db, &name.to_lowercase())
-            .map_err(|e| DataFusionError::External(Box::new(e)))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if lake.is_some() {
+            return Ok(lake);
+        }
+        match self.shared.mysql.get() {
+            Some(source) => Ok(source.table(&self.db, name).await?.map(|t| t as Arc<dyn TableProvider>)),
+            None => Ok(None),
+        }
     }
 
     fn table_exist(&self, name: &str) -> bool {

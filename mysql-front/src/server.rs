@@ -87,6 +87,9 @@ impl Default for ServerOptions {
 pub async fn run(listener: TcpListener, lake: Lakehouse, options: ServerOptions, shutdown: impl Future<Output = ()>) {
     STARTED.get_or_init(Instant::now);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(b) = &options.backend {
+        lake.attach_mysql(connectors::mysql::MySqlSource::new(&b.url));
+    }
     let mut ctx = ServerContext::with_shutdown(lake, stop_rx);
     ctx.backend = options.backend.clone();
     let limit = Arc::new(Semaphore::new(options.max_connections));

@@ -545,14 +545,17 @@ impl Session {
                 TableReference::Full { schema, table, .. } => (Some(schema.to_string()), table.to_string()),
             };
             let db = db.ok_or_else(|| MyError::from(lakehouse::LakeError::NoDatabaseSelected))?.to_lowercase();
-            if !self.lake.table_exists(&db, &table.to_lowercase()) {
+            let lake = self.lake.table_exists(&db, &table.to_lowercase());
+            if !lake && !self.lake.has_mysql() {
                 return Err(show::no_such_table(&db, &table));
             }
-            if db != INFORMATION_SCHEMA {
+            if lake && db != INFORMATION_SCHEMA {
                 lake_tables.push((db, table.to_lowercase()));
             }
         }
-        let reads_information_schema = lake_tables.len() < state.resolve_table_references(&statement)?.len();
+        let reads_information_schema = state.resolve_table_references(&statement)?.iter().any(|r| {
+            r.schema().is_some_and(|s| s.eq_ignore_ascii_case(INFORMATION_SCHEMA))
+        });
         rewrite_mysql(&mut statement, reads_information_schema);
         let original = statement.clone();
         let plan = state.statement_to_plan(statement).await?;

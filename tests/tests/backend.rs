@@ -109,3 +109,91 @@ async fn a_dead_backend_is_reported_and_restarted() {
     assert_eq!(v, Some(1));
     server.stop().await;
 }
+
+/// Sensor readings on the lake joined with an `assets` table in MySQL,
+/// checked against the same computation done by MariaDB alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_joins_mysql_like_mariadb_alone() {
+    let (db, server, mut conn, files) = setup().await;
+    let samples_dir = files.path().join("samples");
+    samples::generate(&samples_dir, &samples::SampleOptions { rows: 2000, ..Default::default() }).expect("samples");
+    conn.query_drop("CREATE DATABASE plant").await.expect("create database");
+    conn.query_drop("USE plant").await.expect("use");
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE sensors STORED AS PARQUET LOCATION '{}/sensors/parquet/'",
+        samples_dir.display()
+    ))
+    .await
+    .expect("lake table");
+    conn.query_drop("CREATE TABLE assets (asset_id INT PRIMARY KEY, asset_type VARCHAR(16), site VARCHAR(32), line VARCHAR(8), commissioned DATE)")
+        .await
+        .expect("MySQL table");
+    // Load the asset master through the Lakewave port.
+    let csv = std::fs::read_to_string(samples_dir.join("assets.csv")).expect("assets.csv");
+    let values: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("({}, '{}', '{}', '{}', '{}')", f[0], f[1], f[2], f[3], f[4])
+        })
+        .collect();
+    conn.query_drop(format!("INSERT INTO assets VALUES {}", values.join(", "))).await.expect("insert assets");
+
+    let join = "SELECT a.site, s.day, COUNT(*) AS readings, SUM(CASE WHEN s.machine_failure THEN 1 ELSE 0 END) AS failures \
+                FROM sensors s JOIN assets a ON a.asset_id = s.asset_id GROUP BY a.site, s.day ORDER BY a.site, s.day";
+    let lakewave: Vec<(String, String, i64, i64)> = conn.query(join).await.expect("lake ⋈ MySQL join");
+    assert!(!lakewave.is_empty());
+
+    // MariaDB alone, after loading the sensor rows there.
+    let mut direct = db.conn().await;
+    direct
+        .query_drop("CREATE TABLE plant.sensors (asset_id INT, day VARCHAR(10), machine_failure TINYINT)")
+        .await
+        .expect("sensor table in MariaDB");
+    let rows: Vec<(i32, String, i64)> = conn
+        .query("SELECT asset_id, day, CASE WHEN machine_failure THEN 1 ELSE 0 END FROM sensors")
+        .await
+        .expect("read sensors through Lakewave");
+    assert_eq!(rows.len(), 2000);
+    for chunk in rows.chunks(500) {
+        let v: Vec<String> = chunk.iter().map(|(a, d, f)| format!("({a}, '{d}', {f})")).collect();
+        direct.query_drop(format!("INSERT INTO plant.sensors VALUES {}", v.join(", "))).await.expect("load sensors");
+    }
+    let mariadb: Vec<(String, String, i64, i64)> = direct
+        .query(
+            "SELECT a.site, s.day, COUNT(*), SUM(s.machine_failure) FROM plant.sensors s \
+             JOIN plant.assets a ON a.asset_id = s.asset_id GROUP BY a.site, s.day ORDER BY a.site, s.day",
+        )
+        .await
+        .expect("MariaDB alone");
+    assert_eq!(lakewave, mariadb);
+
+    // Filters and LIMIT reach MySQL: check its general log.
+    let log = files.path().join("general.log");
+    direct
+        .query_drop(format!("SET GLOBAL general_log_file = '{}', GLOBAL general_log = ON", log.display()))
+        .await
+        .expect("general log on");
+    let top: Vec<(i32, String)> = conn
+        .query("SELECT a.asset_id, a.site FROM assets a JOIN sensors s ON s.asset_id = a.asset_id WHERE a.asset_id BETWEEN 3 AND 5 AND a.site = 'Riverside' GROUP BY a.asset_id, a.site ORDER BY a.asset_id")
+        .await
+        .expect("filtered join");
+    let limited: Vec<i32> = conn.query("SELECT asset_id FROM assets LIMIT 3").await.expect("limit on MySQL alone");
+    assert_eq!(limited.len(), 3);
+    let _ = conn.query_drop("SELECT s.reading_id, a.site FROM sensors s, assets a WHERE a.asset_id = 7 LIMIT 1").await;
+    direct.query_drop("SET GLOBAL general_log = OFF").await.expect("general log off");
+    let logged = std::fs::read_to_string(&log).expect("general log");
+    assert!(
+        logged.contains("FROM `plant`.`assets` WHERE (`asset_id` >= 3) AND (`asset_id` <= 5) AND (`site` = 'Riverside')"),
+        "filters pushed to MySQL:\n{logged}"
+    );
+    assert!(logged.contains("FROM `plant`.`assets` WHERE (`asset_id` = 7) LIMIT 1"), "LIMIT pushed:\n{logged}");
+    assert!(logged.contains("SELECT asset_id FROM assets LIMIT 3"), "MySQL-only query passed through whole:\n{logged}");
+    let expected: Vec<(i32, String)> = direct
+        .query("SELECT a.asset_id, a.site FROM plant.assets a JOIN plant.sensors s ON s.asset_id = a.asset_id WHERE a.asset_id BETWEEN 3 AND 5 AND a.site = 'Riverside' GROUP BY a.asset_id, a.site ORDER BY a.asset_id")
+        .await
+        .expect("MariaDB alone");
+    assert_eq!(top, expected);
+    server.stop().await;
+}

@@ -3,7 +3,9 @@
 //! data directory ([`managed::ManagedServer`]).
 
 pub mod managed;
+pub mod table;
 pub mod url;
 
 pub use managed::{ManagedServer, find_server_binary};
+pub use table::{MySqlSource, MySqlTable};
 pub use url::BackendUrl;

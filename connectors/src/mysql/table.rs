@@ -1,0 +1,432 @@
+//! MySQL tables as DataFusion tables, for queries that join them with lake
+//! data. Rows stream from MySQL in chunks into Arrow; projection, LIMIT and
+//! the filters that translate to MySQL SQL are pushed down, with every
+//! identifier and literal quoted; MySQL's row estimate feeds join planning.
+//!
+//! Type policy: integers keep width and signedness, DECIMAL(p,s) stays exact
+//! (up to 65 digits), CHAR/VARCHAR/TEXT/ENUM/SET/JSON are text, BINARY/BLOB
+//! are bytes, BIT is an unsigned integer, YEAR a small integer, DATE a date,
+//! DATETIME/TIMESTAMP microsecond timestamps, TIME text (MySQL times exceed a
+//! day). Zero dates ('0000-00-00') read as NULL.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, BinaryBuilder, RecordBatch, StringBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
+use datafusion::common::{ScalarValue, Statistics};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+
+use super::BackendUrl;
+
+const CHUNK_ROWS: usize = 8192;
+
+fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE.
+type ColumnRow = (String, String, String, Option<u64>, Option<u64>, String);
+
+/// A pool of connections to the backend for reading tables.
+#[derive(Clone)]
+pub struct MySqlSource {
+    pool: mysql_async::Pool,
+}
+
+impl fmt::Debug for MySqlSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MySqlSource")
+    }
+}
+
+pub fn quote_ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+pub fn quote_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The Arrow type a MySQL column is read as.
+fn arrow_type(data_type: &str, column_type: &str, precision: Option<u64>, scale: Option<u64>) -> DataType {
+    let unsigned = column_type.contains("unsigned");
+    match data_type {
+        "tinyint" => if unsigned { DataType::UInt8 } else { DataType::Int8 },
+        "smallint" => if unsigned { DataType::UInt16 } else { DataType::Int16 },
+        "mediumint" | "int" | "integer" => if unsigned { DataType::UInt32 } else { DataType::Int32 },
+        "bigint" => if unsigned { DataType::UInt64 } else { DataType::Int64 },
+        "bit" => DataType::UInt64,
+        "year" => DataType::Int16,
+        "float" => DataType::Float32,
+        "double" | "real" => DataType::Float64,
+        "decimal" | "numeric" => {
+            let p = precision.unwrap_or(10).clamp(1, 76) as u8;
+            let s = scale.unwrap_or(0).min(u64::from(p)) as i8;
+            if p <= 38 { DataType::Decimal128(p, s) } else { DataType::Decimal256(p, s) }
+        }
+        "date" => DataType::Date32,
+        "datetime" | "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry" => DataType::Binary,
+        _ => DataType::Utf8,
+    }
+}
+
+impl MySqlSource {
+    pub fn new(url: &BackendUrl) -> Self {
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(url.host.clone())
+            .tcp_port(url.port)
+            .user(Some(url.user.clone()))
+            .pass(Some(url.password.clone()))
+            .prefer_socket(false);
+        Self { pool: mysql_async::Pool::new(opts) }
+    }
+
+    /// The table `db.table` on the backend, if it exists.
+    pub async fn table(&self, db: &str, table: &str) -> Result<Option<Arc<MySqlTable>>> {
+        let mut conn = self.pool.get_conn().await.map_err(ext)?;
+        let cols: Vec<ColumnRow> = conn
+            .exec(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (db, table),
+            )
+            .await
+            .map_err(ext)?;
+        if cols.is_empty() {
+            return Ok(None);
+        }
+        let rows: Option<Option<u64>> = conn
+            .exec_first("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (db, table))
+            .await
+            .map_err(ext)?;
+        let fields: Vec<Field> = cols
+            .iter()
+            .map(|(name, dt, ct, p, s, nullable)| {
+                Field::new(name, arrow_type(&dt.to_lowercase(), &ct.to_lowercase(), *p, *s), nullable == "YES")
+            })
+            .collect();
+        let binary = cols.iter().map(|c| arrow_type(&c.1.to_lowercase(), &c.2.to_lowercase(), c.3, c.4) == DataType::Binary).collect();
+        Ok(Some(Arc::new(MySqlTable {
+            pool: self.pool.clone(),
+            db: db.to_string(),
+            table: table.to_string(),
+            schema: Arc::new(Schema::new(fields)),
+            binary,
+            rows: rows.flatten(),
+        })))
+    }
+}
+
+#[derive(Debug)]
+pub struct MySqlTable {
+    pool: mysql_async::Pool,
+    db: String,
+    table: String,
+    schema: SchemaRef,
+    /// Columns read as bytes rather than text.
+    binary: Vec<bool>,
+    rows: Option<u64>,
+}
+
+/// MySQL SQL for a literal; None when it has no faithful form.
+fn literal(v: &ScalarValue) -> Option<String> {
+    use ScalarValue as S;
+    if v.is_null() {
+        return Some("NULL".into());
+    }
+    Some(match v {
+        S::Boolean(Some(b)) => if *b { "1".into() } else { "0".into() },
+        S::Int8(Some(x)) => x.to_string(),
+        S::Int16(Some(x)) => x.to_string(),
+        S::Int32(Some(x)) => x.to_string(),
+        S::Int64(Some(x)) => x.to_string(),
+        S::UInt8(Some(x)) => x.to_string(),
+        S::UInt16(Some(x)) => x.to_string(),
+        S::UInt32(Some(x)) => x.to_string(),
+        S::UInt64(Some(x)) => x.to_string(),
+        S::Float64(Some(x)) if x.is_finite() => format!("{x:?}"),
+        S::Decimal128(Some(_), _, _) => v.to_string(),
+        S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => quote_str(s),
+        S::Date32(Some(_)) => format!("DATE {}", quote_str(&v.to_string())),
+        _ => return None,
+    })
+}
+
+fn is_text(e: &Expr, schema: &SchemaRef) -> bool {
+    match e {
+        Expr::Column(c) => schema.field_with_name(&c.name).is_ok_and(|f| f.data_type() == &DataType::Utf8),
+        Expr::Literal(v, _) => matches!(v, ScalarValue::Utf8(_) | ScalarValue::LargeUtf8(_) | ScalarValue::Utf8View(_)),
+        _ => false,
+    }
+}
+
+/// MySQL SQL for a filter, and whether MySQL's answer is exact. Text
+/// comparisons use MySQL's collation (usually case-insensitive), so only
+/// equality is pushed for text, and inexactly (the engine filters again).
+fn filter_sql(e: &Expr, schema: &SchemaRef) -> Option<(String, bool)> {
+    match e {
+        Expr::Column(c) if schema.field_with_name(&c.name).is_ok() => Some((quote_ident(&c.name), true)),
+        Expr::Literal(v, _) => literal(v).map(|l| (l, true)),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let sym = match op {
+                Operator::Eq => "=",
+                Operator::NotEq => "<>",
+                Operator::Lt => "<",
+                Operator::LtEq => "<=",
+                Operator::Gt => ">",
+                Operator::GtEq => ">=",
+                Operator::And => "AND",
+                Operator::Or => "OR",
+                _ => return None,
+            };
+            let text = is_text(left, schema) || is_text(right, schema);
+            if text && !matches!(op, Operator::Eq) {
+                return None;
+            }
+            let (l, le) = filter_sql(left, schema)?;
+            let (r, re) = filter_sql(right, schema)?;
+            Some((format!("({l} {sym} {r})"), le && re && !text))
+        }
+        Expr::IsNull(inner) => filter_sql(inner, schema).map(|(s, x)| (format!("({s} IS NULL)"), x)),
+        Expr::IsNotNull(inner) => filter_sql(inner, schema).map(|(s, x)| (format!("({s} IS NOT NULL)"), x)),
+        Expr::Not(inner) if !matches!(inner.as_ref(), Expr::BinaryExpr(_)) => None,
+        Expr::InList(l) if !l.negated => {
+            let text = is_text(&l.expr, schema);
+            let (col, exact) = filter_sql(&l.expr, schema)?;
+            let items = l.list.iter().map(|i| filter_sql(i, schema).map(|x| x.0)).collect::<Option<Vec<_>>>()?;
+            Some((format!("({col} IN ({}))", items.join(", ")), exact && !text))
+        }
+        Expr::Between(b) if !b.negated && !is_text(&b.expr, schema) => {
+            let (x, e1) = filter_sql(&b.expr, schema)?;
+            let (lo, e2) = filter_sql(&b.low, schema)?;
+            let (hi, e3) = filter_sql(&b.high, schema)?;
+            Some((format!("({x} BETWEEN {lo} AND {hi})"), e1 && e2 && e3))
+        }
+        _ => None,
+    }
+}
+
+impl MySqlTable {
+    /// The SELECT sent to MySQL for a scan.
+    pub fn scan_sql(&self, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> String {
+        let cols: Vec<String> = match projection {
+            Some(p) if p.is_empty() => vec!["1".into()],
+            Some(p) => p.iter().map(|i| quote_ident(self.schema.field(*i).name())).collect(),
+            None => self.schema.fields().iter().map(|f| quote_ident(f.name())).collect(),
+        };
+        let mut sql = format!("SELECT {} FROM {}.{}", cols.join(", "), quote_ident(&self.db), quote_ident(&self.table));
+        let wheres: Vec<String> = filters.iter().filter_map(|f| filter_sql(f, &self.schema).map(|x| x.0)).collect();
+        if !wheres.is_empty() {
+            sql.push_str(&format!(" WHERE {}", wheres.join(" AND ")));
+        }
+        if let Some(n) = limit {
+            sql.push_str(&format!(" LIMIT {n}"));
+        }
+        sql
+    }
+}
+
+#[async_trait]
+impl TableProvider for MySqlTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match filter_sql(f, &self.schema) {
+                Some((_, true)) => TableProviderFilterPushDown::Exact,
+                Some((_, false)) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.rows.map(|n| {
+            let mut s = Statistics::new_unknown(&self.schema);
+            s.num_rows = Precision::Inexact(n as usize);
+            s
+        })
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let projected = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let binary = match projection {
+            Some(p) => p.iter().map(|i| self.binary[*i]).collect(),
+            None => self.binary.clone(),
+        };
+        let sql = self.scan_sql(projection, filters, limit);
+        tracing::debug!(sql = %sql, "MySQL scan");
+        let partition = Arc::new(MySqlScan { pool: self.pool.clone(), sql, schema: projected.clone(), binary });
+        Ok(Arc::new(StreamingTableExec::try_new(projected, vec![partition], None, [], false, limit)?))
+    }
+}
+
+#[derive(Debug)]
+struct MySqlScan {
+    pool: mysql_async::Pool,
+    sql: String,
+    schema: SchemaRef,
+    binary: Vec<bool>,
+}
+
+impl PartitionStream for MySqlScan {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (pool, sql, schema, binary) = (self.pool.clone(), self.sql.clone(), self.schema.clone(), self.binary.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        tokio::spawn(async move {
+            let result = async {
+                let mut conn = pool.get_conn().await.map_err(ext)?;
+                let mut rows = conn.query_iter(sql).await.map_err(ext)?;
+                let mut chunk: Vec<mysql_async::Row> = Vec::with_capacity(CHUNK_ROWS);
+                let mut stream = rows.stream::<mysql_async::Row>().await.map_err(ext)?;
+                if let Some(stream) = stream.as_mut() {
+                    while let Some(row) = stream.next().await {
+                        chunk.push(row.map_err(ext)?);
+                        if chunk.len() == CHUNK_ROWS {
+                            let batch = to_batch(&schema, &binary, &chunk)?;
+                            chunk.clear();
+                            if tx.send(Ok(batch)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                if !chunk.is_empty() || schema.fields().is_empty() {
+                    let _ = tx.send(to_batch(&schema, &binary, &chunk)).await;
+                }
+                Ok::<(), DataFusionError>(())
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+    }
+}
+
+fn is_zero_date(s: &[u8]) -> bool {
+    s.starts_with(b"0000-00-00")
+}
+
+/// Text-protocol rows to a batch: text is collected then cast to each
+/// column's type (the cast parses numbers, decimals, dates and times).
+fn to_batch(schema: &SchemaRef, binary: &[bool], rows: &[mysql_async::Row]) -> Result<RecordBatch> {
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        let value = |r: &mysql_async::Row| -> Option<Vec<u8>> {
+            match r.as_ref(i) {
+                Some(mysql_async::Value::Bytes(b)) => Some(b.clone()),
+                Some(mysql_async::Value::NULL) | None => None,
+                Some(other) => Some(other.as_sql(true).trim_matches('\'').as_bytes().to_vec()),
+            }
+        };
+        if binary.get(i).copied().unwrap_or(false) {
+            let mut b = BinaryBuilder::new();
+            for r in rows {
+                b.append_option(value(r));
+            }
+            arrays.push(Arc::new(b.finish()));
+            continue;
+        }
+        let mut b = StringBuilder::new();
+        let is_date = matches!(field.data_type(), DataType::Date32 | DataType::Timestamp(_, _));
+        for r in rows {
+            match value(r) {
+                Some(v) if is_date && is_zero_date(&v) => b.append_null(),
+                Some(v) if field.data_type() == &DataType::UInt64 && v.len() <= 8 && !v.iter().all(u8::is_ascii_digit) => {
+                    // BIT(n) arrives as big-endian bytes.
+                    let n = v.iter().fold(0u64, |acc, x| acc << 8 | u64::from(*x));
+                    b.append_value(n.to_string())
+                }
+                Some(v) => b.append_value(String::from_utf8_lossy(&v)),
+                None => b.append_null(),
+            }
+        }
+        let text: ArrayRef = Arc::new(b.finish());
+        arrays.push(if field.data_type() == &DataType::Utf8 { text } else { cast(&text, field.data_type())? });
+    }
+    let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    // Nullability comes from MySQL; the arrays are checked against it.
+    Ok(RecordBatch::try_new_with_options(schema.clone(), arrays, &options)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::{col, lit};
+
+    fn table() -> MySqlTable {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("we`ird", DataType::Float64, true),
+        ]));
+        MySqlTable {
+            pool: mysql_async::Pool::new("mysql://root@127.0.0.1:1/"),
+            db: "d".into(),
+            table: "t".into(),
+            schema,
+            binary: vec![false; 3],
+            rows: None,
+        }
+    }
+
+    #[test]
+    fn generates_quoted_sql() {
+        let t = table();
+        let filters = vec![col("id").gt(lit(5)), col("name").eq(lit("o'k")), col("name").like(lit("x%"))];
+        let sql = t.scan_sql(Some(&vec![0, 2]), &filters, Some(10));
+        assert_eq!(sql, "SELECT `id`, `we``ird` FROM `d`.`t` WHERE (`id` > 5) AND (`name` = 'o''k') LIMIT 10");
+        let kinds = t.supports_filters_pushdown(&filters.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            kinds,
+            vec![TableProviderFilterPushDown::Exact, TableProviderFilterPushDown::Inexact, TableProviderFilterPushDown::Unsupported]
+        );
+    }
+}
