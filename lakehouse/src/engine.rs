@@ -127,8 +127,10 @@ impl Lakehouse {
         system_vars: Arc<dyn VarProvider + Send + Sync>,
         user_vars: Arc<dyn VarProvider + Send + Sync>,
     ) -> SessionContext {
+        let config = base_config(&self.options, database)
+            .with_extension(Arc::new(connectors::mysql::PushdownLog::default()));
         let state = SessionStateBuilder::new()
-            .with_config(base_config(&self.options, database))
+            .with_config(config)
             .with_runtime_env(self.runtime.clone())
             .with_catalog_list(Arc::new(LakeCatalogList { shared: self.shared.clone() }))
             .with_default_features()

@@ -573,6 +573,14 @@ impl Session {
             })
             .collect();
         let schema = Arc::new(df.schema().as_arrow().clone());
+        let plain_explain = match &original {
+            DfStatement::Explain(e) => !e.options.analyze,
+            DfStatement::Statement(s) => matches!(s.as_ref(), Statement::Explain { analyze: false, .. }),
+            _ => false,
+        };
+        if plain_explain {
+            return self.explain_with_routing(df, schema).await;
+        }
         let mut cols = ColumnInfo::from_schema(&schema, &qualifiers);
         mysql_column_names(&original, &mut cols);
         let stream = match df.execute_stream().await {
@@ -580,6 +588,41 @@ impl Session {
             Err(e) => return Err(self.name_failing_file(e, &lake_tables).await),
         };
         Ok(Response::Rows { cols, stream: self.diagnosing(stream, lake_tables) })
+    }
+
+    /// EXPLAIN output with where the query runs and what MySQL is sent.
+    async fn explain_with_routing(
+        &self,
+        df: datafusion::dataframe::DataFrame,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<Response, MyError> {
+        let log = self.ctx.state().config().get_extension::<connectors::mysql::PushdownLog>();
+        if let Some(l) = &log {
+            l.take();
+        }
+        let mut batches = df.collect().await?;
+        let mut notes = vec![(
+            "lakewave_routing".to_string(),
+            "runs in the lakehouse engine (DataFusion)".to_string(),
+        )];
+        for sql in log.map(|l| l.take()).unwrap_or_default() {
+            notes.push(("mysql_pushdown".to_string(), sql));
+        }
+        if schema.fields().len() == 2 {
+            let (kinds, texts): (Vec<String>, Vec<String>) = notes.into_iter().unzip();
+            let batch = datafusion::arrow::array::RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(datafusion::arrow::array::StringArray::from(kinds)),
+                    Arc::new(datafusion::arrow::array::StringArray::from(texts)),
+                ],
+            )
+            .map_err(|e| MyError::from(datafusion::error::DataFusionError::from(e)))?;
+            batches.insert(0, batch);
+        }
+        let cols = ColumnInfo::from_schema(&schema, &[]);
+        let stream = datafusion::physical_plan::memory::MemoryStream::try_new(batches, schema, None)?;
+        Ok(Response::Rows { cols, stream: Box::pin(stream) })
     }
 
     /// Rewrites a read error to name the file that caused it, when it can.

@@ -190,6 +190,19 @@ async fn lake_joins_mysql_like_mariadb_alone() {
     );
     assert!(logged.contains("FROM `plant`.`assets` WHERE (`asset_id` = 7) LIMIT 1"), "LIMIT pushed:\n{logged}");
     assert!(logged.contains("SELECT asset_id FROM assets LIMIT 3"), "MySQL-only query passed through whole:\n{logged}");
+    // EXPLAIN says where a query runs and what MySQL is sent.
+    let plan: Vec<(String, String)> = conn
+        .query("EXPLAIN SELECT s.day, a.site FROM sensors s JOIN assets a ON a.asset_id = s.asset_id WHERE a.asset_id = 7")
+        .await
+        .expect("explain a lake join");
+    assert_eq!(plan[0], ("lakewave_routing".to_string(), "runs in the lakehouse engine (DataFusion)".to_string()));
+    assert!(
+        plan.iter().any(|(k, v)| k == "mysql_pushdown" && v.contains("FROM `plant`.`assets` WHERE (`asset_id` = 7)")),
+        "{plan:?}"
+    );
+    let mysql_plan: Vec<mysql_async::Row> = conn.query("EXPLAIN SELECT * FROM assets WHERE asset_id = 7").await.expect("explain on MySQL");
+    let select_type: Option<String> = mysql_plan[0].get("select_type");
+    assert_eq!(select_type.as_deref(), Some("SIMPLE"), "MySQL-only queries are explained by MySQL");
     let expected: Vec<(i32, String)> = direct
         .query("SELECT a.asset_id, a.site FROM plant.assets a JOIN plant.sensors s ON s.asset_id = a.asset_id WHERE a.asset_id BETWEEN 3 AND 5 AND a.site = 'Riverside' GROUP BY a.asset_id, a.site ORDER BY a.asset_id")
         .await

@@ -36,6 +36,21 @@ fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
+/// The SQL of the MySQL scans planned in a session, for EXPLAIN. A session
+/// puts one in its config; scans append to it.
+#[derive(Debug, Default)]
+pub struct PushdownLog(std::sync::Mutex<Vec<String>>);
+
+impl PushdownLog {
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn push(&self, sql: String) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(sql);
+    }
+}
+
 /// COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE.
 type ColumnRow = (String, String, String, Option<u64>, Option<u64>, String);
 
@@ -281,7 +296,7 @@ impl TableProvider for MySqlTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -296,6 +311,9 @@ impl TableProvider for MySqlTable {
         };
         let sql = self.scan_sql(projection, filters, limit);
         tracing::debug!(sql = %sql, "MySQL scan");
+        if let Some(log) = state.config().get_extension::<PushdownLog>() {
+            log.push(sql.clone());
+        }
         let partition = Arc::new(MySqlScan { pool: self.pool.clone(), sql, schema: projected.clone(), binary });
         Ok(Arc::new(StreamingTableExec::try_new(projected, vec![partition], None, [], false, limit)?))
     }
