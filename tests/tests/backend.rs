@@ -210,3 +210,54 @@ async fn lake_joins_mysql_like_mariadb_alone() {
     assert_eq!(top, expected);
     server.stop().await;
 }
+
+/// Every MySQL type read into the lakehouse engine (a lake query naming a
+/// MySQL table) arrives with the right value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_types_map_into_the_engine() {
+    let (db, server, mut conn, files) = setup().await;
+    conn.query_drop("CREATE DATABASE typed").await.expect("create database");
+    let mut direct = db.conn().await;
+    direct.query_drop("SET SESSION sql_mode = ''").await.expect("allow zero dates");
+    direct
+        .query_drop(
+            "CREATE TABLE typed.m (id INT PRIMARY KEY, tu TINYINT UNSIGNED, bu BIGINT UNSIGNED, d65 DECIMAL(65,30), \
+             e ENUM('red','green'), st SET('a','b','c'), j JSON, bt BIT(10), bl BLOB, dt DATETIME(6), zd DATE, y YEAR, f FLOAT)",
+        )
+        .await
+        .expect("create MySQL table");
+    direct
+        .query_drop(
+            "INSERT INTO typed.m VALUES (1, 255, 18446744073709551615, '12345678901234567890123456789012345.123456789012345678901234567891', \
+             'green', 'a,c', '{\"k\": [1, 2]}', b'1000000001', x'00ff10', '2026-01-31 23:59:58.123456', '0000-00-00', 2026, 1.5)",
+        )
+        .await
+        .expect("insert");
+    let parquet = files.path().join("all_types.parquet").display().to_string();
+    conn.query_drop(format!("CREATE EXTERNAL TABLE typed.lake STORED AS PARQUET LOCATION '{parquet}'")).await.expect("lake table");
+    let row: mysql_async::Row = conn
+        .query_first(
+            "SELECT m.tu, m.bu, CAST(m.d65 AS VARCHAR) AS d65, m.e, m.st, m.j, m.bt, m.bl, m.dt, m.zd, m.y, m.f \
+             FROM typed.lake l JOIN typed.m m ON m.id = l.id",
+        )
+        .await
+        .expect("join")
+        .expect("one row");
+    assert_eq!(row.get::<Option<u8>, _>("tu").flatten(), Some(255));
+    assert_eq!(row.get::<Option<u64>, _>("bu").flatten(), Some(u64::MAX));
+    assert_eq!(
+        row.get::<Option<String>, _>("d65").flatten().as_deref(),
+        Some("12345678901234567890123456789012345.123456789012345678901234567891")
+    );
+    assert_eq!(row.get::<Option<String>, _>("e").flatten().as_deref(), Some("green"));
+    assert_eq!(row.get::<Option<String>, _>("st").flatten().as_deref(), Some("a,c"));
+    let j = row.get::<Option<String>, _>("j").flatten().unwrap_or_default();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&j).ok(), Some(serde_json::json!({"k": [1, 2]})));
+    assert_eq!(row.get::<Option<u64>, _>("bt").flatten(), Some(0b1000000001));
+    assert_eq!(row.get::<Option<Vec<u8>>, _>("bl").flatten(), Some(vec![0, 0xff, 0x10]));
+    assert_eq!(row.get::<Option<String>, _>("dt").flatten().as_deref(), Some("2026-01-31 23:59:58.123456"));
+    assert_eq!(row.get::<Option<String>, _>("zd").flatten(), None, "zero dates read as NULL");
+    assert_eq!(row.get::<Option<i64>, _>("y").flatten(), Some(2026));
+    assert_eq!(row.get::<Option<f32>, _>("f").flatten(), Some(1.5));
+    server.stop().await;
+}
