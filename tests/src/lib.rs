@@ -2,6 +2,7 @@
 //! `lakewave` binary as a child process), writes fixture files, and locates
 //! the external clients the tests drive.
 
+pub mod clients;
 pub mod fixtures;
 pub mod mariadb;
 

@@ -6,24 +6,20 @@
 //! The external clients are installed by `scripts/test-deps.sh`; a missing one
 //! fails the test with that hint. Their check programs live in `tests/clients/`.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Value};
 
+use lakewave_tests::clients::{DEPS_HINT, JavaProgram, client_file, run_client};
 use lakewave_tests::{TestServer, fixtures, require_program, workspace};
 
-const DEPS_HINT: &str = "run `bash scripts/test-deps.sh` to install the clients the end-to-end tests drive";
 const SAMPLE_ROWS: u64 = 2000;
 /// Longest run allowed to one external client program.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
-/// MariaDB Connector/J as Debian's libmariadb-java installs it.
-const DEFAULT_CONNECTOR_J: &str = "/usr/share/java/mariadb-java-client.jar";
 
 // ---------------------------------------------------------------------------
 // Shared setup
@@ -83,102 +79,15 @@ async fn setup() -> Env {
     Env { server, dir }
 }
 
-/// What an external client program did.
-struct Outcome {
-    what: String,
-    status: Option<ExitStatus>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-impl Outcome {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-
-    fn report(&self) -> String {
-        let status = match self.status {
-            Some(s) => s.to_string(),
-            None => format!("killed after {} s", CLIENT_TIMEOUT.as_secs()),
-        };
-        format!(
-            "{} ({status})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.what,
-            self.stdout(),
-            self.stderr()
-        )
-    }
-
-    fn success(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
-    /// Panics with the program's output unless it exited with status 0.
-    fn assert_success(&self) {
-        assert!(self.success(), "client program failed: {}", self.report());
-        println!("{}", self.report());
-    }
-}
-
-/// Runs a client program on a blocking thread (the in-process server keeps
-/// serving on the runtime), with its stdin from `stdin` (or empty).
-async fn run_client(mut cmd: Command, stdin: Option<&Path>) -> Outcome {
-    let stdin = stdin.map(|p| File::open(p).unwrap_or_else(|e| panic!("open {}: {e}", p.display())));
-    tokio::task::spawn_blocking(move || {
-        let what = format!("{cmd:?}");
-        cmd.stdin(stdin.map_or_else(Stdio::null, Stdio::from)).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("could not start {what}: {e}"));
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut buf);
-                }
-                buf
-            })
-        };
-        let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let deadline = Instant::now() + CLIENT_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => panic!("waiting for {what}: {e}"),
-            }
-        };
-        Outcome {
-            what,
-            status,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        }
-    })
-    .await
-    .expect("client thread")
-}
-
-fn client_script(name: &str) -> PathBuf {
-    workspace().join("tests").join("clients").join(name)
-}
 
 /// Runs one of the Python check scripts against the server.
 async fn python_check(script: &str) {
     let python = require_program("python3", DEPS_HINT);
     let env = setup().await;
     let mut cmd = Command::new(python);
-    cmd.arg(client_script(script)).arg("127.0.0.1").arg(env.port()).arg(env.fixtures_dir());
+    cmd.arg(client_file(script)).arg("127.0.0.1").arg(env.port()).arg(env.fixtures_dir());
     cmd.env("PYTHONIOENCODING", "utf-8").env("PYTHONDONTWRITEBYTECODE", "1");
-    let outcome = run_client(cmd, None).await;
+    let outcome = run_client(cmd, None, CLIENT_TIMEOUT).await;
     env.stop().await;
     outcome.assert_success();
 }
@@ -198,23 +107,11 @@ async fn mysql_connector_python() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_j() {
-    let javac = require_program("javac", DEPS_HINT);
-    let java = require_program("java", DEPS_HINT);
-    let jar = std::env::var_os("MARIADB_JAVA_CLIENT_JAR").map_or_else(|| PathBuf::from(DEFAULT_CONNECTOR_J), PathBuf::from);
-    assert!(jar.is_file(), "MariaDB Connector/J is not installed at {}; {DEPS_HINT}", jar.display());
-
-    let classes = tempfile::tempdir().expect("temp dir for the compiled check");
-    let mut compile = Command::new(javac);
-    compile.arg("-cp").arg(&jar).arg("-d").arg(classes.path()).arg(client_script("ConnectorJCheck.java"));
-    run_client(compile, None).await.assert_success();
-
+    let program = JavaProgram::compile("ConnectorJCheck.java").await;
     let env = setup().await;
-    let mut classpath = classes.path().as_os_str().to_owned();
-    classpath.push(":");
-    classpath.push(&jar);
-    let mut cmd = Command::new(java);
-    cmd.arg("-cp").arg(classpath).arg("ConnectorJCheck").arg("127.0.0.1").arg(env.port());
-    let outcome = run_client(cmd, None).await;
+    let mut cmd = program.command("ConnectorJCheck");
+    cmd.arg("127.0.0.1").arg(env.port());
+    let outcome = run_client(cmd, None, CLIENT_TIMEOUT).await;
     env.stop().await;
     outcome.assert_success();
 }
@@ -306,22 +203,22 @@ async fn mariadb_cli() {
         batch(&mut expected, &["asset_type", "readings", "failures"], &per_type_rows);
     }
 
-    let script = run_client(mariadb_cmd(&mariadb, &port), Some(&client_script("cli_check.sql"))).await;
+    let script = run_client(mariadb_cmd(&mariadb, &port), Some(&client_file("cli_check.sql")), CLIENT_TIMEOUT).await;
     // A user's plain connection: no TLS options, no batch flag.
     let mut plain = Command::new(&mariadb);
     plain.args(["-h", "127.0.0.1", "-P", &port, "-u", "root", "-e", "SELECT 1 + 1 AS two"]);
-    let plain = run_client(plain, None).await;
+    let plain = run_client(plain, None, CLIENT_TIMEOUT).await;
     // The quickstart script runs start to end.
     let mut quickstart = mariadb_cmd(&mariadb, &port);
     quickstart.arg("--table");
-    let quickstart = run_client(quickstart, Some(&workspace().join("samples").join("quickstart.sql"))).await;
+    let quickstart = run_client(quickstart, Some(&workspace().join("samples").join("quickstart.sql")), CLIENT_TIMEOUT).await;
     // Errors: a missing table and a syntax error end the client with status 1.
     let mut missing = mariadb_cmd(&mariadb, &port);
     missing.args(["-D", "samples", "-e", "select * from nosuch"]);
-    let missing = run_client(missing, None).await;
+    let missing = run_client(missing, None, CLIENT_TIMEOUT).await;
     let mut syntax = mariadb_cmd(&mariadb, &port);
     syntax.args(["-e", "SELEC 1"]);
-    let syntax = run_client(syntax, None).await;
+    let syntax = run_client(syntax, None, CLIENT_TIMEOUT).await;
     env.stop().await;
 
     script.assert_success();

@@ -7,92 +7,26 @@
 //! The client programs live in `tests/clients/` (`bank_pymysql.py`,
 //! `BankTransfer.java`); `scripts/test-deps.sh` installs what they need.
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
 use lakewave_tests::mariadb::TestMariaDb;
-use lakewave_tests::{TestServer, require_program, workspace};
+use lakewave_tests::clients::{ClientRun, DEPS_HINT, JavaProgram, client_file, run_client};
+use lakewave_tests::{TestServer, require_program};
 
-const DEPS_HINT: &str = "run `bash scripts/test-deps.sh` to install the clients the end-to-end tests drive";
 /// Longest run allowed to one client program.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
-/// MariaDB Connector/J as Debian's libmariadb-java installs it.
-const DEFAULT_CONNECTOR_J: &str = "/usr/share/java/mariadb-java-client.jar";
 const ACCOUNTS: i32 = 10;
 
-/// The exit status (None: killed at the timeout) and output of a program.
-struct Run {
-    what: String,
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn report(&self) -> String {
-        let status = self.status.map_or_else(|| format!("killed after {} s", CLIENT_TIMEOUT.as_secs()), |s| s.to_string());
-        format!("{} ({status})\n--- stdout ---\n{}\n--- stderr ---\n{}", self.what, self.stdout, self.stderr)
-    }
-
-    fn assert_success(&self) {
-        assert!(self.status.is_some_and(|s| s.success()), "client program failed: {}", self.report());
-        println!("{}", self.report());
-    }
-
-    /// The number after `key=` in the summary line.
-    fn summary_value(&self, key: &str) -> u64 {
-        let prefix = format!("{key}=");
-        self.stdout
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(&prefix))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no `{key}=` in the client's summary: {}", self.report()))
-    }
-}
-
-/// Runs a program on a blocking thread, so the in-process server keeps
-/// serving on the runtime, killing it at the timeout.
-async fn run(mut cmd: Command) -> Run {
-    tokio::task::spawn_blocking(move || {
-        let what = format!("{cmd:?}");
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("could not start {what}: {e}"));
-        fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut buf);
-                }
-                String::from_utf8_lossy(&buf).into_owned()
-            })
-        }
-        let out = drain(child.stdout.take());
-        let err = drain(child.stderr.take());
-        let deadline = Instant::now() + CLIENT_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => panic!("waiting for {what}: {e}"),
-            }
-        };
-        Run { what, status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
-    })
-    .await
-    .expect("client thread")
-}
-
-fn client_file(name: &str) -> PathBuf {
-    workspace().join("tests").join("clients").join(name)
+/// The number after `key=` in a client's summary line.
+fn summary_value(run: &ClientRun, key: &str) -> u64 {
+    let prefix = format!("{key}=");
+    run.stdout()
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&prefix).and_then(|v| v.parse().ok()))
+        .unwrap_or_else(|| panic!("no `{key}=` in the client's summary: {}", run.report()))
 }
 
 /// A private MariaDB, Lakewave in front of it, and the bank schema created
@@ -121,13 +55,13 @@ async fn setup() -> (TestMariaDb, TestServer) {
 /// Re-checks the outcome on MariaDB itself: the total is exact, no balance
 /// is negative, the transfers log has the committed transfers, and every
 /// balance is 1000 plus what the log says it received minus what it sent.
-async fn verify_directly(db: &TestMariaDb, client: &Run) {
-    let committed = client.summary_value("committed");
-    let overdrafts = client.summary_value("rolled_back_overdraft");
+async fn verify_directly(db: &TestMariaDb, client: &ClientRun) {
+    let committed = summary_value(client, "committed");
+    let overdrafts = summary_value(client, "rolled_back_overdraft");
     println!(
         "deadlocks retried: {}, lock wait timeouts retried: {}",
-        client.summary_value("deadlocks_retried"),
-        client.summary_value("lock_timeouts_retried")
+        summary_value(client, "deadlocks_retried"),
+        summary_value(client, "lock_timeouts_retried")
     );
     assert!(committed > 0, "no transfer committed: {}", client.report());
     assert!(overdrafts > 0, "no overdraft rolled back: {}", client.report());
@@ -180,7 +114,7 @@ async fn pymysql_bank_transfers() {
     let mut cmd = Command::new(python);
     cmd.arg(client_file("bank_pymysql.py")).arg("127.0.0.1").arg(server.port.to_string());
     cmd.env("PYTHONIOENCODING", "utf-8").env("PYTHONDONTWRITEBYTECODE", "1");
-    let outcome = run(cmd).await;
+    let outcome = run_client(cmd, None, CLIENT_TIMEOUT).await;
     outcome.assert_success();
     verify_directly(&db, &outcome).await;
     server.stop().await;
@@ -188,23 +122,11 @@ async fn pymysql_bank_transfers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jdbc_bank_transfers() {
-    let javac = require_program("javac", DEPS_HINT);
-    let java = require_program("java", DEPS_HINT);
-    let jar = std::env::var_os("MARIADB_JAVA_CLIENT_JAR").map_or_else(|| PathBuf::from(DEFAULT_CONNECTOR_J), PathBuf::from);
-    assert!(jar.is_file(), "MariaDB Connector/J is not installed at {}; {DEPS_HINT}", jar.display());
-
-    let classes = tempfile::tempdir().expect("temp dir for the compiled client");
-    let mut compile = Command::new(javac);
-    compile.arg("-cp").arg(&jar).arg("-d").arg(classes.path()).arg(client_file("BankTransfer.java"));
-    run(compile).await.assert_success();
-
+    let program = JavaProgram::compile("BankTransfer.java").await;
     let (db, server) = setup().await;
-    let mut classpath = classes.path().as_os_str().to_owned();
-    classpath.push(":");
-    classpath.push(&jar);
-    let mut cmd = Command::new(java);
-    cmd.arg("-cp").arg(classpath).arg("BankTransfer").arg("127.0.0.1").arg(server.port.to_string());
-    let outcome = run(cmd).await;
+    let mut cmd = program.command("BankTransfer");
+    cmd.arg("127.0.0.1").arg(server.port.to_string());
+    let outcome = run_client(cmd, None, CLIENT_TIMEOUT).await;
     outcome.assert_success();
     verify_directly(&db, &outcome).await;
     server.stop().await;
