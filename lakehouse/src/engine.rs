@@ -128,7 +128,8 @@ impl Lakehouse {
         user_vars: Arc<dyn VarProvider + Send + Sync>,
     ) -> SessionContext {
         let config = base_config(&self.options, database)
-            .with_extension(Arc::new(connectors::mysql::PushdownLog::default()));
+            .with_extension(Arc::new(connectors::mysql::PushdownLog::default()))
+            .with_extension(Arc::new(connectors::mysql::SessionRows::default()));
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.runtime.clone())

@@ -30,6 +30,10 @@ pub struct BackendConfig {
 
 pub const ER_LOST_BACKEND: u16 = 2013;
 
+/// A session's backend connection, shared between the session and the
+/// engine (which reads MySQL through it inside transactions).
+pub type SharedBackend = Arc<tokio::sync::Mutex<Option<Backend>>>;
+
 pub fn lost(detail: impl std::fmt::Display) -> MyError {
     MyError::new(ER_LOST_BACKEND, b"HY000", format!("Lost connection to the MySQL backend: {detail}"))
 }
@@ -318,6 +322,15 @@ impl Backend {
     /// Runs a statement for Lakewave itself; returns its rows as text (an
     /// empty list for statements without a result set).
     pub async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, MyError> {
+        let rows = self.query_bytes(sql).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_iter().map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned())).collect())
+            .collect())
+    }
+
+    /// Like [`Backend::query`], with values as the raw bytes MySQL sent.
+    pub async fn query_bytes(&mut self, sql: &str) -> Result<Vec<Vec<Option<Vec<u8>>>>, MyError> {
         let mut cmd = vec![0x03];
         cmd.extend_from_slice(sql.as_bytes());
         self.send(&cmd).await?;
@@ -360,7 +373,7 @@ impl Backend {
                                 row.push(None);
                             } else {
                                 let v = buf.checked_eat_lenenc_str().ok_or_else(|| lost("malformed row"))?;
-                                row.push(Some(String::from_utf8_lossy(v).into_owned()));
+                                row.push(Some(v.to_vec()));
                             }
                         }
                         rows.push(row);
@@ -368,5 +381,26 @@ impl Backend {
                 }
             }
         }
+    }
+}
+
+/// Reads MySQL tables for the engine through a session's own connection.
+#[derive(Debug)]
+pub struct SessionConnectionRows(pub SharedBackend);
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Backend({})", self.server_version)
+    }
+}
+
+#[async_trait::async_trait]
+impl connectors::mysql::RowSource for SessionConnectionRows {
+    async fn text_rows(&self, sql: &str) -> datafusion::error::Result<connectors::mysql::TextRows> {
+        let mut slot = self.0.lock().await;
+        let b = slot
+            .as_mut()
+            .ok_or_else(|| datafusion::error::DataFusionError::External(Box::new(lost("the session's connection is closed"))))?;
+        b.query_bytes(sql).await.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
     }
 }

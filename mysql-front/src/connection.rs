@@ -30,8 +30,8 @@ pub struct Connection<R, W> {
 }
 
 fn status(session: &Session) -> StatusFlags {
-    if let Some(b) = &session.backend {
-        return b.status & (StatusFlags::SERVER_STATUS_AUTOCOMMIT | StatusFlags::SERVER_STATUS_IN_TRANS);
+    if let Some(st) = session.backend.try_lock().ok().and_then(|b| b.as_ref().map(|b| b.status)) {
+        return st & (StatusFlags::SERVER_STATUS_AUTOCOMMIT | StatusFlags::SERVER_STATUS_IN_TRANS);
     }
     let mut s = StatusFlags::empty();
     if session.autocommit() {
@@ -205,12 +205,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             }
             Command::COM_STMT_CLOSE | Command::COM_STMT_SEND_LONG_DATA if self.backend_stmt(body) => {
                 let close = command == Command::COM_STMT_CLOSE;
-                if let Some(b) = self.session.backend.as_mut() {
+                let shared = self.session.backend.clone();
+                let mut slot = shared.lock().await;
+                if let Some(b) = slot.as_mut() {
                     if close && body.len() >= 4 {
                         b.statements.remove(&u32::from_le_bytes([body[0], body[1], body[2], body[3]]));
                     }
                     if b.send_only(&packet_of(cmd, body)).await.is_err() {
-                        self.session.backend = None;
+                        *slot = None;
                     }
                 }
             }
@@ -253,7 +255,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             }
             Command::COM_RESET_CONNECTION => {
                 // A fresh backend connection is the backend's own reset.
-                self.session.backend = None;
+                self.session.drop_backend().await;
                 self.session.reset();
                 self.statements.clear();
                 self.ok(0, "");
@@ -261,7 +263,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             Command::COM_CHANGE_USER => match parse_change_user(body, self.io.capabilities) {
                 Some(change) => match check_credentials(&change.user, &change.auth, &self.session.host) {
                     Ok(()) => {
-                        self.session.backend = None;
+                        self.session.drop_backend().await;
                         self.session.reset();
                         self.statements.clear();
                         self.session.user = change.user;
@@ -367,11 +369,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     /// Relays a command to the backend and its response to the client;
     /// false if it failed.
     async fn relay(&mut self, cmd: &[u8], more: bool) -> bool {
-        if let Err(e) = self.session.backend().await {
+        if let Err(e) = self.session.ensure_backend().await {
             self.err(&e);
             return false;
         }
-        let Some(backend) = self.session.backend.as_mut() else { return false };
+        let shared = self.session.backend.clone();
+        let mut slot = shared.lock().await;
+        let Some(backend) = slot.as_mut() else { return false };
         match backend.relay(&mut self.io, cmd, more).await {
             Ok(r) => {
                 self.session.in_transaction = r.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS);
@@ -379,7 +383,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             }
             Err(e) => {
                 // The connection is gone; the next statement reconnects.
-                self.session.backend = None;
+                *slot = None;
                 self.session.in_transaction = false;
                 self.err(&e);
                 false
@@ -390,8 +394,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     /// Whether a statement id belongs to the backend.
     fn backend_stmt(&self, body: &[u8]) -> bool {
         body.len() >= 4
-            && self.session.backend.as_ref().is_some_and(|b| {
-                b.statements.contains_key(&u32::from_le_bytes([body[0], body[1], body[2], body[3]]))
+            && self.session.backend.try_lock().is_ok_and(|slot| {
+                slot.as_ref().is_some_and(|b| b.statements.contains_key(&u32::from_le_bytes([body[0], body[1], body[2], body[3]])))
             })
     }
 

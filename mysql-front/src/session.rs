@@ -23,7 +23,7 @@ use lakehouse::ddl::{self, split_name};
 use lakehouse::info_schema::INFORMATION_SCHEMA;
 use lakehouse::{Lakehouse, heatwave};
 
-use crate::backend::{Backend, BackendConfig};
+use crate::backend::{Backend, BackendConfig, SharedBackend};
 use crate::show;
 use crate::split::is_blank;
 use crate::sysvars::{SessionVars, SetError, normalise_name};
@@ -65,8 +65,10 @@ pub struct Session {
     pub schema_changed: bool,
     pub server_version: String,
     backend_config: Option<BackendConfig>,
-    /// The session's pinned backend connection, opened on first use.
-    pub backend: Option<Backend>,
+    /// The session's pinned backend connection, opened on first use. Shared
+    /// with the engine so lake queries inside a transaction read MySQL
+    /// through it.
+    pub backend: SharedBackend,
     client_caps: mysql_common::constants::CapabilityFlags,
     collation: u8,
     /// Whether the last statement ran here rather than on the backend
@@ -105,7 +107,7 @@ impl Session {
             schema_changed: false,
             server_version,
             backend_config: None,
-            backend: None,
+            backend: Arc::new(tokio::sync::Mutex::new(None)),
             client_caps: mysql_common::constants::CapabilityFlags::empty(),
             collation: 45,
             last_local: true,
@@ -126,22 +128,30 @@ impl Session {
         self.backend_config.is_some()
     }
 
-    /// The pinned backend connection, opened (in the current database) if needed.
-    pub async fn backend(&mut self) -> Result<&mut Backend, MyError> {
-        if self.backend.is_none() {
+    /// Opens the pinned backend connection (in the current database) if needed.
+    pub async fn ensure_backend(&self) -> Result<(), MyError> {
+        let mut slot = self.backend.lock().await;
+        if slot.is_none() {
             let config = self.backend_config.clone().ok_or_else(|| crate::backend::lost("no backend is attached"))?;
             let db = self.database();
-            let b = Backend::connect(&config, self.client_caps, self.collation, db.as_deref()).await?;
-            self.backend = Some(b);
+            *slot = Some(Backend::connect(&config, self.client_caps, self.collation, db.as_deref()).await?);
         }
-        self.backend.as_mut().ok_or_else(|| crate::backend::lost("no connection"))
+        Ok(())
+    }
+
+    /// Forgets the backend connection (it died, or the session was reset).
+    pub async fn drop_backend(&self) {
+        *self.backend.lock().await = None;
     }
 
     /// Runs a statement on the backend for Lakewave's own purposes.
     async fn backend_query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, MyError> {
-        let result = self.backend().await?.query(sql).await;
+        self.ensure_backend().await?;
+        let mut slot = self.backend.lock().await;
+        let Some(b) = slot.as_mut() else { return Err(crate::backend::lost("no connection")) };
+        let result = b.query(sql).await;
         if matches!(&result, Err(e) if e.code == crate::backend::ER_LOST_BACKEND) {
-            self.backend = None;
+            *slot = None;
         }
         result
     }
@@ -558,6 +568,13 @@ impl Session {
         });
         rewrite_mysql(&mut statement, reads_information_schema);
         let original = statement.clone();
+        // Inside a transaction, MySQL tables are read through this session's
+        // own connection so the query sees the transaction's writes.
+        if let Some(rows) = state.config().get_extension::<connectors::mysql::SessionRows>() {
+            let source: Option<Arc<dyn connectors::mysql::RowSource>> = (self.in_transaction && self.has_backend())
+                .then(|| Arc::new(crate::backend::SessionConnectionRows(self.backend.clone())) as _);
+            rows.set(source);
+        }
         let plan = state.statement_to_plan(statement).await?;
         SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan).map_err(|_| not_supported("this statement in the lakehouse engine"))?;
         let df = self.ctx.execute_logical_plan(plan).await?;

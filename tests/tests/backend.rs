@@ -261,3 +261,30 @@ async fn mysql_types_map_into_the_engine() {
     assert_eq!(row.get::<Option<f32>, _>("f").flatten(), Some(1.5));
     server.stop().await;
 }
+
+/// Inside a transaction, a query mixing lake and MySQL tables reads MySQL
+/// through the session's own connection: it sees the transaction's
+/// uncommitted writes, as MySQL would, and other sessions do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_queries_see_their_own_transaction() {
+    let (_db, server, mut conn, files) = setup().await;
+    conn.query_drop("CREATE DATABASE tx").await.expect("create database");
+    conn.query_drop("USE tx").await.expect("use");
+    let parquet = files.path().join("all_types.parquet").display().to_string();
+    conn.query_drop(format!("CREATE EXTERNAL TABLE lake STORED AS PARQUET LOCATION '{parquet}'")).await.expect("lake table");
+    conn.query_drop("CREATE TABLE notes (id INT PRIMARY KEY, note VARCHAR(20))").await.expect("MySQL table");
+    conn.query_drop("INSERT INTO notes VALUES (1, 'committed')").await.expect("insert");
+    let join = "SELECT l.id, n.note FROM lake l JOIN notes n ON n.id = l.id ORDER BY l.id";
+
+    let mut tx = conn.start_transaction(TxOpts::default()).await.expect("begin");
+    tx.query_drop("INSERT INTO notes VALUES (3, 'uncommitted')").await.expect("insert in transaction");
+    let inside: Vec<(i32, String)> = tx.query(join).await.expect("join inside the transaction");
+    assert_eq!(inside, vec![(1, "committed".into()), (3, "uncommitted".into())]);
+    let mut other = server.conn().await;
+    let outside: Vec<(i32, String)> = other.query(join.replace("FROM lake", "FROM tx.lake").replace("JOIN notes", "JOIN tx.notes")).await.expect("join elsewhere");
+    assert_eq!(outside, vec![(1, "committed".into())], "other sessions do not see uncommitted rows");
+    tx.rollback().await.expect("rollback");
+    let after: Vec<(i32, String)> = conn.query(join).await.expect("join after rollback");
+    assert_eq!(after, vec![(1, "committed".into())]);
+    server.stop().await;
+}

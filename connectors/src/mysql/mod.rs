@@ -7,5 +7,5 @@ pub mod table;
 pub mod url;
 
 pub use managed::{ManagedServer, find_server_binary};
-pub use table::{MySqlSource, MySqlTable, PushdownLog};
+pub use table::{MySqlSource, MySqlTable, PushdownLog, RowSource, SessionRows, TextRows};
 pub use url::BackendUrl;

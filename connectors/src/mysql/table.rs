@@ -51,6 +51,31 @@ impl PushdownLog {
     }
 }
 
+/// Rows as MySQL's text protocol carries them (None is NULL).
+pub type TextRows = Vec<Vec<Option<Vec<u8>>>>;
+
+/// Another way to run scans: a session inside a transaction reads MySQL
+/// through its own connection, so it sees its uncommitted writes.
+#[async_trait]
+pub trait RowSource: Send + Sync + fmt::Debug {
+    async fn text_rows(&self, sql: &str) -> Result<TextRows>;
+}
+
+/// Session config extension: when set, scans use this source instead of
+/// the pool.
+#[derive(Debug, Default)]
+pub struct SessionRows(std::sync::RwLock<Option<Arc<dyn RowSource>>>);
+
+impl SessionRows {
+    pub fn set(&self, source: Option<Arc<dyn RowSource>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = source;
+    }
+
+    fn get(&self) -> Option<Arc<dyn RowSource>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE.
 type ColumnRow = (String, String, String, Option<u64>, Option<u64>, String);
 
@@ -332,18 +357,25 @@ impl PartitionStream for MySqlScan {
         &self.schema
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let (pool, sql, schema, binary) = (self.pool.clone(), self.sql.clone(), self.schema.clone(), self.binary.clone());
+        if let Some(source) = ctx.session_config().get_extension::<SessionRows>().and_then(|r| r.get()) {
+            let stream = futures::stream::once(async move {
+                let rows = source.text_rows(&sql).await?;
+                to_batch(&schema, &binary, &rows)
+            });
+            return Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream));
+        }
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
         tokio::spawn(async move {
             let result = async {
                 let mut conn = pool.get_conn().await.map_err(ext)?;
                 let mut rows = conn.query_iter(sql).await.map_err(ext)?;
-                let mut chunk: Vec<mysql_async::Row> = Vec::with_capacity(CHUNK_ROWS);
+                let mut chunk: TextRows = Vec::with_capacity(CHUNK_ROWS);
                 let mut stream = rows.stream::<mysql_async::Row>().await.map_err(ext)?;
                 if let Some(stream) = stream.as_mut() {
                     while let Some(row) = stream.next().await {
-                        chunk.push(row.map_err(ext)?);
+                        chunk.push(text_row(&row.map_err(ext)?));
                         if chunk.len() == CHUNK_ROWS {
                             let batch = to_batch(&schema, &binary, &chunk)?;
                             chunk.clear();
@@ -372,18 +404,22 @@ fn is_zero_date(s: &[u8]) -> bool {
     s.starts_with(b"0000-00-00")
 }
 
+fn text_row(r: &mysql_async::Row) -> Vec<Option<Vec<u8>>> {
+    (0..r.len())
+        .map(|i| match r.as_ref(i) {
+            Some(mysql_async::Value::Bytes(b)) => Some(b.clone()),
+            Some(mysql_async::Value::NULL) | None => None,
+            Some(other) => Some(other.as_sql(true).trim_matches('\'').as_bytes().to_vec()),
+        })
+        .collect()
+}
+
 /// Text-protocol rows to a batch: text is collected then cast to each
 /// column's type (the cast parses numbers, decimals, dates and times).
-fn to_batch(schema: &SchemaRef, binary: &[bool], rows: &[mysql_async::Row]) -> Result<RecordBatch> {
+fn to_batch(schema: &SchemaRef, binary: &[bool], rows: &[Vec<Option<Vec<u8>>>]) -> Result<RecordBatch> {
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
-        let value = |r: &mysql_async::Row| -> Option<Vec<u8>> {
-            match r.as_ref(i) {
-                Some(mysql_async::Value::Bytes(b)) => Some(b.clone()),
-                Some(mysql_async::Value::NULL) | None => None,
-                Some(other) => Some(other.as_sql(true).trim_matches('\'').as_bytes().to_vec()),
-            }
-        };
+        let value = |r: &Vec<Option<Vec<u8>>>| -> Option<Vec<u8>> { r.get(i).cloned().flatten() };
         if binary.get(i).copied().unwrap_or(false) {
             let mut b = BinaryBuilder::new();
             for r in rows {
