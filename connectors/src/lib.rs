@@ -6,5 +6,6 @@
 
 pub mod location;
 pub mod mysql;
+pub mod sql;
 
 pub use location::{Location, LocationError, list_local_files};

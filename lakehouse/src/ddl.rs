@@ -146,15 +146,7 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Quotes an identifier for MySQL.
-pub fn quote_ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
-
-/// Quotes a string literal for MySQL.
-pub fn quote_str(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-}
+use connectors::sql::{quote_ident, quote_str};
 
 /// `SHOW CREATE TABLE` text, in the dialect the table was created with.
 pub fn show_create(def: &TableDef) -> Result<String> {

@@ -20,7 +20,9 @@ use serde_json::{Map, Value as Json};
 
 use connectors::{Location, list_local_files};
 
-use crate::ddl::{CreateTablePlan, column_sql, columns_from_sql, now, quote_ident, quote_str, split_name, value_text};
+use connectors::sql::{quote_ident, quote_str};
+
+use crate::ddl::{CreateTablePlan, column_sql, columns_from_sql, now, split_name, value_text};
 use crate::error::{LakeError, Result};
 use crate::model::{DdlDialect, TableDef};
 use crate::provider::location_error;

@@ -198,7 +198,7 @@ async fn serve(
 async fn align_databases(lake: &Lakehouse, backend: &BackendConfig) -> Result<(), String> {
     let mut conn = Backend::connect(backend, CapabilityFlags::empty(), 45, None).await.map_err(|e| e.to_string())?;
     for db in lake.catalog().database_names() {
-        conn.query(&format!("CREATE DATABASE IF NOT EXISTS {}", lakehouse::ddl::quote_ident(&db)))
+        conn.query(&format!("CREATE DATABASE IF NOT EXISTS {}", connectors::sql::quote_ident(&db)))
             .await
             .map_err(|e| e.to_string())?;
     }

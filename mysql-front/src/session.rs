@@ -791,7 +791,7 @@ impl Session {
                     Use::Object(n) | Use::Database(n) | Use::Schema(n) => n.to_string().trim_matches('`').to_lowercase(),
                     _ => return backend(),
                 };
-                self.backend_query(&format!("USE {}", ddl::quote_ident(&name))).await?;
+                self.backend_query(&format!("USE {}", connectors::sql::quote_ident(&name))).await?;
                 self.lake.create_database(&name, true)?;
                 self.set_database(Some(name));
                 Ok(Some(Response::ok()))
@@ -818,7 +818,7 @@ impl Session {
                     },
                 };
                 let mut rows: Vec<Vec<Option<String>>> = self
-                    .backend_query(&format!("SHOW FULL TABLES FROM {}", ddl::quote_ident(&db)))
+                    .backend_query(&format!("SHOW FULL TABLES FROM {}", connectors::sql::quote_ident(&db)))
                     .await?
                     .into_iter()
                     .map(|mut r| {
@@ -880,7 +880,7 @@ impl Session {
 
     /// Creates a database on the backend and in the lake catalog if missing.
     async fn ensure_database(&mut self, db: &str) -> Result<(), MyError> {
-        self.backend_query(&format!("CREATE DATABASE IF NOT EXISTS {}", ddl::quote_ident(db))).await?;
+        self.backend_query(&format!("CREATE DATABASE IF NOT EXISTS {}", connectors::sql::quote_ident(db))).await?;
         self.lake.create_database(db, true)?;
         Ok(())
     }

@@ -124,39 +124,6 @@ pub fn placeholders(sql: &str) -> Vec<usize> {
     out
 }
 
-/// A MySQL string literal with the escapes MySQL understands by default;
-/// bytes that are not UTF-8 text become a hex literal (`X'00FF'`).
-pub fn quote_literal(bytes: &[u8]) -> String {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return hex_literal(bytes);
-    };
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('\'');
-    for ch in text.chars() {
-        match ch {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            '\0' => out.push_str("\\0"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\x1a' => out.push_str("\\Z"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
-
-fn hex_literal(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2 + 3);
-    out.push_str("X'");
-    for b in bytes {
-        out.push_str(&format!("{b:02X}"));
-    }
-    out.push('\'');
-    out
-}
-
 /// Character set introducers MySQL allows before a string literal.
 const INTRODUCERS: [&str; 5] = ["_binary", "_utf8mb4", "_utf8mb3", "_utf8", "_latin1"];
 
@@ -178,7 +145,7 @@ pub fn decode_query(bytes: &[u8]) -> String {
                 let raw = &bytes[i..end];
                 let binary = strip_introducer(&mut out);
                 if binary || std::str::from_utf8(&value).is_err() {
-                    out.extend_from_slice(hex_literal(&value).as_bytes());
+                    out.extend_from_slice(connectors::sql::hex_literal(&value).as_bytes());
                 } else {
                     out.extend_from_slice(raw);
                 }
@@ -270,7 +237,7 @@ fn string_value(bytes: &[u8], start: usize) -> (Vec<u8>, usize) {
 pub fn literal(v: &Value) -> String {
     match v {
         Value::NULL => "NULL".into(),
-        Value::Bytes(b) => quote_literal(b),
+        Value::Bytes(b) => connectors::sql::quote_bytes(b),
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
         Value::Float(f) => format!("{f:?}"),

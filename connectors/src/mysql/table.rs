@@ -29,6 +29,7 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 
 use super::BackendUrl;
+use crate::sql::{quote_ident, quote_str};
 
 const CHUNK_ROWS: usize = 8192;
 
@@ -89,25 +90,6 @@ impl fmt::Debug for MySqlSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MySqlSource")
     }
-}
-
-pub fn quote_ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
-
-pub fn quote_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            '\0' => out.push_str("\\0"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
 }
 
 /// The Arrow type a MySQL column is read as.
