@@ -97,7 +97,6 @@ impl Backend {
     pub async fn connect(
         config: &BackendConfig,
         client_caps: CapabilityFlags,
-        collation: u8,
         database: Option<&str>,
     ) -> Result<Self, MyError> {
         if let Some(m) = &config.managed {
@@ -180,7 +179,6 @@ impl Backend {
                 _ => return Err(lost("unexpected packet during authentication")),
             }
         }
-        let _ = collation;
         Ok(Self { io, status: StatusFlags::SERVER_STATUS_AUTOCOMMIT, server_version, statements: HashMap::new() })
     }
 

@@ -65,7 +65,7 @@ where
     };
     let mut session = Session::new(id, hello.user.clone(), host.clone(), ctx.lake.clone(), ctx.new_vars(), ctx.version.clone());
     if let Some(config) = &ctx.backend {
-        session.attach_backend(config.clone(), hello.capabilities, hello.collation);
+        session.attach_backend(config.clone(), hello.capabilities);
     }
     let collation = if matches!(hello.collation, 45 | 46 | 224..=255 | 33 | 83 | 192..=215) { u16::from(hello.collation) } else { 45 };
     let mut conn = Connection {
@@ -161,7 +161,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 continue;
             };
             crate::server::count_question();
-            let keep_going = self.command(cmd, body, ctx).await;
+            let keep_going = self.command(cmd, body).await;
             if self.io.flush().await.is_err() || !keep_going {
                 return;
             }
@@ -169,7 +169,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     }
 
     /// Handles one command; false ends the connection.
-    async fn command(&mut self, cmd: u8, body: &[u8], ctx: &ServerContext) -> bool {
+    async fn command(&mut self, cmd: u8, body: &[u8]) -> bool {
         let Some(command) = command_of(cmd) else {
             self.err(&MyError::new(ER_UNKNOWN_COM, b"08S01", "Unknown command"));
             return true;
@@ -294,7 +294,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             Command::COM_PROCESS_KILL => self.err(&MyError::new(ER_NOT_SUPPORTED_YET, S_42000, "This version of Lakewave doesn't yet support 'KILL'")),
             _ => self.err(&MyError::new(ER_UNKNOWN_COM, b"08S01", "Unknown command")),
         }
-        let _ = ctx;
         true
     }
 

@@ -196,7 +196,7 @@ async fn serve(
 /// Every lake database also exists on the backend, so one namespace holds
 /// both kinds of tables.
 async fn align_databases(lake: &Lakehouse, backend: &BackendConfig) -> Result<(), String> {
-    let mut conn = Backend::connect(backend, CapabilityFlags::empty(), 45, None).await.map_err(|e| e.to_string())?;
+    let mut conn = Backend::connect(backend, CapabilityFlags::empty(), None).await.map_err(|e| e.to_string())?;
     for db in lake.catalog().database_names() {
         conn.query(&format!("CREATE DATABASE IF NOT EXISTS {}", connectors::sql::quote_ident(&db)))
             .await

@@ -143,7 +143,8 @@ async fn handle(stream: tokio::net::TcpStream, peer: SocketAddr, ctx: ServerCont
         let _ = io.flush().await;
         return;
     }
-    let host = if peer.ip().is_loopback() { "localhost".to_string() } else { host };
+    // Loopback clients are `localhost` to MySQL.
+    let host = "localhost".to_string();
     // A panic in one session must not take the server down.
     let task = tokio::spawn(crate::connection::serve(
         tokio::io::BufReader::with_capacity(64 * 1024, reader),

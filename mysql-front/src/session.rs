@@ -2,7 +2,6 @@
 //! warnings and prepared statements, and the routing of each statement to
 //! the code that answers it. Routing is decided on the parsed statement.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::datatypes::DataType;
@@ -70,7 +69,6 @@ pub struct Session {
     /// through it.
     pub backend: SharedBackend,
     client_caps: mysql_common::constants::CapabilityFlags,
-    collation: u8,
     /// Whether the last statement ran here rather than on the backend
     /// (SHOW WARNINGS then answers from here).
     last_local: bool,
@@ -109,7 +107,6 @@ impl Session {
             backend_config: None,
             backend: Arc::new(tokio::sync::Mutex::new(None)),
             client_caps: mysql_common::constants::CapabilityFlags::empty(),
-            collation: 45,
             last_local: true,
         };
         s.register_functions();
@@ -118,10 +115,9 @@ impl Session {
 
     /// Attaches a MySQL backend: statements that are not for the lakehouse go
     /// there, through a connection opened with the client's capabilities.
-    pub fn attach_backend(&mut self, config: BackendConfig, client_caps: mysql_common::constants::CapabilityFlags, collation: u8) {
+    pub fn attach_backend(&mut self, config: BackendConfig, client_caps: mysql_common::constants::CapabilityFlags) {
         self.backend_config = Some(config);
         self.client_caps = client_caps;
-        self.collation = collation;
     }
 
     pub fn has_backend(&self) -> bool {
@@ -134,7 +130,7 @@ impl Session {
         if slot.is_none() {
             let config = self.backend_config.clone().ok_or_else(|| crate::backend::lost("no backend is attached"))?;
             let db = self.database();
-            *slot = Some(Backend::connect(&config, self.client_caps, self.collation, db.as_deref()).await?);
+            *slot = Some(Backend::connect(&config, self.client_caps, db.as_deref()).await?);
         }
         Ok(())
     }
@@ -258,7 +254,7 @@ impl Session {
             DfStatement::Explain(_) => self.query(statement).await,
             DfStatement::CopyTo(_) => Err(not_supported("COPY")),
             DfStatement::Reset(_) => Err(not_supported("RESET")),
-            DfStatement::Statement(s) => self.statement(*s, statement_text(&sql_text)).await,
+            DfStatement::Statement(s) => self.statement(*s, sql_text.trim()).await,
         }
     }
 
@@ -289,15 +285,8 @@ impl Session {
                     _ => Err(read_only("CREATE TABLE for a MySQL table")),
                 }
             }
-            Statement::CreateDatabase { db_name, if_not_exists, .. } => {
-                let name = db_name.to_string().trim_matches('`').to_lowercase();
-                if !self.lake.create_database(&name, if_not_exists)? {
-                    self.warn(ER_DB_CREATE_EXISTS, format!("Can't create database '{name}'; database exists"));
-                }
-                Ok(Response::Ok { affected: 1, info: String::new() })
-            }
-            Statement::CreateSchema { schema_name, if_not_exists, .. } => {
-                let name = schema_name.to_string().trim_matches('`').to_lowercase();
+            Statement::CreateDatabase { .. } | Statement::CreateSchema { .. } => {
+                let (name, if_not_exists) = created_database(&s).unwrap_or_default();
                 if !self.lake.create_database(&name, if_not_exists)? {
                     self.warn(ER_DB_CREATE_EXISTS, format!("Can't create database '{name}'; database exists"));
                 }
@@ -547,13 +536,12 @@ impl Session {
     async fn query(&mut self, mut statement: DfStatement) -> Result<Response, MyError> {
         let state = self.ctx.state();
         let current = self.database();
+        let refs = self.table_refs(&statement)?;
+        let reads_information_schema =
+            refs.iter().any(|(db, _)| db.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(INFORMATION_SCHEMA)));
         let mut lake_tables = Vec::new();
-        for r in state.resolve_table_references(&statement)? {
-            let (db, table) = match &r {
-                TableReference::Bare { table } => (current.clone(), table.to_string()),
-                TableReference::Partial { schema, table } => (Some(schema.to_string()), table.to_string()),
-                TableReference::Full { schema, table, .. } => (Some(schema.to_string()), table.to_string()),
-            };
+        for (db, table) in refs {
+            let db = db.or_else(|| current.clone());
             let db = db.ok_or_else(|| MyError::from(lakehouse::LakeError::NoDatabaseSelected))?.to_lowercase();
             let lake = self.lake.table_exists(&db, &table.to_lowercase());
             if !lake && !self.lake.has_mysql() {
@@ -563,9 +551,6 @@ impl Session {
                 lake_tables.push((db, table.to_lowercase()));
             }
         }
-        let reads_information_schema = state.resolve_table_references(&statement)?.iter().any(|r| {
-            r.schema().is_some_and(|s| s.eq_ignore_ascii_case(INFORMATION_SCHEMA))
-        });
         rewrite_mysql(&mut statement, reads_information_schema);
         let original = statement.clone();
         // Inside a transaction, MySQL tables are read through this session's
@@ -689,14 +674,25 @@ impl Session {
         db.is_some_and(|d| self.lake.table(&d.to_lowercase(), &table.to_lowercase()).is_some())
     }
 
+    /// The tables a statement reads, as `(database as written, table)`.
+    fn table_refs(&self, statement: &DfStatement) -> Result<Vec<(Option<String>, String)>, MyError> {
+        Ok(self
+            .ctx
+            .state()
+            .resolve_table_references(statement)?
+            .iter()
+            .map(|r| match r {
+                TableReference::Bare { table } => (None, table.to_string()),
+                TableReference::Partial { schema, table } | TableReference::Full { schema, table, .. } => {
+                    (Some(schema.to_string()), table.to_string())
+                }
+            })
+            .collect())
+    }
+
     fn reads_lake(&self, statement: &DfStatement) -> bool {
-        let Ok(refs) = self.ctx.state().resolve_table_references(statement) else { return false };
-        refs.iter().any(|r| match r {
-            TableReference::Bare { table } => self.is_lake_table(None, table),
-            TableReference::Partial { schema, table } | TableReference::Full { schema, table, .. } => {
-                self.is_lake_table(Some(schema), table)
-            }
-        })
+        self.table_refs(statement)
+            .is_ok_and(|refs| refs.iter().any(|(db, table)| self.is_lake_table(db.as_deref(), table)))
     }
 
     fn names_lake_table(&self, name: &datafusion::sql::sqlparser::ast::ObjectName) -> bool {
@@ -752,14 +748,8 @@ impl Session {
                     backend()
                 }
             }
-            Statement::CreateDatabase { db_name: name, .. } => {
-                let name = name.to_string().trim_matches('`').to_lowercase();
-                self.backend_query(sql).await?;
-                self.lake.create_database(&name, true)?;
-                Ok(Some(Response::Ok { affected: 1, info: String::new() }))
-            }
-            Statement::CreateSchema { schema_name, .. } => {
-                let name = schema_name.to_string().trim_matches('`').to_lowercase();
+            Statement::CreateDatabase { .. } | Statement::CreateSchema { .. } => {
+                let (name, _) = created_database(&s).unwrap_or_default();
                 self.backend_query(sql).await?;
                 self.lake.create_database(&name, true)?;
                 Ok(Some(Response::Ok { affected: 1, info: String::new() }))
@@ -1002,8 +992,14 @@ fn filter_of(opts: &ShowStatementOptions) -> Option<&datafusion::sql::sqlparser:
     }
 }
 
-fn statement_text(sql: &str) -> &str {
-    sql.trim()
+/// The (lower-case) name and IF NOT EXISTS of CREATE DATABASE / SCHEMA.
+fn created_database(s: &Statement) -> Option<(String, bool)> {
+    let (name, if_not_exists) = match s {
+        Statement::CreateDatabase { db_name, if_not_exists, .. } => (db_name.to_string(), *if_not_exists),
+        Statement::CreateSchema { schema_name, if_not_exists, .. } => (schema_name.to_string(), *if_not_exists),
+        _ => return None,
+    };
+    Some((name.trim_matches('`').to_lowercase(), if_not_exists))
 }
 
 fn first_words(s: &str) -> String {
@@ -1029,6 +1025,3 @@ pub fn strip_leading_comments(sql: &str) -> &str {
         }
     }
 }
-
-/// Per-session prepared statement registry.
-pub type Prepared = HashMap<u32, crate::prepared::PreparedStatement>;
