@@ -99,6 +99,28 @@ fn listing_options(
         .with_table_partition_cols(partition_types.to_vec())
 }
 
+/// The files a stored definition reads, listed exactly as its scans list
+/// them (same prefixes, globs and suffix filter), as absolute paths.
+pub(crate) async fn files_of(state: &SessionState, def: &TableDef) -> Result<Vec<String>> {
+    use futures::TryStreamExt;
+    let urls = listing_urls(def)?;
+    let collection = urls.iter().any(|(l, _)| l.is_collection());
+    let options = listing_options(file_format(state, def)?, def, collection, &[]);
+    let mut files = Vec::new();
+    for (_, url) in &urls {
+        let store = state.runtime_env().object_store(url)?;
+        let mut listed: Vec<String> = url
+            .list_all_files(state, store.as_ref(), &options.file_extension)
+            .await?
+            .map_ok(|meta| format!("/{}", meta.location))
+            .try_collect()
+            .await?;
+        listed.sort();
+        files.extend(listed);
+    }
+    Ok(files)
+}
+
 /// Guesses `format.compression` from file suffixes when the user gave none.
 fn detect_compression(def: &mut TableDef, locations: &[(Location, ListingTableUrl)]) {
     if def.options.contains_key("format.compression") || def.format == "parquet" || def.format == "avro" {
