@@ -16,7 +16,7 @@ from decimal import Decimal
 import mysql.connector
 from mysql.connector import errorcode
 
-from expected import ASSET_TYPES, COLUMNS, EXPECTED_ALL_TYPES, SAMPLE_ROWS, SAMPLE_TABLES  # noqa: E402
+from expected import ASSET_TYPES, COLUMNS, EXPECTED_ALL_TYPES, SAMPLE_ROWS, SAMPLE_TABLES, check_row  # noqa: E402
 
 
 def query(conn, sql, args=None, prepared=False):
@@ -26,14 +26,6 @@ def query(conn, sql, args=None, prepared=False):
         return list(cur.fetchall()) if cur.description else []
     finally:
         cur.close()
-
-
-def check_row(label, got, expected):
-    assert len(got) == len(expected), f"{label}: {len(got)} columns, expected {len(expected)}: {got!r}"
-    for name, g, e in zip(COLUMNS, got, expected):
-        assert type(g) is type(e) and g == e, (
-            f"{label}, column {name}: got {g!r} ({type(g).__name__}), expected {e!r} ({type(e).__name__})"
-        )
 
 
 def check_samples(conn):

@@ -27,3 +27,12 @@ EXPECTED_ALL_TYPES = [
 SAMPLE_TABLES = ["assets_csv", "sensors", "sensors_avro", "sensors_csv", "sensors_csv_gz", "sensors_json"]
 ASSET_TYPES = ["CNC_MILL", "GRINDER", "LATHE", "PRESS"]
 SAMPLE_ROWS = 2000
+
+
+def check_row(label, got, expected):
+    """Asserts a fetched all_types row equals the expected one, value and type."""
+    assert len(got) == len(expected), f"{label}: {len(got)} columns, expected {len(expected)}: {got!r}"
+    for name, g, e in zip(COLUMNS, got, expected):
+        assert type(g) is type(e) and g == e, (
+            f"{label}, column {name}: got {g!r} ({type(g).__name__}), expected {e!r} ({type(e).__name__})"
+        )

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pymysql
 
-from expected import ASSET_TYPES, COLUMNS, EXPECTED_ALL_TYPES, SAMPLE_ROWS, SAMPLE_TABLES  # noqa: E402
+from expected import ASSET_TYPES, COLUMNS, EXPECTED_ALL_TYPES, SAMPLE_ROWS, SAMPLE_TABLES, check_row  # noqa: E402
 
 
 def connect(host, port, **extra):
@@ -26,14 +26,6 @@ def query(conn, sql, args=None):
     with conn.cursor() as cur:
         cur.execute(sql, args)
         return list(cur.fetchall())
-
-
-def check_row(label, got, expected):
-    assert len(got) == len(expected), f"{label}: {len(got)} columns, expected {len(expected)}: {got!r}"
-    for name, g, e in zip(COLUMNS, got, expected):
-        assert type(g) is type(e) and g == e, (
-            f"{label}, column {name}: got {g!r} ({type(g).__name__}), expected {e!r} ({type(e).__name__})"
-        )
 
 
 def check_samples(conn):
