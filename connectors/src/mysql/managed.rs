@@ -67,10 +67,15 @@ pub fn initialise(dir: &Path) -> Result<(), ManagedError> {
         dir: data.display().to_string(),
         detail: "mariadb-install-db / mysql_install_db not found".into(),
     })?;
+    // Temporary files stay in the instance's own directory: bootstraps
+    // running side by side must not meet in the machine's /tmp.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| ManagedError::Io { what: "cannot create", path: tmp.display().to_string(), source: e })?;
     let mut cmd = Command::new(&init);
     // The machine's option files (user=mysql, sockets, ports) must not apply.
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--tmpdir={}", tmp.display()))
         .arg("--auth-root-authentication-method=normal")
         .arg("--skip-test-db")
         .arg("--skip-name-resolve");
@@ -127,11 +132,14 @@ impl ManagedServer {
         std::fs::write(&init_sql, "DELETE FROM mysql.global_priv WHERE User = '';\nFLUSH PRIVILEGES;\n")
             .map_err(|e| ManagedError::Io { what: "cannot write", path: init_sql.display().to_string(), source: e })?;
         let log = self.dir.join("server.log");
+        let tmp = self.dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| ManagedError::Io { what: "cannot create", path: tmp.display().to_string(), source: e })?;
         let mut cmd = Command::new(server);
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", self.socket().display()))
             .arg(format!("--pid-file={}", self.dir.join("mysqld.pid").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--log-error={}", log.display()))
