@@ -125,8 +125,7 @@ impl Backend {
             | CapabilityFlags::CLIENT_MULTI_RESULTS)
             - CapabilityFlags::CLIENT_SSL
             - CapabilityFlags::CLIENT_COMPRESS
-            - CapabilityFlags::CLIENT_CONNECT_ATTRS
-            - CapabilityFlags::CLIENT_LOCAL_FILES;
+            - CapabilityFlags::CLIENT_CONNECT_ATTRS;
         let caps = wanted & hs.capabilities();
         for needed in [CapabilityFlags::CLIENT_DEPRECATE_EOF, CapabilityFlags::CLIENT_SESSION_TRACK] {
             if client_caps.contains(needed) && !caps.contains(needed) {
@@ -228,7 +227,21 @@ impl Backend {
                     }
                 }
                 Some(0xFB) => {
-                    return Err(lost("LOAD DATA LOCAL INFILE is not supported through Lakewave yet"));
+                    // LOAD DATA LOCAL INFILE: the backend names the file; the
+                    // client sends its contents, ending with an empty packet;
+                    // then the backend's OK or error follows as usual.
+                    client.write_packet(&first);
+                    client.flush().await.map_err(lost)?;
+                    loop {
+                        let chunk = client.read_packet().await.map_err(lost)?.ok_or_else(|| lost("the client closed the connection during LOAD DATA LOCAL"))?;
+                        self.io.write_packet(&chunk);
+                        if chunk.is_empty() || self.io.buffered() >= FLUSH_AT {
+                            self.io.flush().await.map_err(lost)?;
+                        }
+                        if chunk.is_empty() {
+                            break;
+                        }
+                    }
                 }
                 _ => {
                     // A result set: column count, definitions, [EOF], rows, end.
