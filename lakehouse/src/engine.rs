@@ -92,6 +92,8 @@ impl Lakehouse {
             .with_config(base_config(&options, None))
             .with_runtime_env(runtime.clone())
             .with_default_features()
+            .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
+            .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();
         let shared = Arc::new(Shared {
             catalog,
@@ -135,6 +137,8 @@ impl Lakehouse {
             .with_runtime_env(self.runtime.clone())
             .with_catalog_list(Arc::new(LakeCatalogList { shared: self.shared.clone() }))
             .with_default_features()
+            .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
+            .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_variable(VarType::System, system_vars);
@@ -303,7 +307,7 @@ impl CatalogProvider for LakeCatalog {
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let name = name.to_lowercase();
         if name == INFORMATION_SCHEMA {
-            return Some(Arc::new(InfoSchemaProvider::new(self.shared.catalog.clone())));
+            return Some(Arc::new(InfoSchemaProvider::new(self.shared.catalog.clone(), self.shared.mysql.get().cloned())));
         }
         (self.shared.catalog.database_exists(&name) || self.shared.mysql.get().is_some())
             .then(|| Arc::new(LakeSchema { shared: self.shared.clone(), db: name }) as _)

@@ -30,14 +30,20 @@ const TABLES: [&str; 9] = [
     "engines",
 ];
 
+/// The information_schema tables a backend's answer is merged into: those
+/// that list databases, tables and columns. Others (PROCESSLIST, ...) are
+/// the backend's alone.
+pub const MERGED_WITH_BACKEND: [&str; 4] = ["schemata", "tables", "columns", "engines"];
+
 #[derive(Debug)]
 pub struct InfoSchemaProvider {
     catalog: Arc<Catalog>,
+    mysql: Option<connectors::mysql::MySqlSource>,
 }
 
 impl InfoSchemaProvider {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self { catalog }
+    pub fn new(catalog: Arc<Catalog>, mysql: Option<connectors::mysql::MySqlSource>) -> Self {
+        Self { catalog, mysql }
     }
 }
 
@@ -252,19 +258,79 @@ fn column_row(db: &str, table: &str, pos: usize, c: &ColumnDef) -> Vec<Option<St
 
 impl InfoSchemaProvider {
     fn build(&self, table: &str) -> DfResult<Arc<dyn TableProvider>> {
-        let state = self.catalog.snapshot();
         let mut b = Builder::new(info_fields(table));
+        for row in self.lake_rows(table, true) {
+            b.row(&row);
+        }
+        b.finish()
+    }
+
+    /// The backend's rows with the lake's merged in, under the backend's
+    /// own column list (lake values fill the columns both have).
+    async fn build_merged(&self, table: &str, source: &connectors::mysql::MySqlSource) -> DfResult<Arc<dyn TableProvider>> {
+        let backend = source.information_schema(table).await?;
+        let fields: Vec<Field> = backend.columns.iter().map(|(n, numeric)| if *numeric { u(n) } else { s(n) }).collect();
+        let position = |name: &str| backend.columns.iter().position(|(n, _)| n == name);
+        let ours = info_fields(table);
+        // Where each of our columns goes in the backend's layout.
+        let placement: Vec<Option<usize>> = ours.iter().map(|f| position(f.name())).collect();
+        let lake_rows = self.lake_rows(table, false);
+        // Lake entries shadow backend entries of the same name.
+        let key_cols: Vec<usize> = match table {
+            "schemata" => vec![1],
+            "tables" => vec![1, 2],
+            "columns" => vec![1, 2, 3],
+            _ => vec![0],
+        };
+        let key_of = |row: &[Option<String>], cols: &[Option<usize>]| -> Vec<String> {
+            key_cols
+                .iter()
+                .map(|k| cols[*k].and_then(|i| row.get(i).cloned().flatten()).unwrap_or_default().to_lowercase())
+                .collect()
+        };
+        let identity: Vec<Option<usize>> = (0..ours.len()).map(Some).collect();
+        let lake_keys: std::collections::HashSet<Vec<String>> = lake_rows.iter().map(|r| key_of(r, &identity)).collect();
+        let table_key: std::collections::HashSet<Vec<String>> =
+            if table == "columns" { lake_rows.iter().map(|r| key_of(r, &identity)[..2].to_vec()).collect() } else { Default::default() };
+        let mut b = Builder::new(fields);
+        for row in &backend.rows {
+            let key = key_of(row, &placement);
+            if lake_keys.contains(&key) || (table == "columns" && table_key.contains(&key[..2])) {
+                continue;
+            }
+            b.row(row);
+        }
+        for row in lake_rows {
+            let mut out = vec![None; backend.columns.len()];
+            for (v, at) in row.into_iter().zip(&placement) {
+                if let Some(i) = at {
+                    out[*i] = v;
+                }
+            }
+            b.row(&out);
+        }
+        b.finish()
+    }
+
+    /// The lake's rows of an information_schema table, in `info_fields`
+    /// order; `system` adds the rows describing information_schema itself.
+    fn lake_rows(&self, table: &str, system: bool) -> Vec<Vec<Option<String>>> {
+        let state = self.catalog.snapshot();
+        let mut rows = Vec::new();
+        let mut b = RowSink(&mut rows);
         match table {
             "schemata" => {
                 let mut names: Vec<&str> = state.databases.keys().map(String::as_str).collect();
-                names.push(INFORMATION_SCHEMA);
+                if system {
+                    names.push(INFORMATION_SCHEMA);
+                }
                 names.sort();
                 for db in names {
                     b.row(&[some("def"), some(db), some("utf8mb4"), some("utf8mb4_0900_ai_ci"), None, some("NO")]);
                 }
             }
             "tables" => {
-                for t in TABLES {
+                for t in TABLES.iter().filter(|_| system) {
                     let mut row = vec![some("def"), some(INFORMATION_SCHEMA), some(t.to_uppercase()), some("SYSTEM VIEW"), None, some("10")];
                     row.resize(21, None);
                     row[17] = some("utf8mb4_0900_ai_ci");
@@ -301,7 +367,7 @@ impl InfoSchemaProvider {
                 }
             }
             "columns" => {
-                for t in TABLES {
+                for t in TABLES.iter().filter(|_| system) {
                     for (i, f) in info_fields(t).iter().enumerate() {
                         let c = ColumnDef {
                             name: f.name().to_uppercase(),
@@ -326,7 +392,7 @@ impl InfoSchemaProvider {
             }
             _ => {}
         }
-        b.finish()
+        rows
     }
 
     /// The columns of an information_schema table (for DESCRIBE and friends).
@@ -353,6 +419,15 @@ impl InfoSchemaProvider {
     }
 }
 
+/// Collects rows where `lake_rows` builds them.
+struct RowSink<'a>(&'a mut Vec<Vec<Option<String>>>);
+
+impl RowSink<'_> {
+    fn row(&mut self, values: &[Option<String>]) {
+        self.0.push(values.to_vec());
+    }
+}
+
 #[async_trait]
 impl SchemaProvider for InfoSchemaProvider {
     fn table_names(&self) -> Vec<String> {
@@ -361,7 +436,13 @@ impl SchemaProvider for InfoSchemaProvider {
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let name = name.to_lowercase();
-        if TABLES.contains(&name.as_str()) { self.build(&name).map(Some) } else { Ok(None) }
+        if !TABLES.contains(&name.as_str()) {
+            return Ok(None);
+        }
+        match &self.mysql {
+            Some(source) if MERGED_WITH_BACKEND.contains(&name.as_str()) => self.build_merged(&name, source).await.map(Some),
+            _ => self.build(&name).map(Some),
+        }
     }
 
     fn table_exist(&self, name: &str) -> bool {

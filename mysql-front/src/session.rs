@@ -584,6 +584,13 @@ impl Session {
             return self.explain_with_routing(df, schema).await;
         }
         let mut cols = ColumnInfo::from_schema(&schema, &qualifiers);
+        // information_schema's columns are upper case, as MySQL names them.
+        for (c, (db, _)) in cols.iter_mut().zip(&qualifiers) {
+            if db.eq_ignore_ascii_case(INFORMATION_SCHEMA) {
+                c.name = c.name.to_uppercase();
+                c.org_name = c.org_name.to_uppercase();
+            }
+        }
         mysql_column_names(&original, &mut cols);
         let stream = match df.execute_stream().await {
             Ok(s) => s,
@@ -734,8 +741,13 @@ impl Session {
                 // System variables without tables describe this server: a
                 // client must see Lakewave's @@socket (NULL), not the
                 // backend's, or it reconnects around Lakewave.
-                let no_tables = self.ctx.state().resolve_table_references(&statement).is_ok_and(|r| r.is_empty());
-                if self.reads_lake(&statement) || (no_tables && sql.contains("@@")) { Ok(None) } else { backend() }
+                let refs = self.table_refs(&statement).unwrap_or_default();
+                let no_tables = refs.is_empty();
+                if self.reads_lake(&statement) || (no_tables && sql.contains("@@")) || merged_information_schema(&refs) {
+                    Ok(None)
+                } else {
+                    backend()
+                }
             }
             Statement::CreateTable(ct) => {
                 let (engine, _) = heatwave::engine_of(ct);
@@ -860,7 +872,9 @@ impl Session {
         match &statement {
             DfStatement::CreateExternalTable(_) => false,
             DfStatement::Statement(s) => match s.as_ref() {
-                Statement::Query(_) | Statement::Explain { .. } => !self.reads_lake(&statement),
+                Statement::Query(_) | Statement::Explain { .. } => {
+                    !self.reads_lake(&statement) && !merged_information_schema(&self.table_refs(&statement).unwrap_or_default())
+                }
                 Statement::CreateTable(ct) => !heatwave::engine_of(ct).0.is_some_and(|e| e.eq_ignore_ascii_case("lakehouse")),
                 _ => true,
             },
@@ -922,6 +936,19 @@ impl Session {
         };
         Ok(r)
     }
+}
+
+/// Whether a query reads the information_schema tables that list lake and
+/// MySQL objects together, and no other information_schema table (those
+/// stay the backend's).
+fn merged_information_schema(refs: &[(Option<String>, String)]) -> bool {
+    use lakehouse::info_schema::MERGED_WITH_BACKEND;
+    let info: Vec<&str> = refs
+        .iter()
+        .filter(|(db, _)| db.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(INFORMATION_SCHEMA)))
+        .map(|(_, t)| t.as_str())
+        .collect();
+    !info.is_empty() && info.iter().all(|t| MERGED_WITH_BACKEND.iter().any(|m| m.eq_ignore_ascii_case(t)))
 }
 
 /// Applies the MySQL-to-DataFusion rewrites to a statement (and the one an

@@ -208,6 +208,42 @@ async fn lake_joins_mysql_like_mariadb_alone() {
         .await
         .expect("MariaDB alone");
     assert_eq!(top, expected);
+
+    // A join and an aggregate between MySQL tables inside a lake query run
+    // in MySQL as one query; only their result meets the lake rows.
+    conn.query_drop("CREATE TABLE orders (id INT PRIMARY KEY, asset_id INT, qty INT, price DECIMAL(10,2))").await.expect("orders");
+    let orders: Vec<String> = (1..=300).map(|i| format!("({i}, {}, {}, {}.{:02})", i % 40 + 1, i % 7, i % 50, i % 100)).collect();
+    conn.query_drop(format!("INSERT INTO orders VALUES {}", orders.join(", "))).await.expect("insert orders");
+    direct.query_drop("SET GLOBAL general_log = ON").await.expect("general log on");
+    let pushed = "SELECT o.asset_id, o.total, o.n, o.avg_qty, COUNT(*) AS readings FROM sensors s JOIN \
+                  (SELECT a.asset_id, SUM(x.qty * x.price) AS total, COUNT(*) AS n, AVG(x.qty) AS avg_qty \
+                   FROM assets a JOIN orders x ON x.asset_id = a.asset_id WHERE x.qty > 1 GROUP BY a.asset_id) o \
+                  ON o.asset_id = s.asset_id GROUP BY o.asset_id, o.total, o.n, o.avg_qty ORDER BY o.asset_id";
+    let lakewave: Vec<(i32, String, i64, f64, i64)> = conn.query(pushed).await.expect("pushed-down join and aggregate");
+    direct.query_drop("SET GLOBAL general_log = OFF").await.expect("general log off");
+    let logged = std::fs::read_to_string(&log).expect("general log");
+    let sent = logged.lines().find(|l| l.contains("GROUP BY") && l.contains("`plant`.`orders`")).unwrap_or_else(|| panic!("aggregate pushed:\n{logged}"));
+    assert!(sent.contains(" JOIN ") && sent.contains("`plant`.`assets`") && sent.contains("(`qty` > 1)"), "{sent}");
+    let mariadb: Vec<(i32, String, i64, f64, i64)> = direct
+        .query(
+            "SELECT o.asset_id, CAST(o.total AS CHAR), o.n, o.avg_qty, COUNT(*) FROM plant.sensors s JOIN \
+             (SELECT a.asset_id, SUM(x.qty * x.price) AS total, COUNT(*) AS n, AVG(x.qty + 0E0) AS avg_qty \
+              FROM plant.assets a JOIN plant.orders x ON x.asset_id = a.asset_id WHERE x.qty > 1 GROUP BY a.asset_id) o \
+             ON o.asset_id = s.asset_id GROUP BY o.asset_id, o.total, o.n, o.avg_qty ORDER BY o.asset_id",
+        )
+        .await
+        .expect("MariaDB alone");
+    assert!(!mariadb.is_empty());
+    assert_eq!(lakewave, mariadb);
+    let plan: Vec<(String, String)> = conn.query(format!("EXPLAIN {pushed}")).await.expect("explain");
+    assert!(plan.iter().any(|(k, v)| k == "mysql_pushdown" && v.contains("GROUP BY")), "{plan:?}");
+    // Grouping by text stays in the engine (MySQL's collation would merge
+    // 'a' and 'A'): the scan sent has no GROUP BY.
+    let plan: Vec<(String, String)> = conn
+        .query("EXPLAIN SELECT s.day, g.site, g.n FROM sensors s JOIN (SELECT site, COUNT(*) AS n FROM assets GROUP BY site) g ON g.n = s.asset_id")
+        .await
+        .expect("explain");
+    assert!(plan.iter().any(|(k, v)| k == "mysql_pushdown" && !v.contains("GROUP BY")), "{plan:?}");
     server.stop().await;
 }
 
@@ -286,5 +322,105 @@ async fn mixed_queries_see_their_own_transaction() {
     tx.rollback().await.expect("rollback");
     let after: Vec<(i32, String)> = conn.query(join).await.expect("join after rollback");
     assert_eq!(after, vec![(1, "committed".into())]);
+    server.stop().await;
+}
+
+/// information_schema lists lake and MySQL tables together, with each
+/// side's columns, while tables only MySQL has (PROCESSLIST) stay MySQL's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn information_schema_lists_both_sides() {
+    let (_db, server, mut conn, files) = setup().await;
+    conn.query_drop("CREATE DATABASE mixed").await.expect("create database");
+    conn.query_drop("USE mixed").await.expect("use");
+    conn.query_drop("CREATE TABLE accounts (id INT UNSIGNED PRIMARY KEY, owner VARCHAR(20))").await.expect("MySQL table");
+    let csv = files.path().join("csv/people.csv").display().to_string();
+    conn.query_drop(format!("CREATE EXTERNAL TABLE people STORED AS CSV LOCATION '{csv}' OPTIONS ('format.has_header' 'true')"))
+        .await
+        .expect("lake table");
+
+    let tables: Vec<(String, String, Option<String>)> = conn
+        .query("SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mixed' ORDER BY TABLE_NAME")
+        .await
+        .expect("tables");
+    assert_eq!(
+        tables,
+        vec![
+            ("accounts".into(), "BASE TABLE".into(), Some("InnoDB".into())),
+            ("people".into(), "BASE TABLE".into(), Some("lakehouse".into())),
+        ]
+    );
+    let columns: Vec<(String, String, String)> = conn
+        .query(
+            "SELECT table_name, column_name, column_type FROM information_schema.columns \
+             WHERE table_schema = 'MIXED' ORDER BY table_name, ordinal_position",
+        )
+        .await
+        .expect("columns");
+    let accounts: Vec<_> = columns.iter().filter(|c| c.0 == "accounts").map(|c| (c.1.as_str(), c.2.as_str())).collect();
+    assert_eq!(accounts, vec![("id", "int(10) unsigned"), ("owner", "varchar(20)")]);
+    assert!(columns.iter().any(|c| c.0 == "people"), "lake columns listed: {columns:?}");
+
+    // The result carries MySQL's upper-case column names for `SELECT *`.
+    let row: mysql_async::Row = conn
+        .query_first("SELECT * FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'mixed'")
+        .await
+        .expect("schemata")
+        .expect("the database is listed once");
+    assert!(row.columns_ref().iter().any(|c| c.name_str() == "SCHEMA_NAME"), "{row:?}");
+    let n: Option<i64> =
+        conn.query_first("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'mixed'").await.expect("count");
+    assert_eq!(n, Some(1), "a database on both sides is listed once");
+
+    // MySQL-only information_schema tables still answer from MySQL.
+    let ids: Vec<u64> = conn.query("SELECT ID FROM information_schema.PROCESSLIST").await.expect("processlist");
+    assert!(!ids.is_empty());
+    server.stop().await;
+}
+
+/// LOAD DATA LOCAL INFILE streams the client's file through Lakewave to MySQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_data_local_infile_reaches_mysql() {
+    use lakewave_tests::clients::{DEPS_HINT, run_client};
+    let mariadb = lakewave_tests::require_program("mariadb", DEPS_HINT);
+    let (db, server, mut conn, files) = setup().await;
+    conn.query_drop("CREATE DATABASE bulk").await.expect("create database");
+    conn.query_drop("CREATE TABLE bulk.items (id INT PRIMARY KEY, name VARCHAR(20))").await.expect("table");
+    let data = files.path().join("items.tsv");
+    let mut text = String::new();
+    for i in 0..50_000 {
+        text.push_str(&format!("{i}\titem {i}\n"));
+    }
+    std::fs::write(&data, text).expect("write data");
+    let mut cmd = std::process::Command::new(&mariadb);
+    cmd.args(["--no-defaults", "-h127.0.0.1", "-uroot", "--batch", "--skip-ssl", "--local-infile=1"])
+        .arg(format!("-P{}", server.port))
+        .arg("-e")
+        .arg(format!("LOAD DATA LOCAL INFILE '{}' INTO TABLE bulk.items; SELECT COUNT(*), MAX(name) FROM bulk.items", data.display()));
+    let run = run_client(cmd, None, std::time::Duration::from_secs(60)).await;
+    run.assert_success();
+    assert!(run.stdout().contains("50000\titem 9999"), "{}", run.report());
+
+    // Loading the same keys again: with LOCAL, MySQL skips duplicates
+    // (the file is already sent); into a missing table, MySQL's error.
+    for (target, fails) in [("bulk.items", false), ("bulk.nope", true)] {
+        let mut cmd = std::process::Command::new(&mariadb);
+        cmd.args(["--no-defaults", "-h127.0.0.1", "-uroot", "--batch", "--skip-ssl", "--local-infile=1"])
+            .arg(format!("-P{}", server.port))
+            .arg("-e")
+            .arg(format!("LOAD DATA LOCAL INFILE '{}' INTO TABLE {target}", data.display()));
+        let run = run_client(cmd, None, std::time::Duration::from_secs(60)).await;
+        if fails {
+            assert!(!run.success() && run.stderr().contains("ERROR 1146"), "{}", run.report());
+        } else {
+            run.assert_success();
+        }
+    }
+
+    // The session is still usable, and MariaDB holds the rows.
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM bulk.items").await.expect("count");
+    assert_eq!(n, Some(50_000));
+    let mut direct = db.conn().await;
+    let n: Option<i64> = direct.query_first("SELECT COUNT(*) FROM bulk.items").await.expect("direct count");
+    assert_eq!(n, Some(50_000));
     server.stop().await;
 }

@@ -3,9 +3,11 @@
 //! data directory ([`managed::ManagedServer`]).
 
 pub mod managed;
+pub mod pushdown;
 pub mod table;
 pub mod url;
 
 pub use managed::{ManagedServer, find_server_binary};
-pub use table::{MySqlSource, MySqlTable, PushdownLog, RowSource, SessionRows, TextRows};
+pub use pushdown::{MySqlAwareQueryPlanner, MySqlSubtreePushdown};
+pub use table::{InfoRows, MySqlSource, MySqlTable, PushdownLog, RowSource, SessionRows, TextRows};
 pub use url::BackendUrl;

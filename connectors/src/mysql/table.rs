@@ -47,7 +47,7 @@ impl PushdownLog {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn push(&self, sql: String) {
+    pub(super) fn push(&self, sql: String) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(sql);
     }
 }
@@ -163,19 +163,55 @@ impl MySqlSource {
     }
 }
 
+/// Rows of one of the backend's information_schema tables, as text, with
+/// its column names (lower case) and whether each column is numeric.
+#[derive(Debug, Default)]
+pub struct InfoRows {
+    pub columns: Vec<(String, bool)>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl MySqlSource {
+    /// `SELECT * FROM information_schema.<table>` on the backend, so the
+    /// lakehouse can answer it with lake tables merged in.
+    pub async fn information_schema(&self, table: &str) -> Result<InfoRows> {
+        let mut conn = self.pool.get_conn().await.map_err(ext)?;
+        let sql = format!("SELECT * FROM information_schema.{}", quote_ident(&table.to_uppercase()));
+        let mut result = conn.query_iter(sql).await.map_err(ext)?;
+        let columns: Vec<(String, bool)> = result
+            .columns_ref()
+            .iter()
+            .map(|c| {
+                use mysql_async::consts::ColumnType as T;
+                let numeric = matches!(
+                    c.column_type(),
+                    T::MYSQL_TYPE_TINY | T::MYSQL_TYPE_SHORT | T::MYSQL_TYPE_LONG | T::MYSQL_TYPE_INT24 | T::MYSQL_TYPE_LONGLONG
+                );
+                (c.name_str().to_lowercase(), numeric)
+            })
+            .collect();
+        let rows: Vec<mysql_async::Row> = result.collect().await.map_err(ext)?;
+        let rows = rows
+            .iter()
+            .map(|r| text_row(r).into_iter().map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned())).collect())
+            .collect();
+        Ok(InfoRows { columns, rows })
+    }
+}
+
 #[derive(Debug)]
 pub struct MySqlTable {
-    pool: mysql_async::Pool,
+    pub(super) pool: mysql_async::Pool,
     db: String,
     table: String,
-    schema: SchemaRef,
+    pub(super) schema: SchemaRef,
     /// Columns read as bytes rather than text.
     binary: Vec<bool>,
     rows: Option<u64>,
 }
 
 /// MySQL SQL for a literal; None when it has no faithful form.
-fn literal(v: &ScalarValue) -> Option<String> {
+pub(super) fn literal(v: &ScalarValue) -> Option<String> {
     use ScalarValue as S;
     if v.is_null() {
         return Some("NULL".into());
@@ -209,7 +245,7 @@ fn is_text(e: &Expr, schema: &SchemaRef) -> bool {
 /// MySQL SQL for a filter, and whether MySQL's answer is exact. Text
 /// comparisons use MySQL's collation (usually case-insensitive), so only
 /// equality is pushed for text, and inexactly (the engine filters again).
-fn filter_sql(e: &Expr, schema: &SchemaRef) -> Option<(String, bool)> {
+pub(super) fn filter_sql(e: &Expr, schema: &SchemaRef) -> Option<(String, bool)> {
     match e {
         Expr::Column(c) if schema.field_with_name(&c.name).is_ok() => Some((quote_ident(&c.name), true)),
         Expr::Literal(v, _) => literal(v).map(|l| (l, true)),
@@ -253,13 +289,17 @@ fn filter_sql(e: &Expr, schema: &SchemaRef) -> Option<(String, bool)> {
 }
 
 impl MySqlTable {
-    /// The SELECT sent to MySQL for a scan.
-    pub fn scan_sql(&self, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> String {
-        let cols: Vec<String> = match projection {
-            Some(p) if p.is_empty() => vec!["1".into()],
-            Some(p) => p.iter().map(|i| quote_ident(self.schema.field(*i).name())).collect(),
-            None => self.schema.fields().iter().map(|f| quote_ident(f.name())).collect(),
-        };
+    /// A scan as a derived table for a pushed-down query: the named columns
+    /// as `c0..cN`, the filters MySQL can apply, and a row limit.
+    pub(super) fn select_as(&self, columns: &[String], filters: &[Expr], limit: Option<usize>) -> String {
+        let mut cols: Vec<String> = columns.iter().enumerate().map(|(i, c)| format!("{} AS c{i}", quote_ident(c))).collect();
+        if cols.is_empty() {
+            cols.push("1 AS c_rows".into());
+        }
+        self.select(&cols, filters, limit)
+    }
+
+    fn select(&self, cols: &[String], filters: &[Expr], limit: Option<usize>) -> String {
         let mut sql = format!("SELECT {} FROM {}.{}", cols.join(", "), quote_ident(&self.db), quote_ident(&self.table));
         let wheres: Vec<String> = filters.iter().filter_map(|f| filter_sql(f, &self.schema).map(|x| x.0)).collect();
         if !wheres.is_empty() {
@@ -269,6 +309,16 @@ impl MySqlTable {
             sql.push_str(&format!(" LIMIT {n}"));
         }
         sql
+    }
+
+    /// The SELECT sent to MySQL for a scan.
+    pub fn scan_sql(&self, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> String {
+        let cols: Vec<String> = match projection {
+            Some(p) if p.is_empty() => vec!["1".into()],
+            Some(p) => p.iter().map(|i| quote_ident(self.schema.field(*i).name())).collect(),
+            None => self.schema.fields().iter().map(|f| quote_ident(f.name())).collect(),
+        };
+        self.select(&cols, filters, limit)
     }
 }
 
@@ -327,11 +377,11 @@ impl TableProvider for MySqlTable {
 }
 
 #[derive(Debug)]
-struct MySqlScan {
-    pool: mysql_async::Pool,
-    sql: String,
-    schema: SchemaRef,
-    binary: Vec<bool>,
+pub(super) struct MySqlScan {
+    pub(super) pool: mysql_async::Pool,
+    pub(super) sql: String,
+    pub(super) schema: SchemaRef,
+    pub(super) binary: Vec<bool>,
 }
 
 impl PartitionStream for MySqlScan {
