@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives besides Rust: the MariaDB server (tests
 # start private instances) and command-line
-# client, MariaDB Connector/J with a JDK, PyMySQL and mysql-connector-python.
+# client, MariaDB Connector/J with a JDK, PyMySQL and mysql-connector-python,
+# and moto's S3-compatible server (tests start it on a free loopback port).
 # Idempotent: each step is skipped when its tool is already present.
 set -euo pipefail
 
@@ -17,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check PyMySQL mysql-connector-python
-import pymysql, mysql.connector
+python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check PyMySQL mysql-connector-python "moto[server]"
+import pymysql, mysql.connector, moto.server, boto3
 PY
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest

@@ -1,11 +1,12 @@
 //! Lakewave connectors: where data lives and how to reach it.
 //!
-//! This version understands local storage (`file://` URLs and plain paths,
-//! with globs); object stores and the MySQL connector plug in here through
-//! the same [`Location`] type.
+//! Locations are local paths (with globs) or object-store URLs ([`stores`]:
+//! S3 and S3-compatible stores, OCI, Azure, GCS, HTTP); the MySQL connector
+//! reads backend tables into the engine.
 
 pub mod location;
 pub mod mysql;
 pub mod sql;
+pub mod stores;
 
 pub use location::{Location, LocationError, list_local_files};

@@ -12,8 +12,8 @@ pub enum LocationError {
     #[error("Invalid location '{location}': {reason}")]
     Invalid { location: String, reason: String },
     #[error(
-        "Unsupported location scheme '{scheme}' in '{location}': this build reads local files \
-         (file:// URLs or absolute paths)"
+        "Unsupported location scheme '{scheme}' in '{location}': locations are local paths, file://, \
+         s3://, oci://, az://, abfss://, gs:// or http(s):// URLs"
     )]
     UnsupportedScheme { scheme: String, location: String },
     #[error("Can't find file: '{0}' (errno: 2 - No such file or directory)")]
@@ -26,6 +26,8 @@ pub enum Location {
     /// An absolute local path, possibly ending in `/` (a prefix) or holding
     /// glob characters (a pattern).
     Local(String),
+    /// A URL read through an object store (see `stores`).
+    Remote(String),
 }
 
 const GLOB_CHARS: [char; 3] = ['*', '?', '['];
@@ -51,6 +53,9 @@ impl Location {
             }
             return Ok(Location::Local(normalise_path(&percent_decode(path))));
         }
+        if crate::stores::is_remote(raw) {
+            return Ok(Location::Remote(raw.to_string()));
+        }
         if let Some((scheme, _)) = raw.split_once("://") {
             return Err(LocationError::UnsupportedScheme {
                 scheme: scheme.to_string(),
@@ -68,8 +73,12 @@ impl Location {
 
     pub fn as_str(&self) -> &str {
         match self {
-            Location::Local(p) => p,
+            Location::Local(p) | Location::Remote(p) => p,
         }
+    }
+
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Location::Remote(_))
     }
 
     /// Whether the location holds glob characters.
@@ -82,6 +91,7 @@ impl Location {
     pub fn is_collection(&self) -> bool {
         match self {
             Location::Local(p) => p.ends_with('/') || self.is_glob() || Path::new(p).is_dir(),
+            Location::Remote(u) => u.ends_with('/') || self.is_glob(),
         }
     }
 
@@ -101,6 +111,10 @@ impl Location {
     /// Fails with a MySQL-style "Can't find file" when the literal part of a
     /// local location does not exist.
     pub fn check_exists(&self) -> Result<(), LocationError> {
+        if self.is_remote() {
+            // Checked against the store when the table is resolved.
+            return Ok(());
+        }
         let prefix = self.literal_prefix();
         if prefix.exists() {
             Ok(())
@@ -113,7 +127,7 @@ impl Location {
     /// trailing `/` so it is listed rather than read as one file.
     pub fn listing_form(&self) -> String {
         let p = self.as_str();
-        if !p.ends_with('/') && !self.is_glob() && Path::new(p).is_dir() {
+        if !self.is_remote() && !p.ends_with('/') && !self.is_glob() && Path::new(p).is_dir() {
             format!("{p}/")
         } else {
             p.to_string()
@@ -200,7 +214,7 @@ mod tests {
     fn rejects_other_schemes_and_empty() {
         let base = Path::new("/");
         assert!(matches!(
-            Location::parse("s3://bucket/x", base),
+            Location::parse("ftp://host/x", base),
             Err(LocationError::UnsupportedScheme { .. })
         ));
         assert!(matches!(Location::parse("  ", base), Err(LocationError::Invalid { .. })));

@@ -179,7 +179,13 @@ fn show_create_datafusion(def: &TableDef) -> String {
     }
     if !def.options.is_empty() {
         let opts: Vec<String> =
-            def.options.iter().map(|(k, v)| format!("{} {}", quote_str(k), quote_str(v))).collect();
+            def.options
+                .iter()
+                .map(|(k, v)| {
+                    let v = if connectors::stores::is_secret_option(k) { connectors::stores::REDACTED } else { v.as_str() };
+                    format!("{} {}", quote_str(k), quote_str(v))
+                })
+                .collect();
         out.push_str(&format!("\nOPTIONS ({})", opts.join(", ")));
     }
     out

@@ -18,13 +18,16 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::context::SessionState;
 
-use connectors::{Location, LocationError, list_local_files};
+use connectors::{Location, LocationError, list_local_files, stores};
 
 use crate::error::{LakeError, Result};
 use crate::model::{ColumnDef, TableDef};
 
 /// Formats a table can be stored as.
 pub const FORMATS: [&str; 4] = ["parquet", "csv", "json", "avro"];
+
+/// Namespaces of table options: the file format's, and the object store's.
+const OPTION_NAMESPACES: [&str; 6] = ["format.", "aws.", "azure.", "gcp.", "oci.", "storage."];
 
 /// Compression suffixes recognised on file names, with the option value.
 const COMPRESSION_SUFFIXES: [(&str, &str); 4] =
@@ -46,8 +49,14 @@ fn file_format(state: &SessionState, def: &TableDef) -> Result<Arc<dyn FileForma
             FORMATS.join(", ")
         ))
     })?;
+    if let Some(k) = def.options.keys().find(|k| !OPTION_NAMESPACES.iter().any(|ns| k.starts_with(ns))) {
+        return Err(LakeError::InvalidDefinition(format!(
+            "unknown option '{k}' (options are format.*, aws.*, azure.*, gcp.*, oci.* or storage.*)"
+        )));
+    }
+    // Storage options (aws.*, azure.*, ...) configure the store, not the format.
     let mut options: HashMap<String, String> =
-        def.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        def.options.iter().filter(|(k, _)| k.starts_with("format.")).map(|(k, v)| (k.clone(), v.clone())).collect();
     // The CSV reader matches NULL markers by regex; `null_value` is the
     // user-facing literal form of the same thing.
     if let Some(marker) = def.options.get("format.null_value")
@@ -68,17 +77,68 @@ fn extension_for(format: &dyn FileFormat) -> String {
     format!(".{ext}")
 }
 
-fn listing_urls(def: &TableDef) -> Result<Vec<(Location, ListingTableUrl)>> {
+/// The listing URL of each location. Remote locations get their object
+/// store registered in the session's runtime (keyed by scheme and bucket).
+fn listing_urls(state: &SessionState, def: &TableDef) -> Result<Vec<(Location, ListingTableUrl)>> {
     def.locations
         .iter()
         .map(|raw| {
             let loc = Location::parse(raw, Path::new("/")).map_err(location_error)?;
-            let url = ListingTableUrl::parse(loc.listing_form()).map_err(|e| {
-                LakeError::InvalidDefinition(format!("Invalid location '{raw}': {e}"))
-            })?;
+            let invalid = |e: &dyn std::fmt::Display| LakeError::InvalidDefinition(format!("Invalid location '{raw}': {e}"));
+            let url = if loc.is_remote() {
+                let store_loc = stores::store_location(raw, &def.options).map_err(store_error)?;
+                let store = stores::build_store(&store_loc, &def.options).map_err(store_error)?;
+                let text = store_loc.url.as_str();
+                let url = match stores::split_glob(text) {
+                    Some((base, glob)) => {
+                        let base = url::Url::parse(base).map_err(|e| invalid(&e))?;
+                        let glob = glob::Pattern::new(glob).map_err(|e| invalid(&e))?;
+                        ListingTableUrl::try_new(base, Some(glob)).map_err(|e| invalid(&e))?
+                    }
+                    None => ListingTableUrl::parse(text).map_err(|e| invalid(&e))?,
+                };
+                state.runtime_env().register_object_store(url.object_store().as_ref(), store);
+                url
+            } else {
+                ListingTableUrl::parse(loc.listing_form()).map_err(|e| invalid(&e))?
+            };
             Ok((loc, url))
         })
         .collect()
+}
+
+pub(crate) fn store_error(e: stores::StoreError) -> LakeError {
+    LakeError::InvalidDefinition(e.to_string())
+}
+
+/// Checks that a remote location names something, and turns a location
+/// written without its trailing `/` into a prefix when it names a
+/// "directory" rather than an object.
+async fn check_remote(state: &SessionState, loc: &Location, url: &ListingTableUrl) -> Result<Option<String>> {
+    use futures::StreamExt;
+    let store = state.runtime_env().object_store(url)?;
+    let not_found = || LakeError::Data(format!("Can't find file: '{}' (errno: 2 - No such file or directory)", loc.as_str()));
+    let remote_error = |e: object_store::Error| LakeError::Data(format!("cannot read '{}': {e}", loc.as_str()));
+    if loc.is_collection() {
+        return match store.list(Some(url.prefix())).next().await {
+            Some(Ok(_)) => Ok(None),
+            Some(Err(e)) => Err(remote_error(e)),
+            None => Err(not_found()),
+        };
+    }
+    use object_store::ObjectStoreExt;
+    match store.head(url.prefix()).await {
+        Ok(_) => Ok(None),
+        Err(object_store::Error::NotFound { .. }) => {
+            let dir = object_store::path::Path::from(format!("{}/", url.prefix()).as_str());
+            match store.list(Some(&dir)).next().await {
+                Some(Ok(_)) => Ok(Some(format!("{}/", loc.as_str()))),
+                Some(Err(e)) => Err(remote_error(e)),
+                None => Err(not_found()),
+            }
+        }
+        Err(e) => Err(remote_error(e)),
+    }
 }
 
 fn listing_options(
@@ -103,7 +163,7 @@ fn listing_options(
 /// them (same prefixes, globs and suffix filter), as absolute paths.
 pub(crate) async fn files_of(state: &SessionState, def: &TableDef) -> Result<Vec<String>> {
     use futures::TryStreamExt;
-    let urls = listing_urls(def)?;
+    let urls = listing_urls(state, def)?;
     let collection = urls.iter().any(|(l, _)| l.is_collection());
     let options = listing_options(file_format(state, def)?, def, collection, &[]);
     let mut files = Vec::new();
@@ -112,7 +172,10 @@ pub(crate) async fn files_of(state: &SessionState, def: &TableDef) -> Result<Vec
         let mut listed: Vec<String> = url
             .list_all_files(state, store.as_ref(), &options.file_extension)
             .await?
-            .map_ok(|meta| format!("/{}", meta.location))
+            .map_ok(|meta| match url.scheme() {
+                "file" => format!("/{}", meta.location),
+                _ => format!("{}{}", url.object_store().as_str(), meta.location),
+            })
             .try_collect()
             .await?;
         listed.sort();
@@ -121,18 +184,31 @@ pub(crate) async fn files_of(state: &SessionState, def: &TableDef) -> Result<Vec
     Ok(files)
 }
 
+/// Up to 1000 names of the files the locations hold, to guess from.
+async fn sample_names(state: &SessionState, locations: &[(Location, ListingTableUrl)]) -> Vec<String> {
+    use futures::StreamExt;
+    let mut names: Vec<String> = Vec::new();
+    for (loc, url) in locations {
+        if !loc.is_collection() {
+            names.push(loc.as_str().to_string());
+        } else if loc.is_remote() {
+            if let Ok(store) = state.runtime_env().object_store(url) {
+                let mut listed = store.list(Some(url.prefix())).take(1000);
+                while let Some(Ok(meta)) = listed.next().await {
+                    names.push(meta.location.to_string());
+                }
+            }
+        } else {
+            names.extend(list_local_files(&loc.literal_prefix(), 1000));
+        }
+    }
+    names
+}
+
 /// Guesses `format.compression` from file suffixes when the user gave none.
-fn detect_compression(def: &mut TableDef, locations: &[(Location, ListingTableUrl)]) {
+fn detect_compression(def: &mut TableDef, names: &[String]) {
     if def.options.contains_key("format.compression") || def.format == "parquet" || def.format == "avro" {
         return;
-    }
-    let mut names: Vec<String> = Vec::new();
-    for (loc, _) in locations {
-        if loc.is_collection() {
-            names.extend(list_local_files(&loc.literal_prefix(), 1000));
-        } else {
-            names.push(loc.as_str().to_string());
-        }
     }
     let data_files: Vec<&String> = names
         .iter()
@@ -161,11 +237,22 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
             FORMATS.join(", ")
         )));
     }
-    let urls = listing_urls(def)?;
-    for (loc, _) in &urls {
+    let mut urls = listing_urls(state, def)?;
+    let mut changed = false;
+    for (i, (loc, url)) in urls.iter().enumerate() {
         loc.check_exists().map_err(location_error)?;
+        if loc.is_remote()
+            && let Some(prefix) = check_remote(state, loc, url).await?
+        {
+            def.locations[i] = prefix;
+            changed = true;
+        }
     }
-    detect_compression(def, &urls);
+    if changed {
+        urls = listing_urls(state, def)?;
+    }
+    let names = sample_names(state, &urls).await;
+    detect_compression(def, &names);
     let format = file_format(state, def)?;
     let collection = urls.iter().any(|(l, _)| l.is_collection());
     let probe = listing_options(format, def, collection, &[]);
@@ -305,7 +392,7 @@ fn with_null_marker(state: &SessionState, def: &TableDef, marker: &str) -> Resul
 }
 
 fn build_listing(state: &SessionState, def: &TableDef) -> Result<Arc<dyn TableProvider>> {
-    let urls = listing_urls(def)?;
+    let urls = listing_urls(state, def)?;
     let format = file_format(state, def)?;
     let schema = def.schema()?;
     let partition_types: Vec<(String, DataType)> = def

@@ -5,6 +5,8 @@
 pub mod clients;
 pub mod fixtures;
 pub mod mariadb;
+pub mod s3;
+pub mod slt;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -120,11 +122,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the binary and waits for its "listening" line.
     pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Starts the binary with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(lakewave_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("LAKEWAVE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

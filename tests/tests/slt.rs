@@ -1,115 +1,18 @@
-//! Runs every `tests/slt/*.slt` file over the MySQL wire against a fresh
-//! in-process server with fixtures in `${FIXTURES}` and the sample data set
-//! in `${SAMPLES}` (substitution is on in each file).
+//! Runs every `tests/slt/*.slt` file, and the location-independent ones in
+//! `tests/slt/lake/` on local files, over the MySQL wire against a fresh
+//! in-process server. Fixtures are in `${FIXTURES}` (`${LAKE}` in the lake
+//! files), the sample data set under `${LAKE}/samples`. The object-store
+//! suite runs `tests/slt/lake/` again on S3.
 //!
-//! Errors display as `ERROR <code> (<sqlstate>): <message>`, so files assert
-//! codes with `statement error 1146` / `query error 42S02`.
-//!
-//! Set `SLT=name` to run only files whose name contains `name`.
+//! Set `SLT=name` to run only files whose path contains `name`.
 
-use std::path::PathBuf;
-
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Value};
-use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
-
-use lakewave_tests::{TestServer, fixtures, workspace};
-
-#[derive(Debug)]
-struct SltError(String);
-
-impl std::fmt::Display for SltError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SltError {}
-
-fn to_error(e: mysql_async::Error) -> SltError {
-    match e {
-        mysql_async::Error::Server(s) => SltError(format!("ERROR {} ({}): {}", s.code, s.state, s.message)),
-        other => SltError(format!("client error: {other}")),
-    }
-}
-
-struct MySqlDb {
-    conn: Conn,
-}
-
-fn column_type(t: mysql_async::consts::ColumnType) -> DefaultColumnType {
-    use mysql_async::consts::ColumnType as C;
-    match t {
-        C::MYSQL_TYPE_TINY | C::MYSQL_TYPE_SHORT | C::MYSQL_TYPE_LONG | C::MYSQL_TYPE_LONGLONG | C::MYSQL_TYPE_INT24 | C::MYSQL_TYPE_YEAR => {
-            DefaultColumnType::Integer
-        }
-        C::MYSQL_TYPE_FLOAT | C::MYSQL_TYPE_DOUBLE | C::MYSQL_TYPE_NEWDECIMAL | C::MYSQL_TYPE_DECIMAL => {
-            DefaultColumnType::FloatingPoint
-        }
-        _ => DefaultColumnType::Text,
-    }
-}
-
-fn cell(v: &Value) -> String {
-    match v {
-        Value::NULL => "NULL".into(),
-        Value::Bytes(b) if b.is_empty() => "(empty)".into(),
-        Value::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(s) => s.to_string(),
-            Err(_) => b.iter().map(|x| if x.is_ascii_graphic() { (*x as char).to_string() } else { format!("\\x{x:02x}") }).collect(),
-        },
-        other => other.as_sql(true).trim_matches('\'').to_string(),
-    }
-}
-
-#[async_trait::async_trait]
-impl AsyncDB for MySqlDb {
-    type Error = SltError;
-    type ColumnType = DefaultColumnType;
-
-    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
-        let mut result = self.conn.query_iter(sql).await.map_err(to_error)?;
-        let columns = result.columns();
-        let rows: Vec<mysql_async::Row> = result.collect().await.map_err(to_error)?;
-        let affected = result.affected_rows();
-        drop(result);
-        match columns {
-            Some(cols) if !cols.is_empty() => {
-                let types = cols.iter().map(|c| column_type(c.column_type())).collect();
-                let rows = rows
-                    .into_iter()
-                    .map(|r| (0..r.len()).map(|i| r.as_ref(i).map(cell).unwrap_or_default()).collect())
-                    .collect();
-                Ok(DBOutput::Rows { types, rows })
-            }
-            _ => Ok(DBOutput::StatementComplete(affected)),
-        }
-    }
-
-    async fn shutdown(&mut self) {}
-
-    fn engine_name(&self) -> &str {
-        "lakewave"
-    }
-}
-
-fn slt_files() -> Vec<PathBuf> {
-    let dir = workspace().join("tests/slt");
-    let filter = std::env::var("SLT").ok();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/slt exists")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
-        .filter(|p| filter.as_ref().is_none_or(|f| p.to_string_lossy().contains(f.as_str())))
-        .collect();
-    files.sort();
-    files
-}
+use lakewave_tests::slt::{run_file, slt_files};
+use lakewave_tests::{TestServer, fixtures};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqllogictest_files() {
-    let files = slt_files();
+    let mut files = slt_files("");
+    files.extend(slt_files("lake"));
     assert!(!files.is_empty(), "no .slt files found");
     let mut failures = Vec::new();
     for file in &files {
@@ -117,18 +20,13 @@ async fn sqllogictest_files() {
         let data = tempfile::tempdir().expect("fixture dir");
         let fixtures_dir = data.path().join("fixtures");
         fixtures::write_all(&fixtures_dir);
-        let samples_dir = data.path().join("samples");
+        let samples_dir = fixtures_dir.join("samples");
         samples::generate(&samples_dir, &samples::SampleOptions { rows: 2000, ..Default::default() })
             .expect("generate samples");
-        let url = server.url();
-        let mut runner = Runner::new(move || {
-            let url = url.clone();
-            async move { Conn::from_url(url).await.map(|conn| MySqlDb { conn }).map_err(to_error) }
-        });
-        runner.set_var("FIXTURES".into(), fixtures_dir.display().to_string());
-        runner.set_var("SAMPLES".into(), samples_dir.display().to_string());
-        if let Err(e) = runner.run_file_async(file).await {
-            failures.push(format!("{}:\n{e}", file.display()));
+        let fixtures = fixtures_dir.display().to_string();
+        let vars = [("FIXTURES", fixtures.clone()), ("LAKE", fixtures)];
+        if let Err(e) = run_file(&server.url(), file, &vars).await {
+            failures.push(e);
         }
         server.stop().await;
     }

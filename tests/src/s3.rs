@@ -1,0 +1,65 @@
+//! An S3-compatible server for tests: moto's server on a free loopback port,
+//! started by `tests/servers/s3_server.py` with a bucket and files uploaded.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::{require_program, workspace};
+
+pub const S3_HINT: &str = "the S3 tests need moto's server: `pip install 'moto[server]'` (scripts/test-deps.sh does this)";
+
+/// A running S3-compatible server; stops when dropped.
+pub struct S3Server {
+    pub port: u16,
+    child: Child,
+}
+
+impl S3Server {
+    /// Starts the server with `bucket` holding the files under `upload`.
+    pub fn start(bucket: &str, upload: Option<&Path>) -> S3Server {
+        let python = require_program("python3", S3_HINT);
+        let ok = Command::new(&python)
+            .args(["-c", "import moto.server, boto3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "{S3_HINT}");
+        let mut cmd = Command::new(python);
+        cmd.arg(workspace().join("tests/servers/s3_server.py")).arg(bucket);
+        if let Some(dir) = upload {
+            cmd.arg(dir);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the S3 test server");
+        let stdout = child.stdout.take().expect("server stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let port = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(p) = line.strip_prefix("READY ") {
+                        break p.trim().parse().expect("port");
+                    }
+                }
+                _ => panic!("the S3 test server exited before it was ready ({S3_HINT})"),
+            }
+        };
+        S3Server { port, child }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
