@@ -275,11 +275,11 @@ impl InfoSchemaProvider {
         // Where each of our columns goes in the backend's layout.
         let placement: Vec<Option<usize>> = ours.iter().map(|f| position(f.name())).collect();
         let lake_rows = self.lake_rows(table, false);
-        // Lake entries shadow backend entries of the same name.
+        // Lake entries shadow backend entries of the same name: a database,
+        // a table (with all its columns), an engine.
         let key_cols: Vec<usize> = match table {
             "schemata" => vec![1],
-            "tables" => vec![1, 2],
-            "columns" => vec![1, 2, 3],
+            "tables" | "columns" => vec![1, 2],
             _ => vec![0],
         };
         let key_of = |row: &[Option<String>], cols: &[Option<usize>]| -> Vec<String> {
@@ -290,14 +290,8 @@ impl InfoSchemaProvider {
         };
         let identity: Vec<Option<usize>> = (0..ours.len()).map(Some).collect();
         let lake_keys: std::collections::HashSet<Vec<String>> = lake_rows.iter().map(|r| key_of(r, &identity)).collect();
-        let table_key: std::collections::HashSet<Vec<String>> =
-            if table == "columns" { lake_rows.iter().map(|r| key_of(r, &identity)[..2].to_vec()).collect() } else { Default::default() };
         let mut b = Builder::new(fields);
-        for row in &backend.rows {
-            let key = key_of(row, &placement);
-            if lake_keys.contains(&key) || (table == "columns" && table_key.contains(&key[..2])) {
-                continue;
-            }
+        for row in backend.rows.iter().filter(|r| !lake_keys.contains(&key_of(r, &placement))) {
             b.row(row);
         }
         for row in lake_rows {
@@ -317,7 +311,6 @@ impl InfoSchemaProvider {
     fn lake_rows(&self, table: &str, system: bool) -> Vec<Vec<Option<String>>> {
         let state = self.catalog.snapshot();
         let mut rows = Vec::new();
-        let mut b = RowSink(&mut rows);
         match table {
             "schemata" => {
                 let mut names: Vec<&str> = state.databases.keys().map(String::as_str).collect();
@@ -326,7 +319,7 @@ impl InfoSchemaProvider {
                 }
                 names.sort();
                 for db in names {
-                    b.row(&[some("def"), some(db), some("utf8mb4"), some("utf8mb4_0900_ai_ci"), None, some("NO")]);
+                    rows.push(vec![some("def"), some(db), some("utf8mb4"), some("utf8mb4_0900_ai_ci"), None, some("NO")]);
                 }
             }
             "tables" => {
@@ -336,11 +329,11 @@ impl InfoSchemaProvider {
                     row[17] = some("utf8mb4_0900_ai_ci");
                     row[19] = some("");
                     row[20] = some("");
-                    b.row(&row);
+                    rows.push(row);
                 }
                 for (db, d) in &state.databases {
                     for (name, def) in &d.tables {
-                        b.row(&[
+                        rows.push(vec![
                             some("def"),
                             some(db.clone()),
                             some(name.clone()),
@@ -375,20 +368,20 @@ impl InfoSchemaProvider {
                             nullable: true,
                             mysql_type: None,
                         };
-                        b.row(&column_row(INFORMATION_SCHEMA, &t.to_uppercase(), i, &c));
+                        rows.push(column_row(INFORMATION_SCHEMA, &t.to_uppercase(), i, &c));
                     }
                 }
                 for (db, d) in &state.databases {
                     for (name, def) in &d.tables {
                         for (i, c) in def.columns.iter().enumerate() {
-                            b.row(&column_row(db, name, i, c));
+                            rows.push(column_row(db, name, i, c));
                         }
                     }
                 }
             }
             "engines" => {
-                b.row(&[some("lakehouse"), some("DEFAULT"), some("External tables over files in place"), some("NO"), some("NO"), some("NO")]);
-                b.row(&[some("RAPID"), some("YES"), some("In-memory columnar secondary engine"), some("NO"), some("NO"), some("NO")]);
+                rows.push(vec![some("lakehouse"), some("DEFAULT"), some("External tables over files in place"), some("NO"), some("NO"), some("NO")]);
+                rows.push(vec![some("RAPID"), some("YES"), some("In-memory columnar secondary engine"), some("NO"), some("NO"), some("NO")]);
             }
             _ => {}
         }
@@ -416,15 +409,6 @@ impl InfoSchemaProvider {
 
     pub fn table_names_upper() -> Vec<String> {
         TABLES.iter().map(|t| t.to_uppercase()).collect()
-    }
-}
-
-/// Collects rows where `lake_rows` builds them.
-struct RowSink<'a>(&'a mut Vec<Vec<Option<String>>>);
-
-impl RowSink<'_> {
-    fn row(&mut self, values: &[Option<String>]) {
-        self.0.push(values.to_vec());
     }
 }
 

@@ -36,7 +36,7 @@ use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
-use super::table::{MySqlScan, MySqlTable, PushdownLog, literal};
+use super::table::{MySqlScan, MySqlTable, PushdownLog, comparison_or_logic, filter_sql, literal};
 
 /// The optimizer rule; add it last so it sees filters and projections
 /// already pushed into the scans.
@@ -215,15 +215,14 @@ impl SqlGen {
                 if self.pool.is_none() {
                     self.pool = Some(table.pool.clone());
                 }
-                let mut filters = Vec::new();
+                // Every filter the scan holds must translate. Inexact ones
+                // are re-applied above the scan, where a text filter stops
+                // the pushdown anyway.
                 for f in &scan.filters {
-                    // Inexact filters are re-applied above the scan; a text
-                    // filter there stops the pushdown anyway.
-                    filters.push(f.clone());
-                    super::table::filter_sql(f, &table.schema)?;
+                    filter_sql(f, &table.schema)?;
                 }
                 let names: Vec<String> = scan.projected_schema.fields().iter().map(|f| f.name().clone()).collect();
-                Some(table.select_as(&names, &filters, scan.fetch))
+                Some(table.select_as(&names, &scan.filters, scan.fetch))
             }
             LogicalPlan::SubqueryAlias(a) => self.plan(&a.input),
             LogicalPlan::Projection(p) => {
@@ -384,20 +383,12 @@ fn expr(e: &Expr, inputs: &Inputs<'_>) -> Option<String> {
                 _ => {}
             }
             let sym = match op {
-                Operator::Eq => "=",
-                Operator::NotEq => "<>",
-                Operator::Lt => "<",
-                Operator::LtEq => "<=",
-                Operator::Gt => ">",
-                Operator::GtEq => ">=",
-                Operator::And => "AND",
-                Operator::Or => "OR",
                 Operator::Plus => "+",
                 Operator::Minus => "-",
                 Operator::Multiply => "*",
                 Operator::Divide => "/",
                 Operator::Modulo => "%",
-                _ => return None,
+                other => comparison_or_logic(other)?,
             };
             format!("({l} {sym} {r})")
         }

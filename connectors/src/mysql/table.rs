@@ -242,6 +242,21 @@ fn is_text(e: &Expr, schema: &SchemaRef) -> bool {
     }
 }
 
+/// The MySQL spelling of a comparison or logical operator.
+pub(super) fn comparison_or_logic(op: &Operator) -> Option<&'static str> {
+    Some(match op {
+        Operator::Eq => "=",
+        Operator::NotEq => "<>",
+        Operator::Lt => "<",
+        Operator::LtEq => "<=",
+        Operator::Gt => ">",
+        Operator::GtEq => ">=",
+        Operator::And => "AND",
+        Operator::Or => "OR",
+        _ => return None,
+    })
+}
+
 /// MySQL SQL for a filter, and whether MySQL's answer is exact. Text
 /// comparisons use MySQL's collation (usually case-insensitive), so only
 /// equality is pushed for text, and inexactly (the engine filters again).
@@ -250,17 +265,7 @@ pub(super) fn filter_sql(e: &Expr, schema: &SchemaRef) -> Option<(String, bool)>
         Expr::Column(c) if schema.field_with_name(&c.name).is_ok() => Some((quote_ident(&c.name), true)),
         Expr::Literal(v, _) => literal(v).map(|l| (l, true)),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let sym = match op {
-                Operator::Eq => "=",
-                Operator::NotEq => "<>",
-                Operator::Lt => "<",
-                Operator::LtEq => "<=",
-                Operator::Gt => ">",
-                Operator::GtEq => ">=",
-                Operator::And => "AND",
-                Operator::Or => "OR",
-                _ => return None,
-            };
+            let sym = comparison_or_logic(op)?;
             let text = is_text(left, schema) || is_text(right, schema);
             if text && !matches!(op, Operator::Eq) {
                 return None;
