@@ -52,6 +52,14 @@ impl ClientRun {
     }
 }
 
+/// `mariadb` against a server on a loopback port, in batch mode without TLS,
+/// ignoring option files (`--no-defaults` must come first).
+pub fn mariadb_cmd(mariadb: &Path, port: impl std::fmt::Display) -> Command {
+    let mut cmd = Command::new(mariadb);
+    cmd.args(["--no-defaults", "-h127.0.0.1", "-uroot", "--batch", "--skip-ssl"]).arg(format!("-P{port}"));
+    cmd
+}
+
 /// A file under `tests/clients/`.
 pub fn client_file(name: &str) -> PathBuf {
     workspace().join("tests").join("clients").join(name)

@@ -127,7 +127,6 @@ impl ServerProcess {
 
     /// Starts the binary with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-        use std::io::{BufRead, BufReader};
         let mut child = Command::new(lakewave_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -138,20 +137,12 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start lakewave");
-        let stdout = child.stdout.take().expect("child stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let port = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(addr) = line.strip_prefix("Lakewave listening on ") {
-                        break addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port in the listening line");
-                    }
-                }
-                _ => panic!("lakewave exited before listening"),
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let port = wait_for_line(&mut child, "Lakewave listening on ")
+            .expect("lakewave exited before listening")
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in the listening line");
         ServerProcess { child, port }
     }
 
@@ -183,6 +174,26 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads a child's stdout until a line starts with `prefix` and returns the
+/// rest of that line (None if the child exits first). Stdout keeps being
+/// drained afterwards so the child never blocks on a full pipe.
+pub fn wait_for_line(child: &mut Child, prefix: &str) -> Option<String> {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(child.stdout.take()?).lines();
+    let found = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    break rest.to_string();
+                }
+            }
+            _ => return None,
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Some(found)
 }
 
 /// Fails with an install hint when an external program is missing.

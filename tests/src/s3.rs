@@ -1,11 +1,10 @@
 //! An S3-compatible server for tests: moto's server on a free loopback port,
 //! started by `tests/servers/s3_server.py` with a bucket and files uploaded.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::{require_program, workspace};
+use crate::{require_program, wait_for_line, workspace};
 
 pub const S3_HINT: &str = "the S3 tests need moto's server: `pip install 'moto[server]'` (scripts/test-deps.sh does this)";
 
@@ -37,18 +36,11 @@ impl S3Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the S3 test server");
-        let stdout = child.stdout.take().expect("server stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let port = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(p) = line.strip_prefix("READY ") {
-                        break p.trim().parse().expect("port");
-                    }
-                }
-                _ => panic!("the S3 test server exited before it was ready ({S3_HINT})"),
-            }
-        };
+        let port = wait_for_line(&mut child, "READY ")
+            .unwrap_or_else(|| panic!("the S3 test server exited before it was ready ({S3_HINT})"))
+            .trim()
+            .parse()
+            .expect("port");
         S3Server { port, child }
     }
 

@@ -380,7 +380,7 @@ async fn information_schema_lists_both_sides() {
 /// LOAD DATA LOCAL INFILE streams the client's file through Lakewave to MySQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_data_local_infile_reaches_mysql() {
-    use lakewave_tests::clients::{DEPS_HINT, run_client};
+    use lakewave_tests::clients::{DEPS_HINT, mariadb_cmd, run_client};
     let mariadb = lakewave_tests::require_program("mariadb", DEPS_HINT);
     let (db, server, mut conn, files) = setup().await;
     conn.query_drop("CREATE DATABASE bulk").await.expect("create database");
@@ -391,9 +391,8 @@ async fn load_data_local_infile_reaches_mysql() {
         text.push_str(&format!("{i}\titem {i}\n"));
     }
     std::fs::write(&data, text).expect("write data");
-    let mut cmd = std::process::Command::new(&mariadb);
-    cmd.args(["--no-defaults", "-h127.0.0.1", "-uroot", "--batch", "--skip-ssl", "--local-infile=1"])
-        .arg(format!("-P{}", server.port))
+    let mut cmd = mariadb_cmd(&mariadb, server.port);
+    cmd.arg("--local-infile=1")
         .arg("-e")
         .arg(format!("LOAD DATA LOCAL INFILE '{}' INTO TABLE bulk.items; SELECT COUNT(*), MAX(name) FROM bulk.items", data.display()));
     let run = run_client(cmd, None, std::time::Duration::from_secs(60)).await;
@@ -403,9 +402,8 @@ async fn load_data_local_infile_reaches_mysql() {
     // Loading the same keys again: with LOCAL, MySQL skips duplicates
     // (the file is already sent); into a missing table, MySQL's error.
     for (target, fails) in [("bulk.items", false), ("bulk.nope", true)] {
-        let mut cmd = std::process::Command::new(&mariadb);
-        cmd.args(["--no-defaults", "-h127.0.0.1", "-uroot", "--batch", "--skip-ssl", "--local-infile=1"])
-            .arg(format!("-P{}", server.port))
+        let mut cmd = mariadb_cmd(&mariadb, server.port);
+        cmd.arg("--local-infile=1")
             .arg("-e")
             .arg(format!("LOAD DATA LOCAL INFILE '{}' INTO TABLE {target}", data.display()));
         let run = run_client(cmd, None, std::time::Duration::from_secs(60)).await;

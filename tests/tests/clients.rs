@@ -6,7 +6,7 @@
 //! The external clients are installed by `scripts/test-deps.sh`; a missing one
 //! fails the test with that hint. Their check programs live in `tests/clients/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Value};
 
-use lakewave_tests::clients::{DEPS_HINT, JavaProgram, client_file, run_client};
+use lakewave_tests::clients::{DEPS_HINT, JavaProgram, client_file, mariadb_cmd, run_client};
 use lakewave_tests::{TestServer, fixtures, require_program, workspace};
 
 const SAMPLE_ROWS: u64 = 2000;
@@ -114,14 +114,6 @@ async fn connector_j() {
     let outcome = run_client(cmd, None, CLIENT_TIMEOUT).await;
     env.stop().await;
     outcome.assert_success();
-}
-
-/// `mariadb` against the test server, in batch mode without TLS, ignoring
-/// option files (`--no-defaults` must come first).
-fn mariadb_cmd(mariadb: &Path, port: &str) -> Command {
-    let mut cmd = Command::new(mariadb);
-    cmd.args(["--no-defaults", "-h127.0.0.1", "-uroot", "--batch", "--skip-ssl"]).arg(format!("-P{port}"));
-    cmd
 }
 
 /// Lines of a `--batch` result: a header, then one tab-separated line per row.
