@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 use crate::error::{LakeError, Result};
-use crate::model::{CatalogState, DatabaseDef, TableDef};
+use crate::model::{CatalogState, DatabaseDef, SecondaryDef, TableDef};
 
 const CATALOG_FILE: &str = "catalog.json";
 const FORMAT_VERSION: u32 = 1;
@@ -145,7 +145,7 @@ impl Catalog {
 
     /// Drops a database and returns how many tables it held.
     pub fn drop_database(&self, db: &str, if_exists: bool) -> Result<Option<usize>> {
-        self.update(|s| match s.databases.remove(db) {
+        self.update(|s| match s.databases.remove(db).inspect(|_| s.secondary.retain(|d| d.db != db)) {
             Some(d) => Ok(Some(d.tables.len())),
             None if if_exists => Ok(None),
             None => Err(LakeError::UnknownDatabase(db.to_string())),
@@ -178,8 +178,41 @@ impl Catalog {
         })
     }
 
+    pub fn secondary(&self, db: &str, table: &str) -> Option<SecondaryDef> {
+        self.read().secondary.iter().find(|d| d.db == db && d.table == table).cloned()
+    }
+
+    pub fn secondary_all(&self) -> Vec<SecondaryDef> {
+        self.read().secondary.clone()
+    }
+
+    /// Marks a table for a secondary engine (`Some`) or clears the mark.
+    pub fn set_secondary(&self, db: &str, table: &str, engine: Option<&str>) -> Result<()> {
+        self.update(|s| {
+            s.secondary.retain(|d| !(d.db == db && d.table == table));
+            if let Some(engine) = engine {
+                s.secondary.push(SecondaryDef { db: db.into(), table: table.into(), engine: engine.into(), loaded: false });
+            }
+            Ok(())
+        })
+    }
+
+    /// Records whether a marked table is loaded (restarts reload it).
+    pub fn set_loaded(&self, db: &str, table: &str, loaded: bool) -> Result<()> {
+        if self.secondary(db, table).is_none_or(|d| d.loaded == loaded) {
+            return Ok(());
+        }
+        self.update(|s| {
+            for d in s.secondary.iter_mut().filter(|d| d.db == db && d.table == table) {
+                d.loaded = loaded;
+            }
+            Ok(())
+        })
+    }
+
     pub fn drop_table(&self, db: &str, table: &str, if_exists: bool) -> Result<bool> {
         self.update(|s| {
+            s.secondary.retain(|d| !(d.db == db && d.table == table));
             let removed = s.databases.get_mut(db).and_then(|d| d.tables.remove(table));
             match removed {
                 Some(_) => Ok(true),

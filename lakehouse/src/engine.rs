@@ -21,6 +21,9 @@ use crate::error::{LakeError, Result};
 use crate::info_schema::{INFORMATION_SCHEMA, InfoSchemaProvider};
 use crate::model::TableDef;
 use crate::provider;
+use crate::rapid::scan::RapidScanTable;
+use crate::rapid::status::{PERFORMANCE_SCHEMA, RpdSchema};
+use crate::rapid::{RapidStore, SourceKind};
 
 /// The name of the only catalog, as MySQL reports it.
 pub const CATALOG: &str = "def";
@@ -33,13 +36,19 @@ pub struct LakehouseOptions {
     pub target_partitions: Option<usize>,
     /// Base directory for relative locations in DDL.
     pub base_dir: PathBuf,
+    /// Memory for tables loaded into the secondary engine; defaults to half
+    /// of the machine's memory.
+    pub rapid_memory: Option<u64>,
+    /// Memory of one node, for `heatwave_load` dry runs' node count;
+    /// defaults to `rapid_memory`.
+    pub rapid_node_memory: Option<u64>,
 }
 
 impl LakehouseOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        Self { data_dir, target_partitions: None, base_dir }
+        Self { data_dir, target_partitions: None, base_dir, rapid_memory: None, rapid_node_memory: None }
     }
 }
 
@@ -48,18 +57,22 @@ impl LakehouseOptions {
 type ProviderCache = RwLock<HashMap<(String, String), Arc<dyn TableProvider>>>;
 
 #[derive(Debug)]
-struct Shared {
-    catalog: Arc<Catalog>,
+pub(crate) struct Shared {
+    pub(crate) catalog: Arc<Catalog>,
     /// Tables of the MySQL backend, when one is attached: queries that read
     /// lake tables may join them.
-    mysql: std::sync::OnceLock<connectors::mysql::MySqlSource>,
+    pub(crate) mysql: std::sync::OnceLock<connectors::mysql::MySqlSource>,
     /// A session state without catalogs, used to build formats and providers.
-    builder_state: SessionState,
+    pub(crate) builder_state: SessionState,
     providers: ProviderCache,
+    /// Tables loaded into memory (the secondary engine).
+    pub(crate) rapid: Arc<RapidStore>,
+    /// Change capture from the backend's binlog into loaded MySQL tables.
+    pub(crate) capture: Arc<crate::capture::Capture>,
 }
 
 impl Shared {
-    fn provider(&self, db: &str, table: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+    pub(crate) fn provider(&self, db: &str, table: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let key = (db.to_string(), table.to_string());
         if let Some(p) = self.providers.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(Some(p.clone()));
@@ -79,7 +92,7 @@ impl Shared {
 /// The lakehouse engine shared by all sessions.
 #[derive(Debug, Clone)]
 pub struct Lakehouse {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     runtime: Arc<RuntimeEnv>,
     options: LakehouseOptions,
 }
@@ -95,11 +108,15 @@ impl Lakehouse {
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();
+        let limit = options.rapid_memory.unwrap_or_else(|| physical_memory() / 2);
+        let rapid = Arc::new(RapidStore::new(limit, options.rapid_node_memory.unwrap_or(limit)));
         let shared = Arc::new(Shared {
             catalog,
             mysql: std::sync::OnceLock::new(),
             builder_state,
             providers: RwLock::new(HashMap::new()),
+            rapid,
+            capture: Arc::default(),
         });
         Ok(Self { shared, runtime, options })
     }
@@ -111,6 +128,15 @@ impl Lakehouse {
 
     pub fn has_mysql(&self) -> bool {
         self.shared.mysql.get().is_some()
+    }
+
+    pub fn mysql(&self) -> Option<&connectors::mysql::MySqlSource> {
+        self.shared.mysql.get()
+    }
+
+    /// The secondary engine's store of loaded tables.
+    pub fn rapid(&self) -> &Arc<RapidStore> {
+        &self.shared.rapid
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -129,13 +155,15 @@ impl Lakehouse {
         system_vars: Arc<dyn VarProvider + Send + Sync>,
         user_vars: Arc<dyn VarProvider + Send + Sync>,
     ) -> SessionContext {
+        let offload = Arc::new(Offload::default());
         let config = base_config(&self.options, database)
             .with_extension(Arc::new(connectors::mysql::PushdownLog::default()))
-            .with_extension(Arc::new(connectors::mysql::SessionRows::default()));
+            .with_extension(Arc::new(connectors::mysql::SessionRows::default()))
+            .with_extension(offload.clone());
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.runtime.clone())
-            .with_catalog_list(Arc::new(LakeCatalogList { shared: self.shared.clone() }))
+            .with_catalog_list(Arc::new(LakeCatalogList { shared: self.shared.clone(), offload }))
             .with_default_features()
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
@@ -174,6 +202,7 @@ impl Lakehouse {
         }
         let out = self.catalog().drop_database(db, if_exists)?;
         self.shared.forget(db, None);
+        self.shared.rapid.remove_database(db);
         Ok(out)
     }
 
@@ -215,6 +244,7 @@ impl Lakehouse {
         }
         let out = self.catalog().drop_table(db, table, if_exists)?;
         self.shared.forget(db, Some(table));
+        self.shared.rapid.remove(db, table);
         Ok(out)
     }
 
@@ -247,6 +277,60 @@ impl Lakehouse {
     }
 }
 
+/// Which tables a session's query may read from the secondary engine, set
+/// by the session before planning each query, and which ones it did read.
+#[derive(Debug, Default)]
+pub struct Offload {
+    lake: std::sync::atomic::AtomicBool,
+    mysql: std::sync::atomic::AtomicBool,
+    used: std::sync::Mutex<Vec<String>>,
+}
+
+impl Offload {
+    /// Sets what the next query may read from memory and clears the record
+    /// of what the previous one read.
+    pub fn set(&self, lake: bool, mysql: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.lake.store(lake, Relaxed);
+        self.mysql.store(mysql, Relaxed);
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn allows(&self, kind: SourceKind) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        match kind {
+            SourceKind::Lake => self.lake.load(Relaxed),
+            SourceKind::MySql => self.mysql.load(Relaxed),
+        }
+    }
+
+    fn note(&self, table: &str) {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if !used.iter().any(|t| t == table) {
+            used.push(table.to_string());
+        }
+    }
+
+    /// The loaded tables the last planned query read.
+    pub fn used(&self) -> Vec<String> {
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Total memory of the machine (Linux), or 8 GiB when unknown.
+fn physical_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(8 << 30)
+}
+
 fn validate_name(name: &str, what: &str) -> Result<()> {
     if name.is_empty() || name.len() > 64 || name.ends_with(' ') || name.contains(['/', '\\', '\0']) {
         return Err(LakeError::InvalidDefinition(format!("Incorrect {what} name '{name}'")));
@@ -276,6 +360,7 @@ fn base_config(options: &LakehouseOptions, database: Option<&str>) -> SessionCon
 #[derive(Debug)]
 struct LakeCatalogList {
     shared: Arc<Shared>,
+    offload: Arc<Offload>,
 }
 
 impl CatalogProviderList for LakeCatalogList {
@@ -288,13 +373,14 @@ impl CatalogProviderList for LakeCatalogList {
     }
 
     fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
-        (name == CATALOG).then(|| Arc::new(LakeCatalog { shared: self.shared.clone() }) as _)
+        (name == CATALOG).then(|| Arc::new(LakeCatalog { shared: self.shared.clone(), offload: self.offload.clone() }) as _)
     }
 }
 
 #[derive(Debug)]
 struct LakeCatalog {
     shared: Arc<Shared>,
+    offload: Arc<Offload>,
 }
 
 impl CatalogProvider for LakeCatalog {
@@ -309,8 +395,11 @@ impl CatalogProvider for LakeCatalog {
         if name == INFORMATION_SCHEMA {
             return Some(Arc::new(InfoSchemaProvider::new(self.shared.catalog.clone(), self.shared.mysql.get().cloned())));
         }
+        if name == PERFORMANCE_SCHEMA {
+            return Some(Arc::new(RpdSchema::new(self.shared.rapid.clone())));
+        }
         (self.shared.catalog.database_exists(&name) || self.shared.mysql.get().is_some())
-            .then(|| Arc::new(LakeSchema { shared: self.shared.clone(), db: name }) as _)
+            .then(|| Arc::new(LakeSchema { shared: self.shared.clone(), db: name, offload: self.offload.clone() }) as _)
     }
 }
 
@@ -318,6 +407,7 @@ impl CatalogProvider for LakeCatalog {
 struct LakeSchema {
     shared: Arc<Shared>,
     db: String,
+    offload: Arc<Offload>,
 }
 
 #[async_trait]
@@ -327,6 +417,13 @@ impl SchemaProvider for LakeSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.shared.rapid.table(&self.db, &name.to_lowercase())
+            && self.offload.allows(t.kind)
+            && let Some(data) = t.data()
+        {
+            self.offload.note(&format!("{}.{}", t.db, t.name));
+            return Ok(Some(Arc::new(RapidScanTable::new(t, data))));
+        }
         let lake = self
             .shared
             .provider(&self.db, &name.to_lowercase())

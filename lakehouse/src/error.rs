@@ -30,6 +30,9 @@ pub enum LakeError {
     /// The catalog could not be written durably.
     #[error("catalog storage failed at {path}: {source}")]
     Storage { path: String, source: std::io::Error },
+    /// The secondary engine (in-memory copies) refused or failed.
+    #[error("Secondary engine operation failed. {0}")]
+    Secondary(String),
     #[error(transparent)]
     Engine(#[from] DataFusionError),
 }

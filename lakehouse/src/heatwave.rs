@@ -70,6 +70,69 @@ pub fn strip_secondary_engine(sql: &str) -> (String, Option<String>) {
     (out, engine)
 }
 
+/// A secondary-engine ALTER TABLE, which the SQL parser does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecondaryAlter {
+    /// `SECONDARY_ENGINE [=] name`; None for `NULL`.
+    Engine(Option<String>),
+    Load,
+    Unload,
+}
+
+/// Recognises `ALTER TABLE [db.]t SECONDARY_ENGINE [=] RAPID|NULL`,
+/// `... SECONDARY_LOAD` and `... SECONDARY_UNLOAD`, returning the table as
+/// `(database, table)` (lower case) and the operation.
+pub fn parse_secondary_alter(sql: &str) -> Option<(Option<String>, String, SecondaryAlter)> {
+    let dialect = MySqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql).tokenize().ok()?;
+    let mut words = tokens.into_iter().filter(|t| {
+        !matches!(t, Token::Whitespace(_) | Token::EOF | Token::SemiColon)
+    });
+    let kw = |t: Option<Token>, k: &str| matches!(t, Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    if !kw(words.next(), "ALTER") || !kw(words.next(), "TABLE") {
+        return None;
+    }
+    let ident = |t: Option<Token>| match t {
+        Some(Token::Word(w)) => Some(w.value.to_lowercase()),
+        _ => None,
+    };
+    let first = ident(words.next())?;
+    let mut next = words.next();
+    let (db, table) = if matches!(next, Some(Token::Period)) {
+        let t = ident(words.next())?;
+        next = words.next();
+        (Some(first), t)
+    } else {
+        (None, first)
+    };
+    let Some(Token::Word(op)) = next else { return None };
+    if op.quote_style.is_some() {
+        return None;
+    }
+    let op = match op.value.to_uppercase().as_str() {
+        "SECONDARY_LOAD" => SecondaryAlter::Load,
+        "SECONDARY_UNLOAD" => SecondaryAlter::Unload,
+        "SECONDARY_ENGINE" => {
+            let mut v = words.next();
+            if matches!(v, Some(Token::Eq)) {
+                v = words.next();
+            }
+            match v {
+                Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("NULL") && w.quote_style.is_none() => SecondaryAlter::Engine(None),
+                Some(Token::Word(w)) => SecondaryAlter::Engine(Some(w.value)),
+                Some(Token::SingleQuotedString(s)) => SecondaryAlter::Engine(Some(s)),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    // Nothing may follow.
+    if words.next().is_some() {
+        return None;
+    }
+    Some((db, table, op))
+}
+
 /// The `ENGINE` and `ENGINE_ATTRIBUTE` of a MySQL CREATE TABLE.
 pub fn engine_of(ct: &CreateTable) -> (Option<String>, Option<String>) {
     let opts: &[SqlOption] = match &ct.table_options {
@@ -355,6 +418,19 @@ pub fn show_create(def: &TableDef) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_secondary_alters() {
+        assert_eq!(
+            parse_secondary_alter("ALTER TABLE s.T SECONDARY_ENGINE = RAPID;"),
+            Some((Some("s".into()), "t".into(), SecondaryAlter::Engine(Some("RAPID".into()))))
+        );
+        assert_eq!(parse_secondary_alter("alter table `t` secondary_engine NULL"), Some((None, "t".into(), SecondaryAlter::Engine(None))));
+        assert_eq!(parse_secondary_alter("ALTER TABLE t SECONDARY_LOAD"), Some((None, "t".into(), SecondaryAlter::Load)));
+        assert_eq!(parse_secondary_alter("ALTER TABLE t SECONDARY_UNLOAD"), Some((None, "t".into(), SecondaryAlter::Unload)));
+        assert_eq!(parse_secondary_alter("ALTER TABLE t ADD COLUMN x INT"), None);
+        assert_eq!(parse_secondary_alter("ALTER TABLE t SECONDARY_LOAD, ADD COLUMN x INT"), None);
+    }
 
     #[test]
     fn strips_secondary_engine() {

@@ -8,6 +8,7 @@
 //! per-session [`datafusion::prelude::SessionContext`] to run queries and calls
 //! the DDL methods, which persist every change before acknowledging it.
 
+pub mod capture;
 pub mod catalog;
 pub mod ddl;
 pub mod diagnose;
@@ -17,6 +18,8 @@ pub mod heatwave;
 pub mod info_schema;
 pub mod model;
 pub mod provider;
+pub mod rapid;
+pub mod secondary;
 pub mod types;
 
 pub use engine::{Lakehouse, LakehouseOptions};

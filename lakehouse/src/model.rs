@@ -112,9 +112,22 @@ pub struct DatabaseDef {
     pub tables: BTreeMap<String, TableDef>,
 }
 
+/// A table (lake or MySQL) marked `SECONDARY_ENGINE = RAPID`, and whether
+/// it was loaded, so a restart loads it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryDef {
+    pub db: String,
+    pub table: String,
+    pub engine: String,
+    #[serde(default)]
+    pub loaded: bool,
+}
+
 /// Everything the catalog persists.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CatalogState {
     pub format_version: u32,
     pub databases: BTreeMap<String, DatabaseDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondary: Vec<SecondaryDef>,
 }

@@ -52,6 +52,14 @@ enum Cmd {
         /// Run lake-only even when a MySQL server could be managed.
         #[arg(long, conflicts_with = "mysql")]
         no_mysql: bool,
+        /// Memory for tables loaded into the secondary engine (SECONDARY_LOAD),
+        /// e.g. 512M or 8G (default: half of the machine's memory).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        rapid_memory: Option<u64>,
+        /// Memory of one node, for heatwave_load dry runs' node-count estimate
+        /// (default: --rapid-memory).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        rapid_node_memory: Option<u64>,
     },
     /// Write the sample data set (Parquet, CSV, gzip CSV, JSON lines, Avro).
     Samples {
@@ -82,9 +90,21 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Cmd::Serve { listen, data_dir, samples, sample_rows, max_connections, threads, mysql, no_mysql } => {
+            Cmd::Serve {
+                listen,
+                data_dir,
+                samples,
+                sample_rows,
+                max_connections,
+                threads,
+                mysql,
+                no_mysql,
+                rapid_memory,
+                rapid_node_memory,
+            } => {
                 let backend = BackendChoice { url: mysql, disabled: no_mysql };
-                serve(listen, data_dir, samples, sample_rows, max_connections, threads, backend).await
+                let memory = RapidMemory { limit: rapid_memory, node: rapid_node_memory };
+                serve(listen, data_dir, samples, sample_rows, max_connections, threads, backend, memory).await
             }
             Cmd::Samples { out, rows, seed } => {
                 let opts = SampleOptions { rows, seed, ..SampleOptions::default() };
@@ -107,6 +127,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `512M`, `8G`, `1.5T` or plain bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let mult: u64 = match t[i..].to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                other => return Err(format!("unknown size unit '{other}' (use K, M, G or T)")),
+            };
+            (&t[..i], mult)
+        }
+        None => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("'{text}' is not a size such as 512M or 8G"))?;
+    if !(n.is_finite() && n > 0.0) {
+        return Err(format!("'{text}' is not a positive size"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+struct RapidMemory {
+    limit: Option<u64>,
+    node: Option<u64>,
 }
 
 struct BackendChoice {
@@ -143,6 +192,7 @@ async fn backend(choice: BackendChoice, data_dir: &std::path::Path) -> Result<Op
     Ok(Some(BackendConfig { url, managed: Some(std::sync::Arc::new(server)) }))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     listen: SocketAddr,
     data_dir: PathBuf,
@@ -151,11 +201,14 @@ async fn serve(
     max_connections: usize,
     threads: Option<usize>,
     backend_choice: BackendChoice,
+    memory: RapidMemory,
 ) -> Result<(), String> {
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize().map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let mut options = LakehouseOptions::new(&data_dir);
     options.target_partitions = threads;
+    options.rapid_memory = memory.limit;
+    options.rapid_node_memory = memory.node;
     let lake = Lakehouse::open(options).map_err(|e| e.to_string())?;
     if with_samples {
         register_samples(&lake, &data_dir, sample_rows).await?;

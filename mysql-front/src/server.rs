@@ -90,6 +90,8 @@ pub async fn run(listener: TcpListener, lake: Lakehouse, options: ServerOptions,
     if let Some(b) = &options.backend {
         lake.attach_mysql(connectors::mysql::MySqlSource::new(&b.url));
     }
+    // Tables loaded before the last stop are loaded again in the background.
+    lake.recover_loaded_tables();
     let mut ctx = ServerContext::with_shutdown(lake, stop_rx);
     ctx.backend = options.backend.clone();
     let limit = Arc::new(Semaphore::new(options.max_connections));

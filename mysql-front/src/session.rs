@@ -29,6 +29,10 @@ use crate::sysvars::{SessionVars, SetError, normalise_name};
 use crate::wire::codes::*;
 use crate::wire::resultset::ColumnInfo;
 
+mod secondary;
+pub use secondary::OffloadMode;
+use secondary::{is_lakewave_variable, reads_rpd_tables, secondary_error};
+
 /// What a statement produced.
 pub enum Response {
     Ok { affected: u64, info: String },
@@ -226,6 +230,10 @@ impl Session {
         if is_blank(sql) {
             return Err(MyError::new(ER_EMPTY_QUERY, S_42000, "Query was empty"));
         }
+        if let Some(r) = self.secondary_statement(sql).await? {
+            self.last_local = true;
+            return Ok(r);
+        }
         if self.has_backend() {
             if let Some(r) = self.route_with_backend(sql).await? {
                 self.last_local = matches!(r, Response::Backend(_)).then_some(false).unwrap_or(true);
@@ -238,7 +246,7 @@ impl Session {
         }
         // The diagnostics area belongs to the previous statement until here.
         self.warnings.clear();
-        let (sql_text, _secondary_engine) = heatwave::strip_secondary_engine(sql);
+        let (sql_text, secondary_engine) = heatwave::strip_secondary_engine(sql);
         let mut statements = DFParser::parse_sql_with_dialect(&sql_text, &MySqlDialect {})
             .map_err(|e| syntax_error(e, &sql_text))?;
         let statement = match (statements.pop_front(), statements.is_empty()) {
@@ -246,6 +254,26 @@ impl Session {
             (None, _) => return Err(MyError::new(ER_EMPTY_QUERY, S_42000, "Query was empty")),
             (Some(_), false) => return Err(parse_error("more than one statement; enable multi-statements in the client")),
         };
+        if let Some(engine) = &secondary_engine {
+            let created = match &statement {
+                DfStatement::CreateExternalTable(cmd) => split_name(&cmd.name).ok(),
+                DfStatement::Statement(s) => match s.as_ref() {
+                    Statement::CreateTable(ct) => split_name(&ct.name).ok(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some((db, table)) = created {
+                let response = Box::pin(self.run_parsed(statement, &sql_text)).await?;
+                let db = db.or_else(|| self.database()).unwrap_or_default();
+                self.lake.set_secondary_engine(&db, &table, Some(engine)).await?;
+                return Ok(response);
+            }
+        }
+        self.run_parsed(statement, &sql_text).await
+    }
+
+    async fn run_parsed(&mut self, statement: DfStatement, sql_text: &str) -> Result<Response, MyError> {
         match statement {
             DfStatement::CreateExternalTable(cmd) => {
                 let plan = ddl::from_external_table(&cmd, self.lake.base_dir())?;
@@ -446,12 +474,15 @@ impl Session {
 
     fn status_rows(&self) -> Vec<Vec<Option<String>>> {
         let s = |k: &str, v: String| vec![Some(k.to_string()), Some(v)];
-        vec![
+        let mut rows = vec![
             s("Threads_connected", crate::server::connected().to_string()),
             s("Uptime", crate::server::uptime_secs().to_string()),
             s("Questions", crate::server::questions().to_string()),
             s("Ssl_cipher", String::new()),
-        ]
+        ];
+        rows.extend(self.rapid_status_rows());
+        rows.sort();
+        rows
     }
 
     async fn set(&mut self, set: Set) -> Result<Response, MyError> {
@@ -551,6 +582,31 @@ impl Session {
                 lake_tables.push((db, table.to_lowercase()));
             }
         }
+        let mode = self.offload_mode();
+        let offload = state.config().get_extension::<lakehouse::engine::Offload>();
+        if let Some(o) = &offload {
+            o.set(mode != OffloadMode::Off, mode != OffloadMode::Off && !self.in_transaction);
+        }
+        let point_lookup = self.offload_check(&statement, &self.table_refs(&statement)?).err().filter(|r| r.contains("primary-key lookup"));
+        if let (Some(o), Some(_)) = (&offload, &point_lookup) {
+            // MySQL's index answers this better than a scan of the copy.
+            o.set(mode != OffloadMode::Off, false);
+        }
+        // Read-your-writes: loaded MySQL tables are read only once change
+        // capture has applied everything the backend committed so far.
+        if mode != OffloadMode::Off && !self.in_transaction && point_lookup.is_none() && self.reads_loaded_mysql(&statement)? {
+            let wait = self.vars.get("rapid_sync_wait_ms").and_then(|v| v.to_text()).and_then(|t| t.parse::<u64>().ok()).unwrap_or(5_000);
+            if !self.lake.catch_up(std::time::Duration::from_millis(wait)).await {
+                if mode == OffloadMode::Forced {
+                    return Err(secondary_error(format!(
+                        "Reason: use_secondary_engine is FORCED but change capture did not apply the backend's latest changes within {wait} ms"
+                    )));
+                }
+                if let Some(o) = &offload {
+                    o.set(true, false);
+                }
+            }
+        }
         rewrite_mysql(&mut statement, reads_information_schema);
         let original = statement.clone();
         // Inside a transaction, MySQL tables are read through this session's
@@ -561,6 +617,21 @@ impl Session {
             rows.set(source);
         }
         let plan = state.statement_to_plan(statement).await?;
+        let used = offload.as_ref().map(|o| o.used()).unwrap_or_default();
+        if mode == OffloadMode::Forced {
+            let current = self.database();
+            for (db, t) in self.table_refs(&original)? {
+                let db = db.or_else(|| current.clone()).unwrap_or_default().to_lowercase();
+                let t = t.to_lowercase();
+                let special = db == INFORMATION_SCHEMA || db == lakehouse::rapid::status::PERFORMANCE_SCHEMA;
+                let name = format!("{db}.{t}");
+                if !special && !self.lake.table_exists(&db, &t) && !used.contains(&name) {
+                    return Err(secondary_error(format!(
+                        "Reason: use_secondary_engine is FORCED but {name} is not loaded in the secondary engine"
+                    )));
+                }
+            }
+        }
         SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan).map_err(|_| not_supported("this statement in the lakehouse engine"))?;
         let df = self.ctx.execute_logical_plan(plan).await?;
         let qualifiers: Vec<(String, String)> = df
@@ -581,17 +652,29 @@ impl Session {
             _ => false,
         };
         if plain_explain {
-            return self.explain_with_routing(df, schema).await;
+            let note = if !used.is_empty() {
+                format!("Using secondary engine RAPID for {}", used.join(", "))
+            } else if mode == OffloadMode::Off {
+                "not used: use_secondary_engine is OFF".to_string()
+            } else if let Some(reason) = point_lookup {
+                format!("not used: {reason}")
+            } else {
+                "not used: no table the query reads is loaded (ALTER TABLE ... SECONDARY_LOAD)".to_string()
+            };
+            return self.explain_with_routing(df, schema, note).await;
         }
         let mut cols = ColumnInfo::from_schema(&schema, &qualifiers);
         // information_schema's columns are upper case, as MySQL names them.
         for (c, (db, _)) in cols.iter_mut().zip(&qualifiers) {
-            if db.eq_ignore_ascii_case(INFORMATION_SCHEMA) {
+            if db.eq_ignore_ascii_case(INFORMATION_SCHEMA) || db.eq_ignore_ascii_case(lakehouse::rapid::status::PERFORMANCE_SCHEMA) {
                 c.name = c.name.to_uppercase();
                 c.org_name = c.org_name.to_uppercase();
             }
         }
         mysql_column_names(&original, &mut cols);
+        if !used.is_empty() {
+            self.lake.rapid().note_offload();
+        }
         let stream = match df.execute_stream().await {
             Ok(s) => s,
             Err(e) => return Err(self.name_failing_file(e, &lake_tables).await),
@@ -604,6 +687,7 @@ impl Session {
         &self,
         df: datafusion::dataframe::DataFrame,
         schema: datafusion::arrow::datatypes::SchemaRef,
+        secondary_note: String,
     ) -> Result<Response, MyError> {
         let log = self.ctx.state().config().get_extension::<connectors::mysql::PushdownLog>();
         if let Some(l) = &log {
@@ -614,6 +698,7 @@ impl Session {
             "lakewave_routing".to_string(),
             "runs in the lakehouse engine (DataFusion)".to_string(),
         )];
+        notes.push(("secondary_engine".to_string(), secondary_note));
         for sql in log.map(|l| l.take()).unwrap_or_default() {
             notes.push(("mysql_pushdown".to_string(), sql));
         }
@@ -715,7 +800,7 @@ impl Session {
         if norm.starts_with("show warnings") || norm.starts_with("show errors") || norm.starts_with("show count(*)") {
             return if self.last_local { Ok(None) } else { backend() };
         }
-        let (text, _) = heatwave::strip_secondary_engine(sql);
+        let (text, secondary_engine) = heatwave::strip_secondary_engine(sql);
         let Ok(mut parsed) = DFParser::parse_sql_with_dialect(&text, &MySqlDialect {}) else {
             // MySQL syntax the lakehouse does not parse belongs to MySQL.
             return backend();
@@ -730,7 +815,7 @@ impl Session {
                 return Ok(None);
             }
             DfStatement::Explain(_) => {
-                return if self.reads_lake(&statement) { Ok(None) } else { backend() };
+                return if self.runs_here(&statement, sql)? { Ok(None) } else { backend() };
             }
             DfStatement::Statement(s) => *s,
             _ => return Ok(None),
@@ -738,16 +823,7 @@ impl Session {
         match &s {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let statement = DfStatement::Statement(Box::new(s.clone()));
-                // System variables without tables describe this server: a
-                // client must see Lakewave's @@socket (NULL), not the
-                // backend's, or it reconnects around Lakewave.
-                let refs = self.table_refs(&statement).unwrap_or_default();
-                let no_tables = refs.is_empty();
-                if self.reads_lake(&statement) || (no_tables && sql.contains("@@")) || merged_information_schema(&refs) {
-                    Ok(None)
-                } else {
-                    backend()
-                }
+                if self.runs_here(&statement, sql)? { Ok(None) } else { backend() }
             }
             Statement::CreateTable(ct) => {
                 let (engine, _) = heatwave::engine_of(ct);
@@ -756,6 +832,13 @@ impl Session {
                         self.ensure_database(&db).await?;
                     }
                     Ok(None)
+                } else if let Some(secondary) = secondary_engine {
+                    // MariaDB does not know SECONDARY_ENGINE: create the
+                    // table without it, then mark it here.
+                    self.backend_query(&text).await?;
+                    let (db, table) = self.qualify(&ct.name)?;
+                    self.lake.set_secondary_engine(&db, &table, Some(&secondary)).await?;
+                    Ok(Some(Response::ok()))
                 } else {
                     backend()
                 }
@@ -782,6 +865,10 @@ impl Session {
                     let exists = if *if_exists { "IF EXISTS " } else { "" };
                     self.backend_query(&format!("DROP TABLE {exists}{}", list.join(", "))).await?;
                 }
+                for n in &mysql {
+                    let (db, table) = self.qualify(n)?;
+                    self.lake.forget_secondary(&db, &table)?;
+                }
                 for n in lake {
                     let (db, table) = self.qualify(n)?;
                     self.lake.drop_table(&db, &table, true)?;
@@ -806,10 +893,28 @@ impl Session {
                 self.warnings.clear();
                 self.statement(s, sql).await.map(Some)
             }
-            Statement::Set(_) => {
+            Statement::Set(set) => {
+                let names: Vec<String> = match set {
+                    Set::SingleAssignment { variable, .. } => vec![variable.to_string()],
+                    Set::MultipleAssignments { assignments } => assignments.iter().map(|a| a.name.to_string()).collect(),
+                    _ => vec![],
+                };
+                if !names.is_empty() && names.iter().all(|n| is_lakewave_variable(n)) {
+                    // Only Lakewave knows these; MySQL would reject them.
+                    return self.statement(s.clone(), sql).await.map(Some);
+                }
                 // Keep the engine's view of session variables in step.
                 let _ = Box::pin(self.statement(s.clone(), sql)).await;
                 backend()
+            }
+            Statement::ShowStatus { filter, global, .. } => {
+                let scope = if *global { "GLOBAL " } else { "" };
+                let mut rows: Vec<Vec<Option<String>>> = self.backend_query(&format!("SHOW {scope}STATUS")).await?;
+                rows.retain(|r| !r.first().and_then(|n| n.as_deref()).is_some_and(|n| n.to_lowercase().starts_with("rapid_")));
+                rows.extend(self.rapid_status_rows());
+                rows.sort_by_key(|r| r.first().cloned().flatten().unwrap_or_default().to_lowercase());
+                let rows = show::filter_rows(&self.ctx, &["Variable_name", "Value"], rows, filter.as_ref()).await?;
+                show::text_result(&["Variable_name", "Value"], rows).map(Some)
             }
             Statement::ShowTables { full, show_options, .. } => {
                 let db = match show_options.show_in.as_ref().and_then(|i| i.parent_name.as_ref()) {
@@ -872,13 +977,42 @@ impl Session {
         match &statement {
             DfStatement::CreateExternalTable(_) => false,
             DfStatement::Statement(s) => match s.as_ref() {
-                Statement::Query(_) | Statement::Explain { .. } => {
-                    !self.reads_lake(&statement) && !merged_information_schema(&self.table_refs(&statement).unwrap_or_default())
-                }
+                Statement::Query(_) | Statement::Explain { .. } => !self.runs_here(&statement, sql).unwrap_or(false),
                 Statement::CreateTable(ct) => !heatwave::engine_of(ct).0.is_some_and(|e| e.eq_ignore_ascii_case("lakehouse")),
                 _ => true,
             },
             _ => !self.reads_lake(&statement),
+        }
+    }
+
+    /// With a backend attached, whether a query runs in the lakehouse engine:
+    /// it reads a lake table, the merged information_schema, the secondary
+    /// engine's status tables, only system variables, or only tables loaded
+    /// in the secondary engine (`use_secondary_engine`). Under FORCED, a
+    /// query that cannot be offloaded is an error.
+    fn runs_here(&self, statement: &DfStatement, sql: &str) -> Result<bool, MyError> {
+        let refs = self.table_refs(statement).unwrap_or_default();
+        // System variables without tables describe this server: a client
+        // must see Lakewave's @@socket (NULL), not the backend's, or it
+        // reconnects around Lakewave.
+        if self.reads_lake(statement) || (refs.is_empty() && sql.contains("@@")) || merged_information_schema(&refs) || reads_rpd_tables(&refs) {
+            return Ok(true);
+        }
+        let mode = self.offload_mode();
+        if mode == OffloadMode::Off {
+            return Ok(false);
+        }
+        let system = refs.iter().any(|(db, _)| {
+            db.as_deref().is_some_and(|d| {
+                ["information_schema", "performance_schema", "mysql", "sys"].iter().any(|s| d.eq_ignore_ascii_case(s))
+            })
+        });
+        match self.offload_check(statement, &refs) {
+            Ok(()) => Ok(true),
+            Err(reason) if mode == OffloadMode::Forced && !refs.is_empty() && !system => {
+                Err(secondary_error(format!("Reason: use_secondary_engine is FORCED but {reason}")))
+            }
+            Err(_) => Ok(false),
         }
     }
 

@@ -31,9 +31,9 @@ use mysql_async::prelude::Queryable;
 use super::BackendUrl;
 use crate::sql::{quote_ident, quote_str};
 
-const CHUNK_ROWS: usize = 8192;
+pub(super) const CHUNK_ROWS: usize = 8192;
 
-fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+pub(super) fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
@@ -83,7 +83,8 @@ type ColumnRow = (String, String, String, Option<u64>, Option<u64>, String);
 /// A pool of connections to the backend for reading tables.
 #[derive(Clone)]
 pub struct MySqlSource {
-    pool: mysql_async::Pool,
+    pub(super) pool: mysql_async::Pool,
+    pub(super) url: BackendUrl,
 }
 
 impl fmt::Debug for MySqlSource {
@@ -124,7 +125,7 @@ impl MySqlSource {
             .user(Some(url.user.clone()))
             .pass(Some(url.password.clone()))
             .prefer_socket(false);
-        Self { pool: mysql_async::Pool::new(opts) }
+        Self { pool: mysql_async::Pool::new(opts), url: url.clone() }
     }
 
     /// The table `db.table` on the backend, if it exists.
@@ -202,11 +203,11 @@ impl MySqlSource {
 #[derive(Debug)]
 pub struct MySqlTable {
     pub(super) pool: mysql_async::Pool,
-    db: String,
-    table: String,
+    pub(super) db: String,
+    pub(super) table: String,
     pub(super) schema: SchemaRef,
     /// Columns read as bytes rather than text.
-    binary: Vec<bool>,
+    pub(super) binary: Vec<bool>,
     rows: Option<u64>,
 }
 
@@ -441,7 +442,7 @@ fn is_zero_date(s: &[u8]) -> bool {
     s.starts_with(b"0000-00-00")
 }
 
-fn text_row(r: &mysql_async::Row) -> Vec<Option<Vec<u8>>> {
+pub(super) fn text_row(r: &mysql_async::Row) -> Vec<Option<Vec<u8>>> {
     (0..r.len())
         .map(|i| match r.as_ref(i) {
             Some(mysql_async::Value::Bytes(b)) => Some(b.clone()),
@@ -453,7 +454,7 @@ fn text_row(r: &mysql_async::Row) -> Vec<Option<Vec<u8>>> {
 
 /// Text-protocol rows to a batch: text is collected then cast to each
 /// column's type (the cast parses numbers, decimals, dates and times).
-fn to_batch(schema: &SchemaRef, binary: &[bool], rows: &[Vec<Option<Vec<u8>>>]) -> Result<RecordBatch> {
+pub(super) fn to_batch(schema: &SchemaRef, binary: &[bool], rows: &[Vec<Option<Vec<u8>>>]) -> Result<RecordBatch> {
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
         let value = |r: &Vec<Option<Vec<u8>>>| -> Option<Vec<u8>> { r.get(i).cloned().flatten() };

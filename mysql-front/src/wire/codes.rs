@@ -56,6 +56,7 @@ pub const ER_SP_DOES_NOT_EXIST: u16 = 1305;
 pub const ER_DIVISION_BY_ZERO: u16 = 1365;
 pub const ER_WRONG_VALUE: u16 = 1525;
 pub const ER_INVALID_JSON_TEXT: u16 = 3140;
+pub const ER_SECONDARY_ENGINE: u16 = 3889;
 
 pub const S_HY000: &[u8; 5] = b"HY000";
 pub const S_42000: &[u8; 5] = b"42000";
@@ -91,6 +92,7 @@ impl From<LakeError> for MyError {
                 }
             }
             LakeError::Storage { .. } => MyError::new(ER_UNKNOWN, S_HY000, msg),
+            LakeError::Secondary(_) => MyError::new(ER_SECONDARY_ENGINE, S_HY000, msg),
             LakeError::Engine(inner) => MyError::from(inner),
         }
     }

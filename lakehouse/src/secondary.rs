@@ -1,0 +1,387 @@
+//! The secondary engine's statements: `ALTER TABLE t SECONDARY_ENGINE =
+//! RAPID | NULL`, `SECONDARY_LOAD`, `SECONDARY_UNLOAD`, and
+//! `sys.heatwave_load` over whole databases, for lake and MySQL tables alike.
+//! Marks and "loaded" flags are kept in the durable catalog so a restart
+//! loads the same tables again.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::ddl::now;
+use crate::engine::Lakehouse;
+use crate::error::{LakeError, Result};
+use crate::rapid::load::{self, Estimate, LoadError, SAMPLE_ROWS};
+use crate::rapid::sync::SyncState;
+use crate::rapid::{LoadStatus, RapidError, RapidTable, SourceKind, TableData, human_bytes};
+
+/// The only secondary engine there is.
+pub const RAPID: &str = "RAPID";
+
+/// What a load did.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// One table of a `heatwave_load` run.
+#[derive(Debug, Clone)]
+pub struct LoadPlanRow {
+    pub db: String,
+    pub table: String,
+    pub kind: SourceKind,
+    pub rows: u64,
+    pub estimated_bytes: u64,
+    /// What happened (normal mode) or would happen (dry run).
+    pub outcome: String,
+    pub loaded_bytes: Option<u64>,
+}
+
+fn secondary(e: impl std::fmt::Display) -> LakeError {
+    LakeError::Secondary(e.to_string())
+}
+
+impl From<RapidError> for LakeError {
+    fn from(e: RapidError) -> Self {
+        secondary(e)
+    }
+}
+
+impl Lakehouse {
+    /// Whether `db.table` is a lake table or a MySQL table, if it exists.
+    pub async fn source_kind(&self, db: &str, table: &str) -> Result<Option<SourceKind>> {
+        if self.table(db, table).is_some() {
+            return Ok(Some(SourceKind::Lake));
+        }
+        match self.mysql() {
+            Some(m) => Ok(m.table(db, table).await?.map(|_| SourceKind::MySql)),
+            None => Ok(None),
+        }
+    }
+
+    async fn existing_kind(&self, db: &str, table: &str) -> Result<SourceKind> {
+        self.source_kind(db, table)
+            .await?
+            .ok_or_else(|| LakeError::UnknownTable { db: db.into(), table: table.into() })
+    }
+
+    /// `ALTER TABLE t SECONDARY_ENGINE = RAPID` (Some) or `= NULL` (None).
+    pub async fn set_secondary_engine(&self, db: &str, table: &str, engine: Option<&str>) -> Result<()> {
+        let kind = self.existing_kind(db, table).await?;
+        match engine {
+            Some(e) if e.eq_ignore_ascii_case(RAPID) => {
+                if self.catalog().secondary(db, table).is_none() {
+                    self.catalog().set_secondary(db, table, Some(RAPID))?;
+                }
+                self.rapid().entry(db, table, kind);
+                Ok(())
+            }
+            Some(other) => Err(LakeError::InvalidDefinition(format!("Unknown secondary engine '{other}'; the only one is RAPID"))),
+            None => {
+                if let Some(t) = self.rapid().table(db, table)
+                    && matches!(t.status().status, LoadStatus::Loading | LoadStatus::Recovery)
+                {
+                    return Err(RapidError::Busy(format!("{db}.{table}")).into());
+                }
+                self.rapid().remove(db, table);
+                self.catalog().set_secondary(db, table, None)
+            }
+        }
+    }
+
+    /// Estimates a table's memory in the secondary engine.
+    pub async fn estimate(&self, db: &str, table: &str) -> Result<(SourceKind, Estimate)> {
+        let kind = self.existing_kind(db, table).await?;
+        let est = match kind {
+            SourceKind::Lake => {
+                let provider = self.shared.provider(db, table)?.ok_or_else(|| LakeError::UnknownTable { db: db.into(), table: table.into() })?;
+                load::estimate_provider(&self.shared.builder_state, provider).await?
+            }
+            SourceKind::MySql => {
+                let source = self.mysql().ok_or_else(|| LakeError::UnknownTable { db: db.into(), table: table.into() })?;
+                let (schema, sample, rows) = source
+                    .sample(db, table, SAMPLE_ROWS)
+                    .await?
+                    .ok_or_else(|| LakeError::UnknownTable { db: db.into(), table: table.into() })?;
+                load::estimate_from_sample(&schema, &sample, rows)?
+            }
+        };
+        Ok((kind, est))
+    }
+
+    /// `ALTER TABLE t SECONDARY_LOAD`: reads the whole table into memory.
+    /// A table already loaded is read again and swapped in when complete.
+    pub async fn secondary_load(&self, db: &str, table: &str) -> Result<LoadReport> {
+        if self.catalog().secondary(db, table).is_none() {
+            // MySQL refuses SECONDARY_LOAD without SECONDARY_ENGINE.
+            self.existing_kind(db, table).await?;
+            return Err(RapidError::NotMarked(format!("{db}.{table}")).into());
+        }
+        self.load_marked(db, table, LoadStatus::Loading).await
+    }
+
+    async fn load_marked(&self, db: &str, table: &str, state: LoadStatus) -> Result<LoadReport> {
+        let kind = self.existing_kind(db, table).await?;
+        let entry = self.rapid().entry(db, table, kind);
+        let previous = entry.status();
+        let recovering = previous.status == LoadStatus::Recovery && state == LoadStatus::Recovery;
+        if matches!(previous.status, LoadStatus::Loading | LoadStatus::Recovery | LoadStatus::Unloading) && !recovering {
+            return Err(RapidError::Busy(format!("{db}.{table}")).into());
+        }
+        entry.update_status(|s| {
+            s.status = state;
+            s.progress = 0.0;
+            s.load_start = Some(now());
+            s.load_end = None;
+            s.error = None;
+        });
+        let started = Instant::now();
+        // Long loads report progress in the server log as well as in
+        // performance_schema.rpd_tables.
+        let ticker = {
+            let entry = entry.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let s = entry.status();
+                    if !matches!(s.status, LoadStatus::Loading | LoadStatus::Recovery) {
+                        break;
+                    }
+                    tracing::info!("loading {}.{} into the secondary engine: {:.0}%", entry.db, entry.name, s.progress);
+                }
+            })
+        };
+        let result = self.read_into_memory(&entry, kind).await;
+        ticker.abort();
+        let result = match result {
+            Ok((data, sync_state)) => {
+                let rows = data.rows();
+                let bytes = data.size_bytes;
+                entry.update_status(|s| {
+                    s.progress = 100.0;
+                    s.load_end = Some(now());
+                    s.position = sync_state.as_ref().map(|st| st.snapshot.to_string());
+                    s.changes_applied = 0;
+                });
+                match sync_state {
+                    // MySQL tables become available through change capture,
+                    // which first applies what committed during the load.
+                    Some(st) => self.adopt(&entry, data, st).map_err(secondary),
+                    None => {
+                        self.install(&entry, data);
+                        entry.update_status(|s| s.status = LoadStatus::Available);
+                        Ok(())
+                    }
+                }
+                .map(|()| LoadReport { rows, bytes, seconds: started.elapsed().as_secs_f64() })
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(report) => {
+                self.catalog().set_loaded(db, table, true)?;
+                Ok(report)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                // A failed reload keeps serving the copy it had.
+                let keep = entry.raw_data().is_some() && previous.status == LoadStatus::Available;
+                entry.update_status(|s| {
+                    s.status = if keep { LoadStatus::Available } else { LoadStatus::NoLoad };
+                    s.progress = if keep { 100.0 } else { 0.0 };
+                    s.error = Some(message);
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// Replaces a table's data, returning the old version's memory.
+    fn install(&self, entry: &RapidTable, data: Arc<TableData>) {
+        if let Some(old) = entry.raw_data() {
+            self.rapid().adjust(-(old.size_bytes as i64));
+        }
+        self.rapid().publish(entry, data);
+    }
+
+    async fn read_into_memory(&self, entry: &Arc<RapidTable>, kind: SourceKind) -> Result<(Arc<TableData>, Option<SyncState>)> {
+        let (db, table) = (entry.db.as_str(), entry.name.as_str());
+        let label = format!("{db}.{table}");
+        let (kind2, est) = self.estimate(db, table).await?;
+        debug_assert_eq!(kind, kind2);
+        // Refuse before reading when the estimate alone does not fit.
+        let replaced = entry.raw_data().map(|d| d.size_bytes).unwrap_or(0);
+        if est.bytes > self.rapid().available() + replaced {
+            return Err(self.rapid().out_of_memory(&label, est.bytes).into());
+        }
+        let map_err = |e: LoadError| match e {
+            LoadError::Rapid(r) => LakeError::from(r),
+            LoadError::Read(d) => secondary(RapidError::LoadFailed { table: label.clone(), reason: d.to_string() }),
+        };
+        match kind {
+            SourceKind::Lake => {
+                let provider = self.shared.provider(db, table)?.ok_or_else(|| LakeError::UnknownTable { db: db.into(), table: table.into() })?;
+                let streams = load::provider_streams(&self.shared.builder_state, provider).await?;
+                let data = load::load_streams(self.rapid(), entry, &est.plan, streams, est.rows).await.map_err(map_err)?;
+                Ok((data, None))
+            }
+            SourceKind::MySql => {
+                let unknown = || LakeError::UnknownTable { db: db.into(), table: table.into() };
+                let source = self.mysql().ok_or_else(unknown)?;
+                let mysql_table = source.table(db, table).await?.ok_or_else(unknown)?;
+                let snap = source.snapshot(db, table).await?.ok_or_else(unknown)?;
+                let Some(position) = snap.position.clone() else {
+                    return Err(secondary(format!(
+                        "{label} cannot be kept in sync: the MySQL server has no binary log (start it with log_bin and binlog_format=ROW)"
+                    )));
+                };
+                *entry.primary_key.write().unwrap_or_else(|p| p.into_inner()) = snap.primary_key.clone();
+                let pk = snap.primary_key.clone();
+                let data = load::load_streams(self.rapid(), entry, &est.plan, vec![snap.stream], snap.rows).await.map_err(map_err)?;
+                let state = SyncState::new(est.plan.clone(), mysql_table, position, &pk, data.chunks.len());
+                Ok((data, Some(state)))
+            }
+        }
+    }
+
+    /// `ALTER TABLE t SECONDARY_UNLOAD`.
+    pub async fn secondary_unload(&self, db: &str, table: &str) -> Result<()> {
+        self.existing_kind(db, table).await?;
+        let Some(entry) = self.rapid().table(db, table).filter(|t| t.raw_data().is_some()) else {
+            return Err(secondary(format!("Table '{db}.{table}' is not loaded")));
+        };
+        if matches!(entry.status().status, LoadStatus::Loading | LoadStatus::Recovery) {
+            return Err(RapidError::Busy(format!("{db}.{table}")).into());
+        }
+        self.rapid().unload(&entry);
+        self.catalog().set_loaded(db, table, false)
+    }
+
+    /// Loads again, in the background, every table that was loaded when
+    /// the server stopped. Status shows INRECOVERY with progress meanwhile.
+    pub fn recover_loaded_tables(&self) {
+        for def in self.catalog().secondary_all() {
+            if !def.loaded {
+                continue;
+            }
+            // Listed at once as in recovery, before the load gets going.
+            let kind = if self.table(&def.db, &def.table).is_some() { SourceKind::Lake } else { SourceKind::MySql };
+            self.rapid().entry(&def.db, &def.table, kind).update_status(|s| s.status = LoadStatus::Recovery);
+            let lake = self.clone();
+            tokio::spawn(async move {
+                match lake.load_marked(&def.db, &def.table, LoadStatus::Recovery).await {
+                    Ok(r) => tracing::info!(table = %format!("{}.{}", def.db, def.table), rows = r.rows, bytes = r.bytes, "reloaded into the secondary engine"),
+                    Err(e) => tracing::warn!(table = %format!("{}.{}", def.db, def.table), error = %e, "reload into the secondary engine failed"),
+                }
+            });
+        }
+    }
+
+    /// The tables of the given databases (lake and MySQL), minus exclusions
+    /// written as `db` or `db.table`.
+    async fn tables_of(&self, dbs: &[String], exclude: &[String]) -> Result<Vec<(String, String, SourceKind)>> {
+        let mut out = Vec::new();
+        for db in dbs {
+            let db = db.to_lowercase();
+            let mut names: Vec<(String, SourceKind)> =
+                self.catalog().table_names(&db).unwrap_or_default().into_iter().map(|t| (t, SourceKind::Lake)).collect();
+            if let Some(m) = self.mysql() {
+                for t in m.base_tables(&db).await? {
+                    if !names.iter().any(|(n, _)| n == &t) {
+                        names.push((t, SourceKind::MySql));
+                    }
+                }
+            }
+            if names.is_empty() && !self.database_exists(&db) {
+                return Err(LakeError::UnknownDatabase(db));
+            }
+            for (t, kind) in names {
+                let full = format!("{db}.{t}");
+                if exclude.iter().any(|x| x.eq_ignore_ascii_case(&db) || x.eq_ignore_ascii_case(&full)) {
+                    continue;
+                }
+                out.push((db.clone(), t, kind));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `CALL sys.heatwave_load(JSON_ARRAY(db, ...), JSON_OBJECT('mode', ...))`.
+    /// A dry run estimates each table; a normal run marks and loads them,
+    /// several at a time, and reports each table's outcome.
+    pub async fn heatwave_load(&self, dbs: &[String], exclude: &[String], dryrun: bool) -> Result<Vec<LoadPlanRow>> {
+        let tables = self.tables_of(dbs, exclude).await?;
+        let mut rows = Vec::new();
+        for (db, table, kind) in &tables {
+            let (rows_n, bytes, outcome) = match self.estimate(db, table).await {
+                Ok((_, e)) => (e.rows, e.bytes, if dryrun { "would load".to_string() } else { String::new() }),
+                Err(e) => (0, 0, format!("cannot be loaded: {e}")),
+            };
+            rows.push(LoadPlanRow {
+                db: db.clone(),
+                table: table.clone(),
+                kind: *kind,
+                rows: rows_n,
+                estimated_bytes: bytes,
+                outcome,
+                loaded_bytes: None,
+            });
+        }
+        if dryrun {
+            return Ok(rows);
+        }
+        let mut tasks = Vec::new();
+        for r in &rows {
+            if r.outcome.starts_with("cannot") {
+                tasks.push(None);
+                continue;
+            }
+            let lake = self.clone();
+            let (db, table) = (r.db.clone(), r.table.clone());
+            tasks.push(Some(tokio::spawn(async move {
+                lake.set_secondary_engine(&db, &table, Some(RAPID)).await?;
+                lake.load_marked(&db, &table, LoadStatus::Loading).await
+            })));
+        }
+        for (r, task) in rows.iter_mut().zip(tasks) {
+            let Some(task) = task else { continue };
+            match task.await {
+                Ok(Ok(report)) => {
+                    r.outcome = format!("loaded in {:.2} s", report.seconds);
+                    r.rows = report.rows;
+                    r.loaded_bytes = Some(report.bytes);
+                }
+                Ok(Err(e)) => r.outcome = format!("failed: {e}"),
+                Err(e) => r.outcome = format!("failed: {e}"),
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Forgets a MySQL table's copy and mark (after DROP TABLE).
+    pub fn forget_secondary(&self, db: &str, table: &str) -> Result<()> {
+        self.rapid().remove(db, table);
+        if self.catalog().secondary(db, table).is_some() {
+            self.catalog().set_secondary(db, table, None)?;
+        }
+        Ok(())
+    }
+
+    /// Loads a table again (change capture lost track of it).
+    pub async fn reload(&self, db: &str, table: &str) -> Result<LoadReport> {
+        self.load_marked(db, table, LoadStatus::Loading).await
+    }
+
+    /// How many nodes of the configured node memory the given bytes need.
+    pub fn nodes_needed(&self, bytes: u64) -> u64 {
+        bytes.div_ceil(self.rapid().node_memory).max(1)
+    }
+}
+
+/// A short summary for OK packets and logs.
+pub fn describe(report: &LoadReport) -> String {
+    format!("{} rows, {} in memory, {:.2} s", report.rows, human_bytes(report.bytes), report.seconds)
+}
