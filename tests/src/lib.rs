@@ -54,9 +54,24 @@ impl TestServer {
         Self::start_with(data_dir, None).await
     }
 
+    /// Starts a server on `data_dir` with `db` as its backend (if any) and
+    /// `rapid_memory` bytes for the secondary engine (if given).
+    pub async fn start_configured(data_dir: &Path, db: Option<&mariadb::TestMariaDb>, rapid_memory: Option<u64>) -> TestServer {
+        let backend = db.map(|db| mysql_front::backend::BackendConfig {
+            url: connectors::mysql::BackendUrl::parse(&db.url()).expect("backend url"),
+            managed: Some(db.server.clone()),
+        });
+        Self::start_full(data_dir, backend, rapid_memory).await
+    }
+
     async fn start_with(data_dir: &Path, backend: Option<mysql_front::backend::BackendConfig>) -> TestServer {
+        Self::start_full(data_dir, backend, None).await
+    }
+
+    async fn start_full(data_dir: &Path, backend: Option<mysql_front::backend::BackendConfig>, rapid_memory: Option<u64>) -> TestServer {
         let mut options = LakehouseOptions::new(data_dir);
         options.target_partitions = Some(2);
+        options.rapid_memory = rapid_memory;
         let lake = Lakehouse::open(options).expect("open the lakehouse");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let port = listener.local_addr().expect("local addr").port();

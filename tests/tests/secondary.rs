@@ -1,0 +1,336 @@
+//! The secondary engine (RAPID): lake and MySQL tables loaded into memory,
+//! queries offloaded to the copies with the same answers, change capture
+//! from MariaDB's binlog with read-your-writes, memory limits, estimates,
+//! and reloading after restarts. Each test runs its own MariaDB.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
+
+use lakewave_tests::TestServer;
+use lakewave_tests::mariadb::TestMariaDb;
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::NULL => None,
+        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+    }
+}
+
+/// A query's rows as text, for comparing answers of two servers.
+async fn rows(conn: &mut Conn, sql: &str) -> Vec<Vec<Option<String>>> {
+    let rows: Vec<Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.into_iter().map(|r| r.unwrap().iter().map(text).collect()).collect()
+}
+
+async fn error_of(conn: &mut Conn, sql: &str) -> mysql_async::ServerError {
+    match conn.query_drop(sql).await {
+        Err(mysql_async::Error::Server(e)) => e,
+        other => panic!("expected an error from {sql}, got {other:?}"),
+    }
+}
+
+async fn status_of(conn: &mut Conn, table: &str) -> (String, u64) {
+    let r: Option<(String, u64)> = conn
+        .query_first(format!(
+            "SELECT t.LOAD_STATUS, t.NROWS FROM performance_schema.rpd_tables t JOIN performance_schema.rpd_table_id i \
+             ON i.ID = t.ID WHERE i.NAME = '{table}'"
+        ))
+        .await
+        .expect("rpd_tables");
+    r.unwrap_or_else(|| ("(not listed)".to_string(), 0))
+}
+
+/// Waits (polling, with a deadline) until a table's copy is available.
+async fn wait_available(conn: &mut Conn, table: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, _) = status_of(conn, table).await;
+        if status == "AVAIL_RPDGSTABSTATE" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{table} never became available (last status {status})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn offload_count(conn: &mut Conn) -> u64 {
+    let r: Option<(String, String)> = conn.query_first("SHOW STATUS LIKE 'rapid_query_offload_count'").await.expect("status");
+    r.expect("rapid_query_offload_count").1.parse().expect("a number")
+}
+
+async fn plant(conn: &mut Conn, files: &std::path::Path, rows: u64) {
+    let samples_dir = files.join("samples");
+    samples::generate(&samples_dir, &samples::SampleOptions { rows, ..Default::default() }).expect("samples");
+    conn.query_drop("CREATE DATABASE plant").await.expect("create database");
+    conn.query_drop("USE plant").await.expect("use");
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE sensors STORED AS PARQUET LOCATION '{}/sensors/parquet/'",
+        samples_dir.display()
+    ))
+    .await
+    .expect("lake table");
+    conn.query_drop("CREATE TABLE assets (asset_id INT PRIMARY KEY, asset_type VARCHAR(16), site VARCHAR(32), line VARCHAR(8), commissioned DATE)")
+        .await
+        .expect("MySQL table");
+    let csv = std::fs::read_to_string(samples_dir.join("assets.csv")).expect("assets.csv");
+    let values: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("({}, '{}', '{}', '{}', '{}')", f[0], f[1], f[2], f[3], f[4])
+        })
+        .collect();
+    conn.query_drop(format!("INSERT INTO assets VALUES {}", values.join(", "))).await.expect("insert assets");
+}
+
+const JOIN: &str = "SELECT a.site, s.day, COUNT(*) AS readings, SUM(CASE WHEN s.machine_failure THEN 1 ELSE 0 END) AS failures, \
+                    SUM(s.tool_wear_min) AS wear FROM sensors s JOIN assets a ON a.asset_id = s.asset_id \
+                    GROUP BY a.site, s.day ORDER BY a.site, s.day";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loaded_tables_answer_like_their_sources() {
+    let db = TestMariaDb::start();
+    let dir = tempfile::tempdir().expect("data dir");
+    let server = TestServer::start_configured(dir.path(), Some(&db), None).await;
+    let mut conn = server.conn().await;
+    plant(&mut conn, dir.path(), 3000).await;
+
+    conn.query_drop("SET use_secondary_engine = OFF").await.expect("set");
+    let in_place = rows(&mut conn, JOIN).await;
+    let mysql_only = "SELECT site, COUNT(*), SUM(asset_id), MIN(commissioned) FROM assets GROUP BY site ORDER BY site";
+    let on_mysql = rows(&mut conn, mysql_only).await;
+    assert!(!in_place.is_empty() && !on_mysql.is_empty());
+    conn.query_drop("SET use_secondary_engine = ON").await.expect("set");
+
+    // Loading needs the mark first, as in MySQL.
+    let e = error_of(&mut conn, "ALTER TABLE sensors SECONDARY_LOAD").await;
+    assert_eq!((e.code, e.state.as_str()), (3889, "HY000"), "{e:?}");
+    assert!(e.message.contains("SECONDARY_ENGINE = RAPID"), "{e:?}");
+    let e = error_of(&mut conn, "ALTER TABLE nope SECONDARY_ENGINE = RAPID").await;
+    assert_eq!(e.code, 1146, "{e:?}");
+
+    for t in ["sensors", "assets"] {
+        conn.query_drop(format!("ALTER TABLE {t} SECONDARY_ENGINE = RAPID")).await.expect("mark");
+        conn.query_drop(format!("ALTER TABLE {t} SECONDARY_LOAD")).await.expect("load");
+    }
+    assert_eq!(status_of(&mut conn, "plant.sensors").await, ("AVAIL_RPDGSTABSTATE".into(), 3000));
+    assert_eq!(status_of(&mut conn, "plant.assets").await, ("AVAIL_RPDGSTABSTATE".into(), 50));
+    let encodings: Vec<(String, String)> = conn
+        .query("SELECT c.COLUMN_NAME, c.ENCODING FROM performance_schema.rpd_columns c JOIN performance_schema.rpd_table_id i ON i.ID = c.TABLE_ID WHERE i.NAME = 'plant.sensors'")
+        .await
+        .expect("rpd_columns");
+    assert!(encodings.contains(&("asset_type".into(), "DICTIONARY".into())), "{encodings:?}");
+    assert!(encodings.contains(&("reading_id".into(), "PLAIN".into())), "{encodings:?}");
+
+    // Offloaded: the same answers, and EXPLAIN says so.
+    let before = offload_count(&mut conn).await;
+    assert_eq!(rows(&mut conn, JOIN).await, in_place);
+    assert_eq!(rows(&mut conn, mysql_only).await, on_mysql);
+    assert_eq!(offload_count(&mut conn).await, before + 2);
+    let plan = rows(&mut conn, &format!("EXPLAIN {JOIN}")).await;
+    assert!(
+        plan.iter().any(|r| r[0].as_deref() == Some("secondary_engine")
+            && r[1].as_deref() == Some("Using secondary engine RAPID for plant.sensors, plant.assets")
+            || r[1].as_deref() == Some("Using secondary engine RAPID for plant.assets, plant.sensors")),
+        "{plan:?}"
+    );
+    // Filters on the copy skip chunks by their min/max and stay exact.
+    let filtered = "SELECT COUNT(*), SUM(tool_wear_min) FROM sensors WHERE reading_id BETWEEN 100 AND 1100";
+    let on_copy = rows(&mut conn, filtered).await;
+    conn.query_drop("SET use_secondary_engine = OFF").await.expect("set");
+    assert_eq!(rows(&mut conn, filtered).await, on_copy);
+    assert_eq!(on_copy[0][0].as_deref(), Some("1001"));
+    conn.query_drop("SET use_secondary_engine = ON").await.expect("set");
+
+    // A primary-key lookup stays on MySQL (its EXPLAIN is MySQL's); FORCED
+    // offloads it anyway.
+    let point: Vec<Row> = conn.query("EXPLAIN SELECT * FROM assets WHERE asset_id = 7").await.expect("explain");
+    assert_eq!(point[0].get::<String, _>("select_type").as_deref(), Some("SIMPLE"));
+    conn.query_drop("SET use_secondary_engine = FORCED").await.expect("set");
+    let forced = rows(&mut conn, "SELECT site FROM assets WHERE asset_id = 7").await;
+    assert_eq!(forced.len(), 1);
+
+    // Unloaded tables under FORCED are an error, not a silent MySQL run.
+    conn.query_drop("ALTER TABLE assets SECONDARY_UNLOAD").await.expect("unload");
+    assert_eq!(status_of(&mut conn, "plant.assets").await.0, "NOLOAD_RPDGSTABSTATE");
+    let e = error_of(&mut conn, mysql_only).await;
+    assert_eq!((e.code, e.state.as_str()), (3889, "HY000"), "{e:?}");
+    assert!(e.message.contains("plant.assets"), "{e:?}");
+    conn.query_drop("SET use_secondary_engine = ON").await.expect("set");
+    assert_eq!(rows(&mut conn, mysql_only).await, on_mysql, "served by MySQL again");
+    conn.query_drop("ALTER TABLE assets SECONDARY_ENGINE = NULL").await.expect("clear the mark");
+    let ids: Vec<String> = conn.query("SELECT NAME FROM performance_schema.rpd_table_id ORDER BY NAME").await.expect("ids");
+    assert_eq!(ids, vec!["plant.sensors".to_string()]);
+    // MySQL never saw the Lakewave-only variable.
+    let e = error_of(&mut db.conn().await, "SET use_secondary_engine = OFF").await;
+    assert_eq!(e.code, 1193, "{e:?}");
+    server.stop().await;
+}
+
+/// A writer changes a loaded MySQL table continuously through Lakewave and
+/// directly on MariaDB; after each commit an offloaded aggregate (FORCED, so
+/// it cannot fall back to MySQL) equals MariaDB's own answer. Lakewave and
+/// MariaDB are each restarted along the way; at the end the copy equals the
+/// table row for row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loaded_mysql_tables_follow_every_commit() {
+    let seconds: u64 = std::env::var("LAKEWAVE_SYNC_TEST_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let db = TestMariaDb::start();
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut server = TestServer::start_configured(dir.path(), Some(&db), None).await;
+    let mut conn = server.conn().await;
+    conn.query_drop("CREATE DATABASE bank").await.expect("db");
+    conn.query_drop("USE bank").await.expect("use");
+    conn.query_drop(
+        "CREATE TABLE accounts (id INT PRIMARY KEY, grp VARCHAR(8) NOT NULL, amount DECIMAL(12,2), opened DATETIME(6), note VARCHAR(40)) SECONDARY_ENGINE = RAPID",
+    )
+    .await
+    .expect("create with SECONDARY_ENGINE");
+    let initial: Vec<String> = (1..=2000)
+        .map(|i| format!("({i}, 'g{}', {}.{:02}, '2024-01-{:02} 10:00:00.{:06}', {})", i % 7, i * 3, i % 100, i % 28 + 1, i, if i % 5 == 0 { "NULL".to_string() } else { format!("'n{i}'") }))
+        .collect();
+    conn.query_drop(format!("INSERT INTO accounts VALUES {}", initial.join(", "))).await.expect("rows");
+    conn.query_drop("ALTER TABLE accounts SECONDARY_LOAD").await.expect("load");
+    conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
+    let mut direct = db.conn().await;
+    direct.query_drop("USE bank").await.expect("use");
+
+    let check = "SELECT grp, COUNT(*), SUM(amount), COUNT(note), MAX(opened) FROM accounts GROUP BY grp ORDER BY grp";
+    let started = Instant::now();
+    let mut next_id = 10_000;
+    let mut checks = 0u64;
+    let mut restarted_lakewave = false;
+    let mut restarted_mariadb = false;
+    let mut step = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        step += 1;
+        let id = 1 + (step * 7919) % 2000;
+        let sql = match step % 5 {
+            0 => format!("INSERT INTO accounts VALUES ({next_id}, 'g{}', {}.50, NOW(6), 'new')", step % 9, step % 1000),
+            1 => format!("UPDATE accounts SET amount = amount + 1.25, note = CONCAT('u', {step}) WHERE id = {id}"),
+            2 => format!("DELETE FROM accounts WHERE id = {id}"),
+            3 => format!("UPDATE accounts SET grp = 'g{}' WHERE id BETWEEN {id} AND {}", step % 11, id + 3),
+            _ => "BEGIN; INSERT INTO accounts VALUES (0, 'g0', 1, NULL, NULL) ON DUPLICATE KEY UPDATE amount = amount + 1; COMMIT".to_string(),
+        };
+        if step.is_multiple_of(5) {
+            next_id += 1;
+        }
+        // Every third change goes straight to MariaDB, around Lakewave.
+        if step.is_multiple_of(3) {
+            direct.query_drop(&sql).await.expect("direct write");
+        } else {
+            conn.query_drop(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let copy = rows(&mut conn, check).await;
+        let truth = rows(&mut direct, check).await;
+        assert_eq!(copy, truth, "after `{sql}` (step {step})");
+        checks += 1;
+
+        if !restarted_lakewave && started.elapsed() > Duration::from_secs(seconds / 3) {
+            restarted_lakewave = true;
+            server.stop().await;
+            server = TestServer::start_configured(dir.path(), Some(&db), None).await;
+            conn = server.conn().await;
+            conn.query_drop("USE bank").await.expect("use");
+            wait_available(&mut conn, "bank.accounts").await;
+            conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
+        }
+        if !restarted_mariadb && started.elapsed() > Duration::from_secs(2 * seconds / 3) {
+            restarted_mariadb = true;
+            db.server.kill();
+            // The next session restarts the managed server.
+            conn = server.conn().await;
+            conn.query_drop("USE bank").await.expect("use after the backend restarted");
+            conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
+            direct = db.conn().await;
+            direct.query_drop("USE bank").await.expect("use");
+        }
+    }
+    assert!(restarted_lakewave && restarted_mariadb && checks > 20, "{checks} checks");
+    let all = "SELECT id, grp, amount, opened, note FROM accounts ORDER BY id";
+    let copy = rows(&mut conn, all).await;
+    let truth = rows(&mut direct, all).await;
+    assert_eq!(copy.len(), truth.len());
+    assert_eq!(copy, truth, "the copy equals the table row for row");
+    let explained = rows(&mut conn, &format!("EXPLAIN {check}")).await;
+    assert!(explained.iter().any(|r| r[1].as_deref() == Some("Using secondary engine RAPID for bank.accounts")), "{explained:?}");
+
+    // DDL on the table reloads the copy; TRUNCATE empties it.
+    direct.query_drop("ALTER TABLE accounts ADD COLUMN extra INT DEFAULT 7").await.expect("alter");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let cols: Vec<String> = conn
+            .query("SELECT c.COLUMN_NAME FROM performance_schema.rpd_columns c JOIN performance_schema.rpd_table_id i ON i.ID = c.TABLE_ID WHERE i.NAME = 'bank.accounts'")
+            .await
+            .expect("rpd_columns");
+        if cols.iter().any(|c| c == "extra") && status_of(&mut conn, "bank.accounts").await.0 == "AVAIL_RPDGSTABSTATE" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the copy never picked up the new column: {cols:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let extra: Vec<Vec<Option<String>>> = rows(&mut conn, "SELECT SUM(extra) FROM accounts").await;
+    let expected = rows(&mut direct, "SELECT SUM(extra) FROM accounts").await;
+    assert_eq!(extra, expected);
+    direct.query_drop("TRUNCATE TABLE accounts").await.expect("truncate");
+    assert_eq!(rows(&mut conn, "SELECT COUNT(*) FROM accounts").await, vec![vec![Some("0".to_string())]]);
+    server.stop().await;
+}
+
+/// Estimates are close to what a load really takes; a load beyond the
+/// memory limit fails before taking the memory, and the server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estimates_and_memory_limit() {
+    let db = TestMariaDb::start();
+    let dir = tempfile::tempdir().expect("data dir");
+    let server = TestServer::start_configured(dir.path(), Some(&db), None).await;
+    let mut conn = server.conn().await;
+    plant(&mut conn, dir.path(), 20_000).await;
+
+    let dry = rows(&mut conn, "CALL sys.heatwave_load(JSON_ARRAY('plant'), JSON_OBJECT('mode', 'dryrun'))").await;
+    assert_eq!(dry.len(), 3, "two tables and a total: {dry:?}");
+    let find = |rows: &[Vec<Option<String>>], name: &str, col: usize| -> u64 {
+        let r = rows.iter().find(|r| r[1].as_deref() == Some(name)).unwrap_or_else(|| panic!("{name} in {rows:?}"));
+        r[col].as_deref().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("column {col} of {r:?}"))
+    };
+    assert_eq!(find(&dry, "sensors", 3), 20_000);
+    assert_eq!(find(&dry, "assets", 3), 50);
+    assert!(dry[2][6].as_deref().is_some_and(|o| o.contains("1 node(s)")), "{dry:?}");
+    let loaded: Vec<String> = conn.query("SELECT NAME FROM performance_schema.rpd_table_id").await.expect("ids");
+    assert!(loaded.is_empty(), "a dry run loads nothing: {loaded:?}");
+
+    let done = rows(&mut conn, "CALL sys.heatwave_load(JSON_ARRAY('plant'), JSON_OBJECT('mode', 'normal'))").await;
+    for t in ["sensors", "assets"] {
+        let (estimated, used) = (find(&dry, t, 4) as f64, find(&done, t, 5) as f64);
+        assert!((estimated - used).abs() <= 0.2 * used, "{t}: estimated {estimated} bytes, loaded {used}");
+        assert_eq!(status_of(&mut conn, &format!("plant.{t}")).await.0, "AVAIL_RPDGSTABSTATE");
+    }
+    let sensors_bytes = find(&done, "sensors", 5);
+    server.stop().await;
+
+    // Restarted with 1 MiB: the assets fit, the sensor readings do not.
+    let server = TestServer::start_configured(dir.path(), Some(&db), Some(1 << 20)).await;
+    assert!(sensors_bytes > 1 << 20, "the test needs sensors above the limit: {sensors_bytes}");
+    let mut conn = server.conn().await;
+    conn.query_drop("USE plant").await.expect("use");
+    wait_available(&mut conn, "plant.assets").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status_of(&mut conn, "plant.sensors").await.0 != "NOLOAD_RPDGSTABSTATE" {
+        assert!(Instant::now() < deadline, "the reload of sensors should fail");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e = error_of(&mut conn, "ALTER TABLE sensors SECONDARY_LOAD").await;
+    assert_eq!((e.code, e.state.as_str()), (3889, "HY000"), "{e:?}");
+    assert!(e.message.contains("Out of memory for table 'plant.sensors'") && e.message.contains("1.0 MiB"), "{e:?}");
+    let used: Option<(String, String)> = conn.query_first("SHOW STATUS LIKE 'rapid_memory_used'").await.expect("status");
+    let used: u64 = used.expect("rapid_memory_used").1.parse().expect("number");
+    let assets_bytes = find(&done, "assets", 5);
+    assert_eq!(used, assets_bytes, "only the assets hold memory");
+    // The server keeps serving: the join reads the files in place.
+    assert!(!rows(&mut conn, JOIN).await.is_empty());
+    server.stop().await;
+}
