@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The samples join, side by side: Lakewave (lake Parquet joined with a MySQL
-table, through the MySQL wire), DuckDB (the same Parquet files and the asset
-table exported to CSV) and MariaDB alone (the sensor rows loaded into InnoDB).
+table, through the MySQL wire), Lakewave with both tables loaded into its
+in-memory secondary engine (RAPID), DuckDB (the same Parquet files and the
+asset table exported to CSV), DuckDB on in-memory tables, and MariaDB alone
+(the sensor rows loaded into InnoDB).
 
 Every system answers the same queries; answers are checked against each
 other before any time counts. Runs are interleaved per query (system A, B, C,
@@ -128,6 +130,7 @@ def main():
     ap.add_argument("--work", help="working directory (kept; sample data is reused when present)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"), help="where the Markdown and JSON reports go")
     ap.add_argument("--skip-mariadb", action="store_true", help="leave MariaDB alone out (loading it takes minutes)")
+    ap.add_argument("--skip-rapid", action="store_true", help="leave out Lakewave's in-memory secondary engine and DuckDB's in-memory tables")
     args = ap.parse_args()
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="lakewave-bench-"))
@@ -146,6 +149,8 @@ def main():
     try:
         lw = connect(lake_port)
         cur = lw.cursor()
+        # This session reads in place even once the tables are loaded.
+        cur.execute("SET use_secondary_engine = OFF")
         cur.execute("CREATE DATABASE bench")
         cur.execute("USE bench")
         cur.execute(f"CREATE EXTERNAL TABLE sensors STORED AS PARQUET LOCATION '{parquet}/'")
@@ -169,6 +174,25 @@ def main():
             "lakewave": lambda q: run_mysql(lw, q),
             "duckdb": lambda q: duck.execute(q).fetchall(),
         }
+        if not args.skip_rapid:
+            lr = connect(lake_port, "bench")
+            rc = lr.cursor()
+            rc.execute("SET use_secondary_engine = FORCED")
+            for table in ("sensors", "assets"):
+                t = time.perf_counter()
+                rc.execute(f"ALTER TABLE {table} SECONDARY_ENGINE = RAPID")
+                rc.execute(f"ALTER TABLE {table} SECONDARY_LOAD")
+                log(f"Lakewave RAPID: {table} loaded in {time.perf_counter() - t:.1f} s")
+            rc.execute("SELECT NROWS, SIZE_BYTES FROM performance_schema.rpd_tables")
+            log(f"Lakewave RAPID: rows and bytes per table {rc.fetchall()}")
+            systems["lakewave_rapid"] = lambda q: run_mysql(lr, q)
+            duck_mem = duckdb.connect()
+            duck_mem.execute(
+                f"CREATE TABLE sensors AS SELECT * FROM read_parquet('{parquet}/*/*.parquet', hive_partitioning = true, "
+                "hive_types = {'day': VARCHAR})"
+            )
+            duck_mem.execute(f"CREATE TABLE assets AS SELECT * FROM read_csv('{assets_csv}', header = true)")
+            systems["duckdb_memory"] = lambda q: duck_mem.execute(q).fetchall()
         if not args.skip_mariadb:
             export = work / "sensors.tsv"
             log("exporting sensor rows for MariaDB (DuckDB writes the CSV)")

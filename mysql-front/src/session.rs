@@ -596,7 +596,8 @@ impl Session {
         // capture has applied everything the backend committed so far.
         if mode != OffloadMode::Off && !self.in_transaction && point_lookup.is_none() && self.reads_loaded_mysql(&statement)? {
             let wait = self.vars.get("rapid_sync_wait_ms").and_then(|v| v.to_text()).and_then(|t| t.parse::<u64>().ok()).unwrap_or(5_000);
-            if !self.lake.catch_up(std::time::Duration::from_millis(wait)).await {
+            // 0 reads the copy as it is, without waiting (stale reads allowed).
+            if wait > 0 && !self.lake.catch_up(std::time::Duration::from_millis(wait)).await {
                 if mode == OffloadMode::Forced {
                     return Err(secondary_error(format!(
                         "Reason: use_secondary_engine is FORCED but change capture did not apply the backend's latest changes within {wait} ms"

@@ -80,7 +80,8 @@ pub fn defaults(version: &str) -> BTreeMap<String, VarValue> {
         ("query_cache_size", Int(0)),
         ("query_cache_type", t("OFF")),
         // How long an offloaded query waits for change capture to apply
-        // the backend's committed changes before it runs on MySQL instead.
+        // the backend's committed changes before it runs on MySQL instead;
+        // 0 reads the loaded copy as it is.
         ("rapid_sync_wait_ms", Int(5_000)),
         ("secondary_engine_cost_threshold", Int(100_000)),
         ("socket", Null),
