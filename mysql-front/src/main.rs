@@ -61,6 +61,17 @@ enum Cmd {
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         rapid_node_memory: Option<u64>,
     },
+    /// Write TPC-H tables as Parquet (for benchmarks): DIR/<table>/part-N.parquet.
+    TpchData {
+        #[arg(long)]
+        out: PathBuf,
+        /// Scale factor (1 = 6M lineitem rows).
+        #[arg(long, default_value_t = 1.0)]
+        sf: f64,
+        /// Files per large table, written in parallel.
+        #[arg(long, default_value_t = 4)]
+        parts: usize,
+    },
     /// Write the sample data set (Parquet, CSV, gzip CSV, JSON lines, Avro).
     Samples {
         #[arg(long)]
@@ -105,6 +116,18 @@ fn main() -> ExitCode {
                 let backend = BackendChoice { url: mysql, disabled: no_mysql };
                 let memory = RapidMemory { limit: rapid_memory, node: rapid_node_memory };
                 serve(listen, data_dir, samples, sample_rows, max_connections, threads, backend, memory).await
+            }
+            Cmd::TpchData { out, sf, parts } => {
+                let started = std::time::Instant::now();
+                let rows = samples::generate_tpch(&out, sf, parts).map_err(|e| e.to_string())?;
+                if rows.is_empty() {
+                    println!("TPC-H SF {sf} already present in {}", out.display());
+                }
+                for (table, n) in rows {
+                    println!("{table}: {n} rows");
+                }
+                println!("done in {:.1} s", started.elapsed().as_secs_f64());
+                Ok(())
             }
             Cmd::Samples { out, rows, seed } => {
                 let opts = SampleOptions { rows, seed, ..SampleOptions::default() };

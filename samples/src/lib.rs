@@ -80,11 +80,13 @@ mod readme;
 mod schema;
 mod sql;
 mod text;
+mod tpch;
 
 pub use error::SampleError;
 pub use generate::{ensure_generated, generate};
 pub use options::{SampleOptions, SampleSummary};
 pub use sql::registration_sql;
+pub use tpch::{TABLES as TPCH_TABLES, generate_tpch};
 
 #[cfg(test)]
 mod tests;

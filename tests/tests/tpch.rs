@@ -1,0 +1,84 @@
+//! TPC-H at a tiny scale factor, as a smoke test of the benchmark queries
+//! (`benches/tpch/q01.sql` .. `q22.sql`): all 22 run through the MySQL wire
+//! on Parquet in place, then again with every table loaded into the
+//! secondary engine (FORCED), and the answers must agree.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
+
+use lakewave_tests::{TestServer, workspace};
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::NULL => "NULL".into(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        other => other.as_sql(true),
+    }
+}
+
+async fn answer(conn: &mut Conn, sql: &str, name: &str) -> Vec<Vec<String>> {
+    let rows: Vec<Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    rows.into_iter().map(|r| r.unwrap().iter().map(cell).collect()).collect()
+}
+
+/// Equal, with numbers compared to a relative 1e-9 (sums of doubles may
+/// differ in the last bits with another order of addition).
+fn same(a: &[Vec<String>], b: &[Vec<String>]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(u, v)| {
+                    u == v
+                        || match (u.parse::<f64>(), v.parse::<f64>()) {
+                            (Ok(p), Ok(q)) => (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0),
+                            _ => false,
+                        }
+                })
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_queries_agree_in_place_and_in_memory() {
+    let data = tempfile::tempdir().expect("data");
+    samples::generate_tpch(data.path(), 0.01, 2).expect("generate TPC-H SF 0.01");
+    let server = TestServer::start().await;
+    let mut conn = server.conn().await;
+    conn.query_drop("CREATE DATABASE tpch").await.expect("db");
+    conn.query_drop("USE tpch").await.expect("use");
+    for t in samples::TPCH_TABLES {
+        conn.query_drop(format!("CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{}/{t}/'", data.path().display()))
+            .await
+            .expect("table");
+    }
+    let dir = workspace().join("benches/tpch");
+    let queries: Vec<(String, String)> = (1..=22)
+        .map(|i| {
+            let name = format!("q{i:02}");
+            let sql = std::fs::read_to_string(dir.join(format!("{name}.sql"))).expect("query file");
+            (name, sql)
+        })
+        .collect();
+    let mut in_place = Vec::new();
+    for (name, sql) in &queries {
+        in_place.push(answer(&mut conn, sql, name).await);
+    }
+    // Known shapes at any scale factor.
+    assert_eq!(in_place[0].len(), 4, "Q1 has four flag/status groups");
+    assert_eq!(in_place[0][0][..2], ["A".to_string(), "F".to_string()]);
+    assert_eq!(in_place[5].len(), 1, "Q6 is one sum");
+    assert!(in_place[2].len() == 10 && in_place[9].len() == 20, "Q3 and Q10 fill their LIMITs");
+    let empty: Vec<&str> = queries.iter().zip(&in_place).filter(|(_, a)| a.is_empty()).map(|((n, _), _)| n.as_str()).collect();
+    assert!(empty.len() <= 3, "too many empty answers at SF 0.01: {empty:?}");
+
+    let loaded: Vec<Row> = conn
+        .query("CALL sys.heatwave_load(JSON_ARRAY('tpch'), JSON_OBJECT('mode', 'normal'))")
+        .await
+        .expect("load every table");
+    assert_eq!(loaded.len(), 9, "eight tables and a total");
+    conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
+    for ((name, sql), expected) in queries.iter().zip(&in_place) {
+        let got = answer(&mut conn, sql, name).await;
+        assert!(same(&got, expected), "{name} differs in memory:\n{got:?}\nvs in place:\n{expected:?}");
+    }
+    server.stop().await;
+}
