@@ -178,6 +178,9 @@ def main():
             lr = connect(lake_port, "bench")
             rc = lr.cursor()
             rc.execute("SET use_secondary_engine = FORCED")
+            # Bulk loads on MariaDB (the InnoDB copy below) must stream past
+            # change capture before reads of the loaded MySQL table proceed.
+            rc.execute("SET rapid_sync_wait_ms = 120000")
             for table in ("sensors", "assets"):
                 t = time.perf_counter()
                 rc.execute(f"ALTER TABLE {table} SECONDARY_ENGINE = RAPID")

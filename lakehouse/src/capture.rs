@@ -136,7 +136,11 @@ impl Lakehouse {
             loop {
                 let start = lake.capture().applied().unwrap_or_else(|| from.clone());
                 lake.capture().connected.store(true, Ordering::Relaxed);
-                let result = stream_changes(source.url(), server_id, &start, |event| {
+                let store = lake.rapid().clone();
+                let interested = move |db: &str, table: &str| {
+                    store.table(&db.to_lowercase(), &table.to_lowercase()).is_some_and(|t| t.kind == SourceKind::MySql)
+                };
+                let result = stream_changes(source.url(), server_id, &start, interested, |event| {
                     backoff = Duration::from_millis(200);
                     lake.on_capture_event(event);
                     true

@@ -91,11 +91,14 @@ fn rotate_name(raw: &[u8], seen_format: bool) -> String {
 const MARIADB_GTID_EVENT: u8 = 162;
 
 /// Streams committed changes from `start` into `sink` until the sink
-/// refuses (returns false) or the stream fails.
+/// refuses (returns false) or the stream fails. Row events of tables for
+/// which `interested(db, table)` is false are skipped without decoding
+/// their rows (a bulk load of another table costs only its transfer).
 pub async fn stream_changes(
     url: &BackendUrl,
     server_id: u32,
     start: &BinlogPosition,
+    interested: impl Fn(&str, &str) -> bool,
     mut sink: impl FnMut(CaptureEvent) -> bool,
 ) -> Result<(), CaptureError> {
     let opts = mysql_async::OptsBuilder::default()
@@ -172,6 +175,9 @@ pub async fn stream_changes(
                     return Err(other(format!("rows event without its table map at {file}:{log_pos}")));
                 };
                 let (db, table) = (tme.database_name().to_string(), tme.table_name().to_string());
+                if !interested(&db, &table) {
+                    continue;
+                }
                 let mut inserts = Vec::new();
                 let mut deletes = Vec::new();
                 let mut updates = Vec::new();
