@@ -232,7 +232,10 @@ impl Lakehouse {
                 let unknown = || LakeError::UnknownTable { db: db.into(), table: table.into() };
                 let source = self.mysql().ok_or_else(unknown)?;
                 let mysql_table = source.table(db, table).await?.ok_or_else(unknown)?;
-                let snap = source.snapshot(db, table).await?.ok_or_else(unknown)?;
+                // Parallel readers only where each gets a few chunks' worth.
+                let cores = self.shared.builder_state.config().target_partitions().clamp(1, 8);
+                let readers = ((est.rows / 32_768) as usize).clamp(1, cores);
+                let snap = source.snapshot(db, table, readers).await?.ok_or_else(unknown)?;
                 let Some(position) = snap.position.clone() else {
                     return Err(secondary(format!(
                         "{label} cannot be kept in sync: the MySQL server has no binary log (start it with log_bin and binlog_format=ROW)"
@@ -240,7 +243,7 @@ impl Lakehouse {
                 };
                 *entry.primary_key.write().unwrap_or_else(|p| p.into_inner()) = snap.primary_key.clone();
                 let pk = snap.primary_key.clone();
-                let data = load::load_streams(self.rapid(), entry, &est.plan, vec![snap.stream], snap.rows).await.map_err(map_err)?;
+                let data = load::load_streams(self.rapid(), entry, &est.plan, snap.streams, snap.rows).await.map_err(map_err)?;
                 let state = SyncState::new(est.plan.clone(), mysql_table, position, &pk, data.chunks.len());
                 Ok((data, Some(state)))
             }

@@ -165,8 +165,27 @@ async fn loaded_tables_answer_like_their_sources() {
     conn.query_drop("ALTER TABLE assets SECONDARY_ENGINE = NULL").await.expect("clear the mark");
     let ids: Vec<String> = conn.query("SELECT NAME FROM performance_schema.rpd_table_id ORDER BY NAME").await.expect("ids");
     assert_eq!(ids, vec!["plant.sensors".to_string()]);
+    // A larger MySQL table is read by several connections sharing one
+    // snapshot (taken under a brief global read lock), one key range each.
+    let mut direct = db.conn().await;
+    direct.query_drop("USE plant").await.expect("use");
+    direct
+        .query_drop("CREATE TABLE plant.big (id BIGINT PRIMARY KEY, v INT, s VARCHAR(8)) SELECT seq AS id, seq % 97 AS v, CONCAT('s', seq % 13) AS s FROM seq_1_to_100000")
+        .await
+        .expect("100k rows in MariaDB");
+    let flushes = |r: Option<(String, u64)>| r.expect("Com_flush").1;
+    let before = flushes(direct.query_first("SHOW GLOBAL STATUS LIKE 'Com_flush'").await.expect("status"));
+    conn.query_drop("ALTER TABLE big SECONDARY_ENGINE = RAPID").await.expect("mark");
+    conn.query_drop("ALTER TABLE big SECONDARY_LOAD").await.expect("load");
+    let after = flushes(direct.query_first("SHOW GLOBAL STATUS LIKE 'Com_flush'").await.expect("status"));
+    assert_eq!(after, before + 1, "one FLUSH TABLES WITH READ LOCK for the parallel snapshot");
+    assert_eq!(status_of(&mut conn, "plant.big").await, ("AVAIL_RPDGSTABSTATE".into(), 100_000));
+    let big = "SELECT COUNT(*), SUM(id), SUM(v), COUNT(DISTINCT s), MIN(id), MAX(id) FROM big";
+    let on_copy = rows(&mut conn, big).await;
+    assert_eq!(on_copy, rows(&mut direct, &big.replace("big", "plant.big")).await);
+    assert_eq!(on_copy[0][0].as_deref(), Some("100000"));
     // MySQL never saw the Lakewave-only variable.
-    let e = error_of(&mut db.conn().await, "SET use_secondary_engine = OFF").await;
+    let e = error_of(&mut direct, "SET use_secondary_engine = OFF").await;
     assert_eq!(e.code, 1193, "{e:?}");
     server.stop().await;
 }

@@ -42,7 +42,52 @@ pub struct Snapshot {
     pub primary_key: Vec<String>,
     /// None when the server has no binary log (change capture impossible).
     pub position: Option<BinlogPosition>,
-    pub stream: SendableRecordBatchStream,
+    /// One stream per reader; together they hold every row once.
+    pub streams: Vec<SendableRecordBatchStream>,
+}
+
+/// Ends a reader's snapshot transaction and returns its connection.
+fn release(mut conn: mysql_async::Conn) {
+    tokio::spawn(async move {
+        let _ = conn.query_drop("COMMIT").await;
+    });
+}
+
+/// Streams the rows of `sql` from `conn` (inside its snapshot) as batches,
+/// then ends the snapshot transaction.
+fn stream_rows(mut conn: mysql_async::Conn, sql: String, schema: SchemaRef, binary: Vec<bool>) -> SendableRecordBatchStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
+    let out_schema = schema.clone();
+    tokio::spawn(async move {
+        let result = async {
+            let mut result = conn.query_iter(sql).await.map_err(ext)?;
+            let mut chunk: TextRows = Vec::with_capacity(CHUNK_ROWS);
+            if let Some(mut stream) = result.stream::<mysql_async::Row>().await.map_err(ext)? {
+                while let Some(row) = stream.next().await {
+                    chunk.push(text_row(&row.map_err(ext)?));
+                    if chunk.len() == CHUNK_ROWS {
+                        let batch = to_batch(&schema, &binary, &chunk)?;
+                        chunk.clear();
+                        if tx.send(Ok(batch)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.send(to_batch(&schema, &binary, &chunk)).await;
+            }
+            drop(result);
+            conn.query_drop("COMMIT").await.map_err(ext)?;
+            Ok::<(), DataFusionError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    Box::pin(RecordBatchStreamAdapter::new(out_schema, stream))
 }
 
 impl MySqlSource {
@@ -99,9 +144,56 @@ impl MySqlSource {
     }
 
     /// Opens a consistent snapshot of the table and streams its rows.
-    pub async fn snapshot(&self, db: &str, table: &str) -> Result<Option<Snapshot>> {
+    ///
+    /// With `parallel > 1` and a single integer primary key, several
+    /// connections open the same snapshot while a global read lock holds
+    /// writes for an instant (`FLUSH TABLES WITH READ LOCK`, as dump tools
+    /// do), and each reads one range of the key. Without the RELOAD
+    /// privilege, or for other keys, one connection reads it all.
+    pub async fn snapshot(&self, db: &str, table: &str, parallel: usize) -> Result<Option<Snapshot>> {
         let Some(t) = self.table(db, table).await? else { return Ok(None) };
         let primary_key = self.primary_key(db, table).await?;
+        let name = format!("{}.{}", quote_ident(db), quote_ident(table));
+        let int_key = match primary_key.as_slice() {
+            [k] => t.schema.field_with_name(k).is_ok_and(|f| f.data_type().is_integer()),
+            _ => false,
+        };
+        if parallel > 1 && int_key {
+            match self.coordinated(parallel).await {
+                Ok((mut conns, position)) => {
+                    let key = quote_ident(&primary_key[0]);
+                    let bounds: Option<(Option<i128>, Option<i128>, u64)> = {
+                        let row: Option<(Option<String>, Option<String>, u64)> = conns[0]
+                            .query_first(format!("SELECT MIN({key}), MAX({key}), COUNT(*) FROM {name}"))
+                            .await
+                            .map_err(ext)?;
+                        row.map(|(lo, hi, n)| (lo.and_then(|v| v.parse().ok()), hi.and_then(|v| v.parse().ok()), n))
+                    };
+                    let (lo, hi, rows) = bounds.unwrap_or((None, None, 0));
+                    let base = t.scan_sql(None, &[], None);
+                    let mut streams = Vec::new();
+                    let n = conns.len() as i128;
+                    for (i, conn) in conns.drain(..).enumerate() {
+                        let sql = match (lo, hi) {
+                            (Some(lo), Some(hi)) => {
+                                let width = (hi - lo) / n + 1;
+                                let (a, b) = (lo + width * i as i128, lo + width * (i as i128 + 1));
+                                format!("{base} WHERE {key} >= {a} AND {key} < {b}")
+                            }
+                            // An empty table: one reader is enough.
+                            _ if i == 0 => base.clone(),
+                            _ => {
+                                release(conn);
+                                continue;
+                            }
+                        };
+                        streams.push(stream_rows(conn, sql, t.schema.clone(), t.binary.clone()));
+                    }
+                    return Ok(Some(Snapshot { schema: t.schema.clone(), rows, primary_key, position, streams }));
+                }
+                Err(e) => tracing::info!("loading {name} through one connection: {e}"),
+            }
+        }
         let mut conn = self.pool.get_conn().await.map_err(ext)?;
         conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(ext)?;
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(ext)?;
@@ -112,46 +204,40 @@ impl MySqlSource {
             (Some(file), Some(pos)) if !file.is_empty() => pos.parse().ok().map(|pos| BinlogPosition { file, pos }),
             _ => None,
         };
-        let name = format!("{}.{}", quote_ident(db), quote_ident(table));
         let rows: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {name}")).await.map_err(ext)?;
         let sql = t.scan_sql(None, &[], None);
-        let (schema, binary) = (t.schema.clone(), t.binary.clone());
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
-        tokio::spawn(async move {
-            let result = async {
-                let mut result = conn.query_iter(sql).await.map_err(ext)?;
-                let mut chunk: TextRows = Vec::with_capacity(CHUNK_ROWS);
-                if let Some(mut stream) = result.stream::<mysql_async::Row>().await.map_err(ext)? {
-                    while let Some(row) = stream.next().await {
-                        chunk.push(text_row(&row.map_err(ext)?));
-                        if chunk.len() == CHUNK_ROWS {
-                            let batch = to_batch(&schema, &binary, &chunk)?;
-                            chunk.clear();
-                            if tx.send(Ok(batch)).await.is_err() {
-                                return Ok(());
-                            }
-                        }
-                    }
-                }
-                if !chunk.is_empty() {
-                    let _ = tx.send(to_batch(&schema, &binary, &chunk)).await;
-                }
-                drop(result);
-                conn.query_drop("COMMIT").await.map_err(ext)?;
-                Ok::<(), DataFusionError>(())
+        let streams = vec![stream_rows(conn, sql, t.schema.clone(), t.binary.clone())];
+        Ok(Some(Snapshot { schema: t.schema.clone(), rows: rows.unwrap_or(0), primary_key, position, streams }))
+    }
+
+    /// `parallel` connections inside one consistent snapshot, and its
+    /// binlog position. The global read lock is released before returning,
+    /// on every path.
+    async fn coordinated(&self, parallel: usize) -> std::result::Result<(Vec<mysql_async::Conn>, Option<BinlogPosition>), String> {
+        let mut conns = Vec::with_capacity(parallel);
+        for _ in 0..parallel {
+            conns.push(self.pool.get_conn().await.map_err(|e| e.to_string())?);
+        }
+        let lock = &mut conns[0];
+        // Never wait long for running statements: fall back instead.
+        lock.query_drop("SET SESSION lock_wait_timeout = 5").await.map_err(|e| e.to_string())?;
+        lock.query_drop("FLUSH TABLES WITH READ LOCK").await.map_err(|e| e.to_string())?;
+        let opened = async {
+            for c in conns.iter_mut() {
+                c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+                c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
             }
-            .await;
-            if let Err(e) = result {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-        Ok(Some(Snapshot {
-            schema: t.schema.clone(),
-            rows: rows.unwrap_or(0),
-            primary_key,
-            position,
-            stream: Box::pin(RecordBatchStreamAdapter::new(t.schema.clone(), stream)),
-        }))
+            let row: Option<mysql_async::Row> = conns[0].query_first("SHOW MASTER STATUS").await?;
+            Ok::<_, mysql_async::Error>(row.and_then(|r| {
+                let file: Option<String> = r.get(0);
+                let pos: Option<u64> = r.get(1);
+                Some(BinlogPosition { file: file?, pos: pos? })
+            }))
+        }
+        .await;
+        let unlocked = conns[0].query_drop("UNLOCK TABLES").await;
+        let position = opened.map_err(|e| e.to_string())?;
+        unlocked.map_err(|e| e.to_string())?;
+        Ok((conns, position))
     }
 }
