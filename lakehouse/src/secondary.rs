@@ -231,7 +231,6 @@ impl Lakehouse {
             SourceKind::MySql => {
                 let unknown = || LakeError::UnknownTable { db: db.into(), table: table.into() };
                 let source = self.mysql().ok_or_else(unknown)?;
-                let mysql_table = source.table(db, table).await?.ok_or_else(unknown)?;
                 // Parallel readers only where each gets a few chunks' worth.
                 let cores = self.shared.builder_state.config().target_partitions().clamp(1, 8);
                 let readers = ((est.rows / 32_768) as usize).clamp(1, cores);
@@ -244,7 +243,7 @@ impl Lakehouse {
                 *entry.primary_key.write().unwrap_or_else(|p| p.into_inner()) = snap.primary_key.clone();
                 let pk = snap.primary_key.clone();
                 let data = load::load_streams(self.rapid(), entry, &est.plan, snap.streams, snap.rows).await.map_err(map_err)?;
-                let state = SyncState::new(est.plan.clone(), mysql_table, position, &pk, data.chunks.len());
+                let state = SyncState::new(est.plan.clone(), snap.table.clone(), position, &pk, data.chunks.len());
                 Ok((data, Some(state)))
             }
         }

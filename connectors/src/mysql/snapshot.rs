@@ -6,13 +6,13 @@ use std::fmt;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::physical_plan::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 
-use super::table::{CHUNK_ROWS, MySqlSource, TextRows, ext, text_row, to_batch};
+use std::sync::Arc;
+
+use super::table::{CHUNK_ROWS, MySqlSource, MySqlTable, TextRows, ext, send_rows, spawn_batches, text_row, to_batch};
 use crate::sql::quote_ident;
 
 /// A place in the backend's binary log.
@@ -37,6 +37,8 @@ impl BinlogPosition {
 
 /// A table's rows as of one binlog position.
 pub struct Snapshot {
+    /// The table as the backend describes it (schema, how columns are read).
+    pub table: Arc<MySqlTable>,
     pub schema: SchemaRef,
     pub rows: u64,
     pub primary_key: Vec<String>,
@@ -56,38 +58,10 @@ fn release(mut conn: mysql_async::Conn) {
 /// Streams the rows of `sql` from `conn` (inside its snapshot) as batches,
 /// then ends the snapshot transaction.
 fn stream_rows(mut conn: mysql_async::Conn, sql: String, schema: SchemaRef, binary: Vec<bool>) -> SendableRecordBatchStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
-    let out_schema = schema.clone();
-    tokio::spawn(async move {
-        let result = async {
-            let mut result = conn.query_iter(sql).await.map_err(ext)?;
-            let mut chunk: TextRows = Vec::with_capacity(CHUNK_ROWS);
-            if let Some(mut stream) = result.stream::<mysql_async::Row>().await.map_err(ext)? {
-                while let Some(row) = stream.next().await {
-                    chunk.push(text_row(&row.map_err(ext)?));
-                    if chunk.len() == CHUNK_ROWS {
-                        let batch = to_batch(&schema, &binary, &chunk)?;
-                        chunk.clear();
-                        if tx.send(Ok(batch)).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                }
-            }
-            if !chunk.is_empty() {
-                let _ = tx.send(to_batch(&schema, &binary, &chunk)).await;
-            }
-            drop(result);
-            conn.query_drop("COMMIT").await.map_err(ext)?;
-            Ok::<(), DataFusionError>(())
-        }
-        .await;
-        if let Err(e) = result {
-            let _ = tx.send(Err(e)).await;
-        }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-    Box::pin(RecordBatchStreamAdapter::new(out_schema, stream))
+    spawn_batches(schema.clone(), 4, move |tx| async move {
+        send_rows(&mut conn, sql, &schema, &binary, &tx).await?;
+        conn.query_drop("COMMIT").await.map_err(ext)
+    })
 }
 
 impl MySqlSource {
@@ -101,7 +75,7 @@ impl MySqlSource {
     }
 
     /// Text rows to a batch of the table's schema (as scans build them).
-    pub fn rows_to_batch(table: &super::MySqlTable, rows: &[Vec<Option<Vec<u8>>>]) -> Result<RecordBatch> {
+    pub fn rows_to_batch(table: &MySqlTable, rows: &[Vec<Option<Vec<u8>>>]) -> Result<RecordBatch> {
         to_batch(&table.schema, &table.binary, rows)
     }
 
@@ -189,7 +163,7 @@ impl MySqlSource {
                         };
                         streams.push(stream_rows(conn, sql, t.schema.clone(), t.binary.clone()));
                     }
-                    return Ok(Some(Snapshot { schema: t.schema.clone(), rows, primary_key, position, streams }));
+                    return Ok(Some(Snapshot { schema: t.schema.clone(), rows, primary_key, position, streams, table: t.clone() }));
                 }
                 Err(e) => tracing::info!("loading {name} through one connection: {e}"),
             }
@@ -207,7 +181,7 @@ impl MySqlSource {
         let rows: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {name}")).await.map_err(ext)?;
         let sql = t.scan_sql(None, &[], None);
         let streams = vec![stream_rows(conn, sql, t.schema.clone(), t.binary.clone())];
-        Ok(Some(Snapshot { schema: t.schema.clone(), rows: rows.unwrap_or(0), primary_key, position, streams }))
+        Ok(Some(Snapshot { schema: t.schema.clone(), rows: rows.unwrap_or(0), primary_key, position, streams, table: t.clone() }))
     }
 
     /// `parallel` connections inside one consistent snapshot, and its

@@ -404,38 +404,59 @@ impl PartitionStream for MySqlScan {
             });
             return Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream));
         }
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
-        tokio::spawn(async move {
-            let result = async {
-                let mut conn = pool.get_conn().await.map_err(ext)?;
-                let mut rows = conn.query_iter(sql).await.map_err(ext)?;
-                let mut chunk: TextRows = Vec::with_capacity(CHUNK_ROWS);
-                let mut stream = rows.stream::<mysql_async::Row>().await.map_err(ext)?;
-                if let Some(stream) = stream.as_mut() {
-                    while let Some(row) = stream.next().await {
-                        chunk.push(text_row(&row.map_err(ext)?));
-                        if chunk.len() == CHUNK_ROWS {
-                            let batch = to_batch(&schema, &binary, &chunk)?;
-                            chunk.clear();
-                            if tx.send(Ok(batch)).await.is_err() {
-                                return Ok(());
-                            }
-                        }
-                    }
-                }
-                if !chunk.is_empty() || schema.fields().is_empty() {
-                    let _ = tx.send(to_batch(&schema, &binary, &chunk)).await;
-                }
-                Ok::<(), DataFusionError>(())
-            }
-            .await;
-            if let Err(e) = result {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+        spawn_batches(self.schema.clone(), 2, move |tx| async move {
+            let mut conn = pool.get_conn().await.map_err(ext)?;
+            send_rows(&mut conn, sql, &schema, &binary, &tx).await
+        })
     }
+}
+
+/// Runs `produce` on its own task and streams the batches it sends; an
+/// error it returns arrives as the stream's last item.
+pub(super) fn spawn_batches<F, Fut>(schema: SchemaRef, capacity: usize, produce: F) -> SendableRecordBatchStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<RecordBatch>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(capacity);
+    let errors = tx.clone();
+    tokio::spawn(async move {
+        if let Err(e) = produce(tx).await {
+            let _ = errors.send(Err(e)).await;
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+/// Runs `sql` on `conn` and sends its rows as batches of [`CHUNK_ROWS`];
+/// stops early, without error, when the receiver is gone.
+pub(super) async fn send_rows(
+    conn: &mut mysql_async::Conn,
+    sql: String,
+    schema: &SchemaRef,
+    binary: &[bool],
+    tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let mut rows = conn.query_iter(sql).await.map_err(ext)?;
+    let mut chunk: TextRows = Vec::with_capacity(CHUNK_ROWS);
+    if let Some(mut stream) = rows.stream::<mysql_async::Row>().await.map_err(ext)? {
+        while let Some(row) = stream.next().await {
+            chunk.push(text_row(&row.map_err(ext)?));
+            if chunk.len() == CHUNK_ROWS {
+                let batch = to_batch(schema, binary, &chunk)?;
+                chunk.clear();
+                if tx.send(Ok(batch)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    // A scan of no columns (COUNT(*)) still needs its row count.
+    if !chunk.is_empty() || schema.fields().is_empty() {
+        let _ = tx.send(to_batch(schema, binary, &chunk)).await;
+    }
+    Ok(())
 }
 
 fn is_zero_date(s: &[u8]) -> bool {
