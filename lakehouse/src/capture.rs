@@ -106,10 +106,7 @@ impl Lakehouse {
         let snapshot = state.snapshot.clone();
         let mut held = self.capture().lock();
         *entry.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
-        if let Some(old) = entry.raw_data() {
-            self.rapid().adjust(-(old.size_bytes as i64));
-        }
-        self.rapid().publish(entry, data);
+        self.rapid().replace(entry, data);
         let pending = held.remove(&key(&entry.db, &entry.name)).unwrap_or_default();
         for (end, changes) in pending {
             if end > snapshot {

@@ -171,7 +171,7 @@ impl Lakehouse {
                     // which first applies what committed during the load.
                     Some(st) => self.adopt(&entry, data, st).map_err(secondary),
                     None => {
-                        self.install(&entry, data);
+                        self.rapid().replace(&entry, data);
                         entry.update_status(|s| s.status = LoadStatus::Available);
                         Ok(())
                     }
@@ -197,14 +197,6 @@ impl Lakehouse {
                 Err(e)
             }
         }
-    }
-
-    /// Replaces a table's data, returning the old version's memory.
-    fn install(&self, entry: &RapidTable, data: Arc<TableData>) {
-        if let Some(old) = entry.raw_data() {
-            self.rapid().adjust(-(old.size_bytes as i64));
-        }
-        self.rapid().publish(entry, data);
     }
 
     async fn read_into_memory(&self, entry: &Arc<RapidTable>, kind: SourceKind) -> Result<(Arc<TableData>, Option<SyncState>)> {

@@ -338,10 +338,14 @@ impl RapidStore {
         self.tables.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
-    /// Publishes a new version of a table's data. `size_delta` is what the
-    /// caller reserved (or freed) for it.
-    pub fn publish(&self, table: &RapidTable, data: Arc<TableData>) {
-        *table.data.write().unwrap_or_else(|p| p.into_inner()) = Some(data);
+    /// Publishes a new version of a table's data and returns the previous
+    /// version's memory. The new version's bytes must already be charged
+    /// (by a load's reservation, or [`RapidStore::charge`]).
+    pub fn replace(&self, table: &RapidTable, data: Arc<TableData>) {
+        let old = table.data.write().unwrap_or_else(|p| p.into_inner()).replace(data);
+        if let Some(old) = old {
+            self.release(old.size_bytes);
+        }
     }
 
     /// Frees a table's memory and forgets its rows; the entry stays (as
@@ -376,15 +380,10 @@ impl RapidStore {
         }
     }
 
-    /// Charges (positive) or refunds (negative) memory for a change applied
-    /// to a loaded table; change capture cannot be refused, so it may pass
-    /// the limit, which later loads then see.
-    pub fn adjust(&self, delta: i64) {
-        if delta >= 0 {
-            self.used.fetch_add(delta as u64, Ordering::AcqRel);
-        } else {
-            self.release(delta.unsigned_abs());
-        }
+    /// Charges memory for a version built by change capture; capture cannot
+    /// be refused, so it may pass the limit, which later loads then see.
+    pub fn charge(&self, bytes: u64) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
     }
 
     pub fn note_offload(&self) {
