@@ -22,6 +22,8 @@ pub const RAPID: &str = "RAPID";
 pub struct LoadReport {
     pub rows: u64,
     pub bytes: u64,
+    /// What the load estimated before reading (for `heatwave_load`).
+    pub estimated_bytes: u64,
     pub seconds: f64,
 }
 
@@ -157,7 +159,7 @@ impl Lakehouse {
         let result = self.read_into_memory(&entry, kind).await;
         ticker.abort();
         let result = match result {
-            Ok((data, sync_state)) => {
+            Ok((data, sync_state, estimated_bytes)) => {
                 let rows = data.rows();
                 let bytes = data.size_bytes;
                 entry.update_status(|s| {
@@ -176,7 +178,7 @@ impl Lakehouse {
                         Ok(())
                     }
                 }
-                .map(|()| LoadReport { rows, bytes, seconds: started.elapsed().as_secs_f64() })
+                .map(|()| LoadReport { rows, bytes, estimated_bytes, seconds: started.elapsed().as_secs_f64() })
             }
             Err(e) => Err(e),
         };
@@ -199,7 +201,7 @@ impl Lakehouse {
         }
     }
 
-    async fn read_into_memory(&self, entry: &Arc<RapidTable>, kind: SourceKind) -> Result<(Arc<TableData>, Option<SyncState>)> {
+    async fn read_into_memory(&self, entry: &Arc<RapidTable>, kind: SourceKind) -> Result<(Arc<TableData>, Option<SyncState>, u64)> {
         let (db, table) = (entry.db.as_str(), entry.name.as_str());
         let label = format!("{db}.{table}");
         let (kind2, est) = self.estimate(db, table).await?;
@@ -218,7 +220,7 @@ impl Lakehouse {
                 let provider = self.shared.provider(db, table)?.ok_or_else(|| LakeError::UnknownTable { db: db.into(), table: table.into() })?;
                 let streams = load::provider_streams(&self.shared.builder_state, provider).await?;
                 let data = load::load_streams(self.rapid(), entry, &est.plan, streams, est.rows).await.map_err(map_err)?;
-                Ok((data, None))
+                Ok((data, None, est.bytes))
             }
             SourceKind::MySql => {
                 let unknown = || LakeError::UnknownTable { db: db.into(), table: table.into() };
@@ -236,7 +238,7 @@ impl Lakehouse {
                 let pk = snap.primary_key.clone();
                 let data = load::load_streams(self.rapid(), entry, &est.plan, snap.streams, snap.rows).await.map_err(map_err)?;
                 let state = SyncState::new(est.plan.clone(), snap.table.clone(), position, &pk, data.chunks.len());
-                Ok((data, Some(state)))
+                Ok((data, Some(state), est.bytes))
             }
         }
     }
@@ -308,44 +310,47 @@ impl Lakehouse {
     /// several at a time, and reports each table's outcome.
     pub async fn heatwave_load(&self, dbs: &[String], exclude: &[String], dryrun: bool) -> Result<Vec<LoadPlanRow>> {
         let tables = self.tables_of(dbs, exclude).await?;
-        let mut rows = Vec::new();
-        for (db, table, kind) in &tables {
-            let (rows_n, bytes, outcome) = match self.estimate(db, table).await {
-                Ok((_, e)) => (e.rows, e.bytes, if dryrun { "would load".to_string() } else { String::new() }),
-                Err(e) => (0, 0, format!("cannot be loaded: {e}")),
-            };
-            rows.push(LoadPlanRow {
-                db: db.clone(),
-                table: table.clone(),
-                kind: *kind,
-                rows: rows_n,
-                estimated_bytes: bytes,
-                outcome,
-                loaded_bytes: None,
-            });
-        }
+        let row = |(db, table, kind): &(String, String, SourceKind)| LoadPlanRow {
+            db: db.clone(),
+            table: table.clone(),
+            kind: *kind,
+            rows: 0,
+            estimated_bytes: 0,
+            outcome: String::new(),
+            loaded_bytes: None,
+        };
+        let mut rows: Vec<LoadPlanRow> = tables.iter().map(row).collect();
         if dryrun {
+            for r in rows.iter_mut() {
+                match self.estimate(&r.db, &r.table).await {
+                    Ok((_, e)) => {
+                        r.rows = e.rows;
+                        r.estimated_bytes = e.bytes;
+                        r.outcome = "would load".into();
+                    }
+                    Err(e) => r.outcome = format!("cannot be loaded: {e}"),
+                }
+            }
             return Ok(rows);
         }
-        let mut tasks = Vec::new();
-        for r in &rows {
-            if r.outcome.starts_with("cannot") {
-                tasks.push(None);
-                continue;
-            }
-            let lake = self.clone();
-            let (db, table) = (r.db.clone(), r.table.clone());
-            tasks.push(Some(tokio::spawn(async move {
-                lake.set_secondary_engine(&db, &table, Some(RAPID)).await?;
-                lake.load_marked(&db, &table, LoadStatus::Loading).await
-            })));
-        }
+        // Each load estimates its table itself before reading it.
+        let tasks: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let lake = self.clone();
+                let (db, table) = (r.db.clone(), r.table.clone());
+                tokio::spawn(async move {
+                    lake.set_secondary_engine(&db, &table, Some(RAPID)).await?;
+                    lake.load_marked(&db, &table, LoadStatus::Loading).await
+                })
+            })
+            .collect();
         for (r, task) in rows.iter_mut().zip(tasks) {
-            let Some(task) = task else { continue };
             match task.await {
                 Ok(Ok(report)) => {
                     r.outcome = format!("loaded in {:.2} s", report.seconds);
                     r.rows = report.rows;
+                    r.estimated_bytes = report.estimated_bytes;
                     r.loaded_bytes = Some(report.bytes);
                 }
                 Ok(Err(e)) => r.outcome = format!("failed: {e}"),
