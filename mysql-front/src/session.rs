@@ -571,12 +571,12 @@ impl Session {
         let reads_information_schema =
             refs.iter().any(|(db, _)| db.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(INFORMATION_SCHEMA)));
         let mut lake_tables = Vec::new();
-        for (db, table) in refs {
-            let db = db.or_else(|| current.clone());
+        for (db, table) in &refs {
+            let db = db.clone().or_else(|| current.clone());
             let db = db.ok_or_else(|| MyError::from(lakehouse::LakeError::NoDatabaseSelected))?.to_lowercase();
             let lake = self.lake.table_exists(&db, &table.to_lowercase());
             if !lake && !self.lake.has_mysql() {
-                return Err(show::no_such_table(&db, &table));
+                return Err(show::no_such_table(&db, table));
             }
             if lake && db != INFORMATION_SCHEMA {
                 lake_tables.push((db, table.to_lowercase()));
@@ -587,14 +587,14 @@ impl Session {
         if let Some(o) = &offload {
             o.set(mode != OffloadMode::Off, mode != OffloadMode::Off && !self.in_transaction);
         }
-        let point_lookup = self.offload_check(&statement, &self.table_refs(&statement)?).err().filter(|r| r.contains("primary-key lookup"));
+        let point_lookup = self.loaded_copies(&refs).ok().and_then(|copies| self.point_lookup(&statement, &copies));
         if let (Some(o), Some(_)) = (&offload, &point_lookup) {
             // MySQL's index answers this better than a scan of the copy.
             o.set(mode != OffloadMode::Off, false);
         }
         // Read-your-writes: loaded MySQL tables are read only once change
         // capture has applied everything the backend committed so far.
-        if mode != OffloadMode::Off && !self.in_transaction && point_lookup.is_none() && self.reads_loaded_mysql(&statement)? {
+        if mode != OffloadMode::Off && !self.in_transaction && point_lookup.is_none() && self.reads_loaded_mysql(&refs) {
             let wait = self.vars.get("rapid_sync_wait_ms").and_then(|v| v.to_text()).and_then(|t| t.parse::<u64>().ok()).unwrap_or(5_000);
             // 0 reads the copy as it is, without waiting (stale reads allowed).
             if wait > 0 && !self.lake.catch_up(std::time::Duration::from_millis(wait)).await {
@@ -620,9 +620,8 @@ impl Session {
         let plan = state.statement_to_plan(statement).await?;
         let used = offload.as_ref().map(|o| o.used()).unwrap_or_default();
         if mode == OffloadMode::Forced {
-            let current = self.database();
-            for (db, t) in self.table_refs(&original)? {
-                let db = db.or_else(|| current.clone()).unwrap_or_default().to_lowercase();
+            for (db, t) in &refs {
+                let db = db.clone().or_else(|| current.clone()).unwrap_or_default().to_lowercase();
                 let t = t.to_lowercase();
                 let special = db == INFORMATION_SCHEMA || db == lakehouse::rapid::status::PERFORMANCE_SCHEMA;
                 let name = format!("{db}.{t}");

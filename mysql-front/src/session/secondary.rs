@@ -11,7 +11,9 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use lakehouse::heatwave::{SecondaryAlter, parse_secondary_alter};
 use lakehouse::rapid::status::PERFORMANCE_SCHEMA;
-use lakehouse::rapid::{LoadStatus, SourceKind, human_bytes};
+use std::sync::Arc;
+
+use lakehouse::rapid::{LoadStatus, RapidTable, SourceKind, human_bytes};
 use lakehouse::secondary::describe;
 
 use super::{Response, Session};
@@ -167,6 +169,17 @@ impl Session {
     /// Whether a query that reads only MySQL (and lake) tables can run on
     /// loaded copies; the reason when it cannot.
     pub(super) fn offload_check(&self, statement: &DfStatement, refs: &[(Option<String>, String)]) -> Result<(), String> {
+        let copies = self.loaded_copies(refs)?;
+        match self.point_lookup(statement, &copies) {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
+    /// The loaded copies of the MySQL tables a query reads, when every table
+    /// it reads is a lake table or has one (and no transaction is open);
+    /// otherwise why not.
+    pub(super) fn loaded_copies(&self, refs: &[(Option<String>, String)]) -> Result<Vec<Arc<RapidTable>>, String> {
         if refs.is_empty() {
             return Err("the query reads no table".into());
         }
@@ -189,26 +202,29 @@ impl Session {
                 None => return Err(format!("table {db}.{t} is not loaded in the secondary engine")),
             }
         }
-        // ON prefers MySQL's index for a point lookup; FORCED offloads it.
-        if let ([only], OffloadMode::On) = (mysql_tables.as_slice(), self.offload_mode()) {
-            let pk = only.primary_key.read().unwrap_or_else(|p| p.into_inner()).clone();
-            if is_point_lookup(statement, &pk) {
-                return Err(format!("a primary-key lookup on {}.{} is served better by MySQL's index", only.db, only.name));
-            }
-        }
-        Ok(())
+        Ok(mysql_tables)
     }
 
-    /// Whether a statement reads a MySQL table that has a loaded copy.
-    pub(super) fn reads_loaded_mysql(&self, statement: &DfStatement) -> Result<bool, MyError> {
+    /// Under ON, a lookup of one loaded MySQL table by its whole primary key
+    /// stays on MySQL (its index serves it better): the reason, if so.
+    /// FORCED offloads it.
+    pub(super) fn point_lookup(&self, statement: &DfStatement, copies: &[Arc<RapidTable>]) -> Option<String> {
+        let ([only], OffloadMode::On) = (copies, self.offload_mode()) else { return None };
+        let pk = only.primary_key.read().unwrap_or_else(|p| p.into_inner()).clone();
+        is_point_lookup(statement, &pk)
+            .then(|| format!("a primary-key lookup on {}.{} is served better by MySQL's index", only.db, only.name))
+    }
+
+    /// Whether a query reads a MySQL table that has a loaded copy.
+    pub(super) fn reads_loaded_mysql(&self, refs: &[(Option<String>, String)]) -> bool {
         let current = self.database();
-        Ok(self.table_refs(statement)?.iter().any(|(db, t)| {
+        refs.iter().any(|(db, t)| {
             let Some(db) = db.clone().or_else(|| current.clone()).map(|d| d.to_lowercase()) else { return false };
             self.lake
                 .rapid()
                 .table(&db, &t.to_lowercase())
                 .is_some_and(|rt| rt.kind == SourceKind::MySql && rt.data().is_some())
-        }))
+        })
     }
 
     /// Status variables of the secondary engine.
