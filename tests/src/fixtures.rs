@@ -156,3 +156,35 @@ pub fn write_all(dir: &Path) {
     write(&dir.join("bad/not_parquet.parquet"), b"this is not a parquet file\n");
     write(&dir.join("bad/wrong_columns.csv"), b"a,b,c\n1,2,3\n4,5,6\n7,8,9,10\n11,12,13\n");
 }
+
+/// The plant database used by the backend and secondary-engine tests:
+/// `rows` generated sensor readings as the lake table `plant.sensors`
+/// (Parquet under `dir/samples`) and the generator's 50 assets inserted
+/// into the MySQL table `plant.assets` through the connection (a Lakewave
+/// session with a backend). Leaves the session in database `plant`.
+pub async fn plant_database(conn: &mut mysql_async::Conn, dir: &Path, rows: u64) {
+    use mysql_async::prelude::Queryable;
+    let samples_dir = dir.join("samples");
+    samples::generate(&samples_dir, &samples::SampleOptions { rows, ..Default::default() }).expect("samples");
+    conn.query_drop("CREATE DATABASE plant").await.expect("create database");
+    conn.query_drop("USE plant").await.expect("use");
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE sensors STORED AS PARQUET LOCATION '{}/sensors/parquet/'",
+        samples_dir.display()
+    ))
+    .await
+    .expect("lake table");
+    conn.query_drop("CREATE TABLE assets (asset_id INT PRIMARY KEY, asset_type VARCHAR(16), site VARCHAR(32), line VARCHAR(8), commissioned DATE)")
+        .await
+        .expect("MySQL table");
+    let csv = fs::read_to_string(samples_dir.join("assets.csv")).expect("assets.csv");
+    let values: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("({}, '{}', '{}', '{}', '{}')", f[0], f[1], f[2], f[3], f[4])
+        })
+        .collect();
+    conn.query_drop(format!("INSERT INTO assets VALUES {}", values.join(", "))).await.expect("insert assets");
+}

@@ -115,30 +115,8 @@ async fn a_dead_backend_is_reported_and_restarted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lake_joins_mysql_like_mariadb_alone() {
     let (db, server, mut conn, files) = setup().await;
-    let samples_dir = files.path().join("samples");
-    samples::generate(&samples_dir, &samples::SampleOptions { rows: 2000, ..Default::default() }).expect("samples");
-    conn.query_drop("CREATE DATABASE plant").await.expect("create database");
-    conn.query_drop("USE plant").await.expect("use");
-    conn.query_drop(format!(
-        "CREATE EXTERNAL TABLE sensors STORED AS PARQUET LOCATION '{}/sensors/parquet/'",
-        samples_dir.display()
-    ))
-    .await
-    .expect("lake table");
-    conn.query_drop("CREATE TABLE assets (asset_id INT PRIMARY KEY, asset_type VARCHAR(16), site VARCHAR(32), line VARCHAR(8), commissioned DATE)")
-        .await
-        .expect("MySQL table");
-    // Load the asset master through the Lakewave port.
-    let csv = std::fs::read_to_string(samples_dir.join("assets.csv")).expect("assets.csv");
-    let values: Vec<String> = csv
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            format!("({}, '{}', '{}', '{}', '{}')", f[0], f[1], f[2], f[3], f[4])
-        })
-        .collect();
-    conn.query_drop(format!("INSERT INTO assets VALUES {}", values.join(", "))).await.expect("insert assets");
+    // Sensors on the lake; the asset master inserted through the Lakewave port.
+    fixtures::plant_database(&mut conn, files.path(), 2000).await;
 
     let join = "SELECT a.site, s.day, COUNT(*) AS readings, SUM(CASE WHEN s.machine_failure THEN 1 ELSE 0 END) AS failures \
                 FROM sensors s JOIN assets a ON a.asset_id = s.asset_id GROUP BY a.site, s.day ORDER BY a.site, s.day";

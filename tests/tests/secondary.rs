@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
-use lakewave_tests::TestServer;
+use lakewave_tests::{TestServer, fixtures};
 use lakewave_tests::mariadb::TestMariaDb;
 
 fn text(v: &Value) -> Option<String> {
@@ -61,32 +61,6 @@ async fn offload_count(conn: &mut Conn) -> u64 {
     r.expect("rapid_query_offload_count").1.parse().expect("a number")
 }
 
-async fn plant(conn: &mut Conn, files: &std::path::Path, rows: u64) {
-    let samples_dir = files.join("samples");
-    samples::generate(&samples_dir, &samples::SampleOptions { rows, ..Default::default() }).expect("samples");
-    conn.query_drop("CREATE DATABASE plant").await.expect("create database");
-    conn.query_drop("USE plant").await.expect("use");
-    conn.query_drop(format!(
-        "CREATE EXTERNAL TABLE sensors STORED AS PARQUET LOCATION '{}/sensors/parquet/'",
-        samples_dir.display()
-    ))
-    .await
-    .expect("lake table");
-    conn.query_drop("CREATE TABLE assets (asset_id INT PRIMARY KEY, asset_type VARCHAR(16), site VARCHAR(32), line VARCHAR(8), commissioned DATE)")
-        .await
-        .expect("MySQL table");
-    let csv = std::fs::read_to_string(samples_dir.join("assets.csv")).expect("assets.csv");
-    let values: Vec<String> = csv
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            format!("({}, '{}', '{}', '{}', '{}')", f[0], f[1], f[2], f[3], f[4])
-        })
-        .collect();
-    conn.query_drop(format!("INSERT INTO assets VALUES {}", values.join(", "))).await.expect("insert assets");
-}
-
 const JOIN: &str = "SELECT a.site, s.day, COUNT(*) AS readings, SUM(CASE WHEN s.machine_failure THEN 1 ELSE 0 END) AS failures, \
                     SUM(s.tool_wear_min) AS wear FROM sensors s JOIN assets a ON a.asset_id = s.asset_id \
                     GROUP BY a.site, s.day ORDER BY a.site, s.day";
@@ -97,7 +71,7 @@ async fn loaded_tables_answer_like_their_sources() {
     let dir = tempfile::tempdir().expect("data dir");
     let server = TestServer::start_configured(dir.path(), Some(&db), None).await;
     let mut conn = server.conn().await;
-    plant(&mut conn, dir.path(), 3000).await;
+    fixtures::plant_database(&mut conn, dir.path(), 3000).await;
 
     conn.query_drop("SET use_secondary_engine = OFF").await.expect("set");
     let in_place = rows(&mut conn, JOIN).await;
@@ -308,7 +282,7 @@ async fn estimates_and_memory_limit() {
     let dir = tempfile::tempdir().expect("data dir");
     let server = TestServer::start_configured(dir.path(), Some(&db), None).await;
     let mut conn = server.conn().await;
-    plant(&mut conn, dir.path(), 20_000).await;
+    fixtures::plant_database(&mut conn, dir.path(), 20_000).await;
 
     let dry = rows(&mut conn, "CALL sys.heatwave_load(JSON_ARRAY('plant'), JSON_OBJECT('mode', 'dryrun'))").await;
     assert_eq!(dry.len(), 3, "two tables and a total: {dry:?}");
