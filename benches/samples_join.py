@@ -116,10 +116,16 @@ def connect(port, db=None):
                            local_infile=True, autocommit=True)
 
 
-def timed(fn):
-    t = time.perf_counter()
-    rows = fn()
-    return time.perf_counter() - t, rows
+def interleaved(systems, sql, runs):
+    """Runs `sql` `runs` times on each system, the systems taking turns so
+    machine drift hits all alike; returns the medians and all times (s)."""
+    times = {s: [] for s in systems}
+    for _ in range(runs):
+        for name, run in systems.items():
+            t = time.perf_counter()
+            run(sql)
+            times[name].append(time.perf_counter() - t)
+    return {s: statistics.median(v) for s, v in times.items()}, times
 
 
 def main():
@@ -224,12 +230,7 @@ def main():
             for sys_name, ans in answers.items():
                 if ans != reference:
                     raise SystemExit(f"{name}: {sys_name} answers differently from Lakewave:\n{ans[:5]}\nvs\n{reference[:5]}")
-            times = {s: [] for s in systems}
-            for _ in range(args.runs):
-                for sys_name, run in systems.items():
-                    secs, _ = timed(lambda: run(sql))
-                    times[sys_name].append(secs)
-            med = {s: statistics.median(v) for s, v in times.items()}
+            med, times = interleaved(systems, sql, args.runs)
             report["queries"][name] = {"sql": sql, "rows": len(reference), "median_s": med, "all_s": times}
             log(f"{name}: " + ", ".join(f"{s} {m * 1000:.0f} ms" for s, m in med.items()))
         write_report(report, Path(args.out))

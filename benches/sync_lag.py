@@ -26,7 +26,6 @@ import threading
 import time
 from pathlib import Path
 
-import pymysql
 
 from samples_join import connect, log, start_lakewave
 

@@ -23,15 +23,13 @@ and geometric means, in benches/results/tpch_sf<SF>.md and .json.
 import argparse
 import json
 import math
-import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import duckdb
 
-from samples_join import connect, log, start_lakewave
+from samples_join import connect, interleaved, log, run_mysql, start_lakewave
 
 TABLES = ["nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem"]
 QUERY_DIR = Path(__file__).parent / "tpch"
@@ -78,12 +76,6 @@ def same(a, b):
             elif x != y:
                 return False
     return True
-
-
-def run_mysql(conn, sql):
-    cur = conn.cursor()
-    cur.execute(sql)
-    return cur.fetchall()
 
 
 def main():
@@ -180,13 +172,7 @@ def main():
             for s, a in answers.items():
                 if not same(a, reference):
                     raise SystemExit(f"{name}: {s} answers differently:\n{a[:3]}\nvs\n{reference[:3]}")
-            times = {s: [] for s in answers}
-            for _ in range(args.runs):
-                for s in answers:
-                    t0 = time.perf_counter()
-                    active[s](sql)
-                    times[s].append(time.perf_counter() - t0)
-            med = {s: statistics.median(v) for s, v in times.items()}
+            med, times = interleaved({s: active[s] for s in answers}, sql, args.runs)
             report["queries"][name] = {"rows": len(reference), "median_s": med, "all_s": times}
             log(f"{name}: " + ", ".join(f"{s} {m * 1000:.0f} ms" for s, m in med.items()))
         write_report(report, Path(args.out))
