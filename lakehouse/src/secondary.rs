@@ -236,7 +236,9 @@ impl Lakehouse {
                 };
                 *entry.primary_key.write().unwrap_or_else(|p| p.into_inner()) = snap.primary_key.clone();
                 let pk = snap.primary_key.clone();
-                let data = load::load_streams(self.rapid(), entry, &est.plan, snap.streams, snap.rows).await.map_err(map_err)?;
+                // Progress counts against the estimate's row count (the
+                // snapshot is not counted again).
+                let data = load::load_streams(self.rapid(), entry, &est.plan, snap.streams, est.rows).await.map_err(map_err)?;
                 let state = SyncState::new(est.plan.clone(), snap.table.clone(), position, &pk, data.chunks.len());
                 Ok((data, Some(state), est.bytes))
             }

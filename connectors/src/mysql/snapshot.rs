@@ -39,8 +39,6 @@ impl BinlogPosition {
 pub struct Snapshot {
     /// The table as the backend describes it (schema, how columns are read).
     pub table: Arc<MySqlTable>,
-    pub schema: SchemaRef,
-    pub rows: u64,
     pub primary_key: Vec<String>,
     /// None when the server has no binary log (change capture impossible).
     pub position: Option<BinlogPosition>,
@@ -136,14 +134,13 @@ impl MySqlSource {
             match self.coordinated(parallel).await {
                 Ok((mut conns, position)) => {
                     let key = quote_ident(&primary_key[0]);
-                    let bounds: Option<(Option<i128>, Option<i128>, u64)> = {
-                        let row: Option<(Option<String>, Option<String>, u64)> = conns[0]
-                            .query_first(format!("SELECT MIN({key}), MAX({key}), COUNT(*) FROM {name}"))
-                            .await
-                            .map_err(ext)?;
-                        row.map(|(lo, hi, n)| (lo.and_then(|v| v.parse().ok()), hi.and_then(|v| v.parse().ok()), n))
-                    };
-                    let (lo, hi, rows) = bounds.unwrap_or((None, None, 0));
+                    // MIN and MAX of the key come from the index ends.
+                    let row: Option<(Option<String>, Option<String>)> = conns[0]
+                        .query_first(format!("SELECT MIN({key}), MAX({key}) FROM {name}"))
+                        .await
+                        .map_err(ext)?;
+                    let parse = |v: Option<String>| v.and_then(|v| v.parse::<i128>().ok());
+                    let (lo, hi) = row.map(|(lo, hi)| (parse(lo), parse(hi))).unwrap_or((None, None));
                     let base = t.scan_sql(None, &[], None);
                     let mut streams = Vec::new();
                     let n = conns.len() as i128;
@@ -163,7 +160,7 @@ impl MySqlSource {
                         };
                         streams.push(stream_rows(conn, sql, t.schema.clone(), t.binary.clone()));
                     }
-                    return Ok(Some(Snapshot { schema: t.schema.clone(), rows, primary_key, position, streams, table: t.clone() }));
+                    return Ok(Some(Snapshot { primary_key, position, streams, table: t.clone() }));
                 }
                 Err(e) => tracing::info!("loading {name} through one connection: {e}"),
             }
@@ -178,10 +175,9 @@ impl MySqlSource {
             (Some(file), Some(pos)) if !file.is_empty() => pos.parse().ok().map(|pos| BinlogPosition { file, pos }),
             _ => None,
         };
-        let rows: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {name}")).await.map_err(ext)?;
         let sql = t.scan_sql(None, &[], None);
         let streams = vec![stream_rows(conn, sql, t.schema.clone(), t.binary.clone())];
-        Ok(Some(Snapshot { schema: t.schema.clone(), rows: rows.unwrap_or(0), primary_key, position, streams, table: t.clone() }))
+        Ok(Some(Snapshot { primary_key, position, streams, table: t.clone() }))
     }
 
     /// `parallel` connections inside one consistent snapshot, and its
