@@ -2,7 +2,9 @@
 # Installs what the test suite drives besides Rust: the MariaDB server (tests
 # start private instances) and command-line
 # client, MariaDB Connector/J with a JDK, PyMySQL and mysql-connector-python,
-# and moto's S3-compatible server (tests start it on a free loopback port).
+# moto's S3-compatible server and Azurite, Microsoft's Azure Storage emulator,
+# with the Azure SDK for Python to seed it (tests start both on free loopback
+# ports).
 # Idempotent: each step is skipped when its tool is already present.
 set -euo pipefail
 
@@ -18,7 +20,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check PyMySQL mysql-connector-python "moto[server]"
-import pymysql, mysql.connector, moto.server, boto3
+python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check PyMySQL mysql-connector-python "moto[server]" azure-storage-blob
+import pymysql, mysql.connector, moto.server, boto3, azure.storage.blob
 PY
+
+# Azurite from the npm registry, into a cache folder of its own.
+azurite_dir="$HOME/.cache/lakewave/azurite"
+if [ ! -x "$azurite_dir/node_modules/.bin/azurite-blob" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "the Azure tests need Node.js and npm to install Azurite" >&2; exit 1; }
+  mkdir -p "$azurite_dir"
+  npm install --prefix "$azurite_dir" --no-audit --no-fund --silent azurite@3
+fi
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest

@@ -4,6 +4,7 @@
 //! S3 and S3-compatible stores, OCI, Azure, GCS, HTTP); the MySQL connector
 //! reads backend tables into the engine.
 
+pub mod aws;
 pub mod location;
 pub mod mysql;
 pub mod sql;

@@ -59,6 +59,89 @@ pub fn is_secret_option(key: &str) -> bool {
 /// The text shown in place of a secret.
 pub const REDACTED: &str = "<redacted>";
 
+/// SQL text with secrets replaced, for logs, process lists and error
+/// messages that quote statements: the value after a secret option's name
+/// (`'aws.secret_access_key' '...'`, `'azure.sas_token' = '...'`) and the
+/// token of OCI pre-authenticated request URLs (`/p/<token>/n/...`).
+pub fn redact_sql(sql: &str) -> std::borrow::Cow<'_, str> {
+    let spans = secret_spans(sql);
+    if spans.is_empty() {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut at = 0;
+    for span in &spans {
+        out.push_str(&sql[at..span.start]);
+        out.push_str(REDACTED);
+        at = span.end;
+    }
+    out.push_str(&sql[at..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Byte ranges of the secrets in SQL text (inside their quotes), in order.
+pub fn secret_spans(sql: &str) -> Vec<std::ops::Range<usize>> {
+    let lower = sql.to_lowercase();
+    let mut spans = Vec::new();
+    if !["secret", "password", "token", "sas", "key", "credential", "signature", "/p/"].iter().any(|m| lower.contains(m)) {
+        return spans;
+    }
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    // Whether the last literal named a secret option and only separators
+    // followed it.
+    let mut previous_secret = false;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c != b'\'' && c != b'"' {
+            if !(c.is_ascii_whitespace() || c == b'=' || c == b':') {
+                previous_secret = false;
+            }
+            i += 1;
+            continue;
+        }
+        // A literal, with doubled quotes or backslash escapes inside.
+        let quote = c;
+        let mut j = i + 1;
+        while j < bytes.len() {
+            if bytes[j] == b'\\' {
+                j += 2;
+                continue;
+            }
+            if bytes[j] == quote {
+                if bytes.get(j + 1) == Some(&quote) {
+                    j += 2;
+                    continue;
+                }
+                break;
+            }
+            j += 1;
+        }
+        let inner = (i + 1)..j.min(bytes.len());
+        if previous_secret {
+            spans.push(inner);
+            previous_secret = false;
+        } else {
+            let text = &sql[inner.clone()];
+            previous_secret = is_secret_option(text);
+            // PAR tokens: /p/<token>/n/
+            let mut from = 0;
+            while let Some(k) = text[from..].find("/p/") {
+                let start = from + k + 3;
+                match text[start..].find('/') {
+                    Some(len) if text[start + len..].starts_with("/n/") => {
+                        spans.push(inner.start + start..inner.start + start + len);
+                        from = start + len;
+                    }
+                    _ => from = start,
+                }
+            }
+        }
+        i = j + 1;
+    }
+    spans
+}
+
 fn invalid(location: &str, reason: impl Into<String>) -> StoreError {
     StoreError::Invalid { location: location.to_string(), reason: reason.into() }
 }
@@ -116,19 +199,28 @@ pub fn oci_endpoint(namespace: &str, region: &str) -> String {
     format!("https://{namespace}.compat.objectstorage.{region}.oraclecloud.com")
 }
 
-/// The request timeout (`storage.timeout`, seconds) and retry policy
-/// (`storage.max_retries`). The timeout is applied as a client config key so
-/// the client settings a builder read from the environment (AWS_ALLOW_HTTP)
-/// are kept.
+/// Options of the `storage.` namespace.
+pub const STORAGE_OPTIONS: [&str; 3] = ["storage.timeout", "storage.max_retries", "storage.list_cache_ttl"];
+
+/// The timeout (`storage.timeout`, seconds, for each request) and retry
+/// policy (`storage.max_retries`, with exponential backoff on throttling,
+/// 5xx answers, timeouts and dropped connections). One operation gives up
+/// after about `timeout × (max_retries + 1)`, so a failing or unreachable
+/// store ends a query with an error rather than a hang. The timeout is
+/// applied as a client config key so the client settings a builder read
+/// from the environment (AWS_ALLOW_HTTP) are kept.
 fn client_settings(options: &BTreeMap<String, String>) -> Result<(Option<String>, RetryConfig), StoreError> {
-    let mut retry = RetryConfig::default();
+    if let Some(k) = options.keys().find(|k| k.starts_with("storage.") && !STORAGE_OPTIONS.contains(&k.as_str())) {
+        return Err(StoreError::Option { key: k.clone(), reason: format!("unknown option (storage options are {})", STORAGE_OPTIONS.join(", ")) });
+    }
+    let mut retry = RetryConfig { retry_timeout: Duration::from_secs(120), ..RetryConfig::default() };
     let timeout = match options.get("storage.timeout") {
         Some(t) => {
-            let secs: f64 = t.trim_end_matches('s').parse().map_err(|_| StoreError::Option {
+            let secs: f64 = t.trim_end_matches('s').parse().ok().filter(|s: &f64| s.is_finite() && *s > 0.0).ok_or_else(|| StoreError::Option {
                 key: "storage.timeout".into(),
                 reason: format!("'{t}' is not a number of seconds"),
             })?;
-            Some(format!("{}ms", (secs * 1000.0) as u64))
+            Some(secs)
         }
         None => None,
     };
@@ -138,7 +230,10 @@ fn client_settings(options: &BTreeMap<String, String>) -> Result<(Option<String>
             reason: format!("'{n}' is not a count"),
         })?;
     }
-    retry.retry_timeout = Duration::from_secs(120);
+    let timeout = timeout.map(|secs| {
+        retry.retry_timeout = Duration::from_secs_f64(secs * (retry.max_retries as f64 + 1.0));
+        format!("{}ms", (secs * 1000.0) as u64)
+    });
     Ok((timeout, retry))
 }
 
@@ -158,19 +253,36 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
     let url = &location.url;
     let shown = url.as_str().to_string();
     let build_error = |e: object_store::Error| StoreError::Build { location: shown.clone(), reason: e.to_string() };
+    // Errors name objects as scheme://bucket/key.
+    let store_url = format!("{}://{}", url.scheme(), url.authority());
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "s3" => {
             let mut b = AmazonS3Builder::from_env().with_url(url.as_str()).with_retry(retry);
             if let Some(t) = &timeout {
                 b = b.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), t);
             }
+            let mut profile = None;
             for (k, v) in prefixed(all.iter(), "aws.") {
+                if k == "profile" {
+                    profile = Some(v.clone());
+                    continue;
+                }
                 let key = AmazonS3ConfigKey::from_str(&format!("aws_{k}"))
                     .or_else(|_| AmazonS3ConfigKey::from_str(&k))
                     .map_err(|e| StoreError::Option { key: format!("aws.{k}"), reason: e.to_string() })?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(build_error)?)
+            // Keys given to the table (or a request not to sign) are used as
+            // they are; anything else goes through the SDK's default chain.
+            let static_keys = all.contains_key("aws.access_key_id") || all.get("aws.skip_signature").is_some_and(|v| v == "true");
+            let source = if static_keys {
+                Source::Fixed("the table's aws.access_key_id and aws.secret_access_key options".to_string())
+            } else {
+                let chain = crate::aws::AwsChain::shared(profile.as_deref());
+                b = b.with_credentials(chain.clone());
+                chain_source(chain)
+            };
+            Arc::new(Described { inner: Arc::new(b.build().map_err(build_error)?), url: store_url.clone(), source })
         }
         "az" | "abfs" | "abfss" => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry);
@@ -184,7 +296,8 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
                     .map_err(|e| StoreError::Option { key: format!("azure.{k}"), reason: e.to_string() })?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(build_error)?)
+            let source = azure_source(&all);
+            Arc::new(Described { inner: Arc::new(b.build().map_err(build_error)?), url: store_url.clone(), source: source.into() })
         }
         "gs" => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).with_retry(retry);
@@ -197,7 +310,12 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
                     .map_err(|e| StoreError::Option { key: format!("gcp.{k}"), reason: e.to_string() })?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(build_error)?)
+            let source = if all.keys().any(|k| k.starts_with("gcp.service_account")) {
+                "the table's gcp.service_account options".to_string()
+            } else {
+                "Google credentials from the environment (GOOGLE_SERVICE_ACCOUNT, GOOGLE_APPLICATION_CREDENTIALS or instance metadata)".to_string()
+            };
+            Arc::new(Described { inner: Arc::new(b.build().map_err(build_error)?), url: store_url.clone(), source: source.into() })
         }
         "http" | "https" => {
             let base = format!("{}://{}", url.scheme(), url.authority());
@@ -210,6 +328,172 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
         other => return Err(invalid(url.as_str(), format!("unsupported scheme '{other}'"))),
     };
     Ok(store)
+}
+
+/// Which Azure credentials a table's store uses, in words.
+fn azure_source(all: &BTreeMap<String, String>) -> String {
+    let env = |k: &str| std::env::var(k).is_ok();
+    if all.contains_key("azure.account_key") {
+        "the table's azure.account_key".into()
+    } else if all.contains_key("azure.sas_token") || all.contains_key("azure.sas_key") {
+        "the table's azure.sas_token".into()
+    } else if all.get("azure.use_emulator").is_some_and(|v| v == "true") || env("AZURE_STORAGE_USE_EMULATOR") {
+        "the storage emulator's account key".into()
+    } else if env("AZURE_STORAGE_ACCOUNT_KEY") || env("AZURE_STORAGE_ACCESS_KEY") {
+        "the account key in AZURE_STORAGE_ACCOUNT_KEY".into()
+    } else if env("AZURE_STORAGE_SAS_KEY") || env("AZURE_STORAGE_SAS_TOKEN") {
+        "the SAS token in AZURE_STORAGE_SAS_KEY".into()
+    } else {
+        "Azure credentials from the environment (client secret, workload identity or managed identity)".into()
+    }
+}
+
+/// Names the credentials a store signs with, for error messages; never a
+/// secret.
+#[derive(Clone)]
+enum Source {
+    Fixed(String),
+    Chain(Arc<crate::aws::AwsChain>),
+}
+
+impl From<String> for Source {
+    fn from(s: String) -> Self {
+        Source::Fixed(s)
+    }
+}
+
+fn chain_source(chain: Arc<crate::aws::AwsChain>) -> Source {
+    Source::Chain(chain)
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Fixed(s) => f.write_str(s),
+            Source::Chain(c) => f.write_str(&c.describe()),
+        }
+    }
+}
+
+/// A store whose access errors say which credentials were refused.
+struct Described {
+    inner: Arc<dyn ObjectStore>,
+    url: String,
+    source: Source,
+}
+
+impl std::fmt::Debug for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.inner)
+    }
+}
+
+impl std::fmt::Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.inner)
+    }
+}
+
+/// The service's error code in an S3-style XML error body.
+fn error_code(text: &str) -> Option<&str> {
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = text[start..].find("</Code>")? + start;
+    Some(&text[start..end])
+}
+
+impl Described {
+    fn map(&self, e: object_store::Error) -> object_store::Error {
+        use object_store::Error as E;
+        let text = e.to_string();
+        let denied = matches!(e, E::PermissionDenied { .. } | E::Unauthenticated { .. })
+            || text.contains("403 Forbidden")
+            || text.contains("401 Unauthorized");
+        if !denied {
+            return e;
+        }
+        let status = if text.contains("401") { "401" } else { "403" };
+        let code = error_code(&text).map(|c| format!(" {c}")).unwrap_or_default();
+        let path = match &e {
+            E::PermissionDenied { path, .. } | E::Unauthenticated { path, .. } => path.clone(),
+            _ => String::new(),
+        };
+        E::PermissionDenied {
+            path: format!("{}/{path}", self.url.trim_end_matches('/')),
+            source: format!(
+                "access denied (HTTP {status}{code}); the request was signed with {}: check that these credentials are valid and may read this object",
+                self.source
+            )
+            .into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Described {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await.map_err(|e| self.map(e))
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await.map_err(|e| self.map(e))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await.map_err(|e| self.map(e))
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &object_store::path::Path,
+        ranges: &[std::ops::Range<u64>],
+    ) -> object_store::Result<Vec<bytes::Bytes>> {
+        self.inner.get_ranges(location, ranges).await.map_err(|e| self.map(e))
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        use futures::StreamExt;
+        let me = Described { inner: self.inner.clone(), url: self.url.clone(), source: self.source.clone() };
+        self.inner.list(prefix).map(move |r| r.map_err(|e| me.map(e))).boxed()
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await.map_err(|e| self.map(e))
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await.map_err(|e| self.map(e))
+    }
 }
 
 /// Splits a URL at its first glob segment: the listing base and the glob
@@ -245,6 +529,21 @@ mod tests {
         assert_eq!(split_glob("s3://b/d/2026-*/part-*.parquet"), Some(("s3://b/d/", "2026-*/part-*.parquet")));
         assert_eq!(split_glob("s3://b/d/x.parquet"), None);
         assert!(is_remote("S3://b/x") && is_remote("abfss://c@a.dfs.core.windows.net/p") && !is_remote("/tmp/x"));
+    }
+
+    #[test]
+    fn redacts_secrets_in_sql() {
+        let sql = "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 's3://b/k' OPTIONS ('aws.region' 'x', \
+                   'aws.secret_access_key' 'S3CR3T', 'azure.sas_token' = \"sv=1&sig=ABC\", 'format.delimiter' ';')";
+        let shown = redact_sql(sql);
+        assert!(!shown.contains("S3CR3T") && !shown.contains("sig=ABC"), "{shown}");
+        assert!(shown.contains("'aws.region' 'x'") && shown.contains("'format.delimiter' ';'"), "{shown}");
+        assert!(shown.contains("'aws.secret_access_key' '<redacted>'"), "{shown}");
+        let par = r#"ENGINE_ATTRIBUTE='{"file": [{"par": "https://objectstorage.r.oraclecloud.com/p/T0K3N/n/ns/b/b/o/x.csv"}]}'"#;
+        let shown = redact_sql(par);
+        assert!(!shown.contains("T0K3N") && shown.contains("/p/<redacted>/n/ns/b/b/o/x.csv"), "{shown}");
+        assert_eq!(redact_sql("SELECT 'héllo' FROM t"), "SELECT 'héllo' FROM t");
+        assert_eq!(redact_sql("SELECT 'key', 'héllo'"), "SELECT 'key', 'héllo'");
     }
 
     #[test]

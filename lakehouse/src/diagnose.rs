@@ -36,7 +36,7 @@ pub async fn locate(state: &SessionState, def: &TableDef) -> Option<String> {
         // Partition values come from the directory names of the full table.
         single.partition_cols.clear();
         single.columns.retain(|c| !def.partition_cols.contains(&c.name));
-        let Ok(table) = provider::build(state, &single) else { continue };
+        let Ok(table) = provider::build(state, &single, None) else { continue };
         let ctx = SessionContext::new_with_state(state.clone());
         let failure = match ctx.read_table(table) {
             Err(e) => Some(e),

@@ -10,7 +10,8 @@ use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, 
 use datafusion::common::config::Dialect;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, ListFilesCache};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::variable::{VarProvider, VarType};
@@ -19,6 +20,7 @@ use crate::catalog::Catalog;
 use crate::ddl::CreateTablePlan;
 use crate::error::{LakeError, Result};
 use crate::info_schema::{INFORMATION_SCHEMA, InfoSchemaProvider};
+use crate::listing::ListCache;
 use crate::model::TableDef;
 use crate::provider;
 use crate::rapid::scan::RapidScanTable;
@@ -69,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) rapid: Arc<RapidStore>,
     /// Change capture from the backend's binlog into loaded MySQL tables.
     pub(crate) capture: Arc<crate::capture::Capture>,
+    /// What external tables' locations held when last listed.
+    pub(crate) list_cache: Arc<ListCache>,
 }
 
 impl Shared {
@@ -78,14 +82,25 @@ impl Shared {
             return Ok(Some(p.clone()));
         }
         let Some(def) = self.catalog.table(db, table) else { return Ok(None) };
-        let p = provider::build(&self.builder_state, &def)?;
+        let scope = ListCache::table_ref(db, table);
+        self.list_cache.set_ttl(scope.clone(), provider::list_cache_ttl(&def)?);
+        let p = provider::build(&self.builder_state, &def, Some(&scope))?;
         self.providers.write().unwrap_or_else(|p| p.into_inner()).insert(key, p.clone());
         Ok(Some(p))
     }
 
     fn forget(&self, db: &str, table: Option<&str>) {
         let mut cache = self.providers.write().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|(d, t), _| !(d == db && table.is_none_or(|x| x == t)));
+        cache.retain(|(d, t), _| {
+            let gone = d == db && table.is_none_or(|x| x == t);
+            if gone {
+                self.list_cache.invalidate(&ListCache::table_ref(d, t));
+            }
+            !gone
+        });
+        if let Some(t) = table {
+            self.list_cache.invalidate(&ListCache::table_ref(db, t));
+        }
     }
 }
 
@@ -100,7 +115,11 @@ pub struct Lakehouse {
 impl Lakehouse {
     pub fn open(options: LakehouseOptions) -> Result<Self> {
         let catalog = Arc::new(Catalog::open(&options.data_dir)?);
-        let runtime = Arc::new(RuntimeEnv::default());
+        let list_cache = Arc::new(ListCache::default());
+        let cache_config = CacheManagerConfig::default()
+            .with_list_files_cache(Some(list_cache.clone() as Arc<ListFilesCache>))
+            .with_list_files_cache_limit(crate::listing::DEFAULT_LIMIT);
+        let runtime = RuntimeEnvBuilder::new().with_cache_manager(cache_config).build_arc()?;
         let builder_state = SessionStateBuilder::new()
             .with_config(base_config(&options, None))
             .with_runtime_env(runtime.clone())
@@ -117,6 +136,7 @@ impl Lakehouse {
             providers: RwLock::new(HashMap::new()),
             rapid,
             capture: Arc::default(),
+            list_cache,
         });
         Ok(Self { shared, runtime, options })
     }
@@ -228,7 +248,7 @@ impl Lakehouse {
         let mut def = plan.def;
         provider::resolve(&self.shared.builder_state, &mut def).await?;
         // Building now surfaces option errors at CREATE rather than at SELECT.
-        provider::build(&self.shared.builder_state, &def)?;
+        provider::build(&self.shared.builder_state, &def, None)?;
         let name = def.name.clone();
         let created = self.catalog().create_table(&db, def, plan.if_not_exists, plan.or_replace)?;
         self.shared.forget(&db, Some(&name));
@@ -246,6 +266,30 @@ impl Lakehouse {
         self.shared.forget(db, Some(table));
         self.shared.rapid.remove(db, table);
         Ok(out)
+    }
+
+    /// Forgets what is cached about an external table's files (its listing),
+    /// so the next query lists its locations again.
+    pub fn refresh_table(&self, db: &str, table: &str) -> Result<()> {
+        if self.catalog().table(db, table).is_none() {
+            return Err(LakeError::UnknownTable { db: db.into(), table: table.into() });
+        }
+        self.shared.forget(db, Some(table));
+        Ok(())
+    }
+
+    /// Forgets what is cached about every external table's files.
+    pub fn refresh_all(&self) {
+        self.shared.providers.write().unwrap_or_else(|p| p.into_inner()).clear();
+        use datafusion::execution::cache::Cache;
+        self.shared.list_cache.clear();
+    }
+
+    /// Listings stored in the listing cache since start (each one listed a
+    /// store), and the files cached for a table with the age of its listing.
+    pub fn listing_status(&self, db: &str, table: &str) -> (u64, Option<(usize, std::time::Duration)>) {
+        let cache = &self.shared.list_cache;
+        (cache.listings(), cache.cached_files(&ListCache::table_ref(db, table)))
     }
 
     pub fn table(&self, db: &str, table: &str) -> Option<TableDef> {

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod heatwave;
 pub mod info_schema;
+pub mod listing;
 pub mod model;
 pub mod provider;
 pub mod rapid;

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::TableReference;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::{
@@ -78,8 +79,11 @@ fn extension_for(format: &dyn FileFormat) -> String {
 }
 
 /// The listing URL of each location. Remote locations get their object
-/// store registered in the session's runtime (keyed by scheme and bucket).
-fn listing_urls(state: &SessionState, def: &TableDef) -> Result<Vec<(Location, ListingTableUrl)>> {
+/// store registered in the session's runtime. Tables that configure their
+/// own store (credentials, endpoint, timeouts) register it under a key of
+/// their own, so two tables on one bucket with different credentials each
+/// read with theirs. `table` scopes the listing cache (None: not cached).
+fn listing_urls(state: &SessionState, def: &TableDef, table: Option<&TableReference>) -> Result<Vec<(Location, ListingTableUrl)>> {
     def.locations
         .iter()
         .map(|raw| {
@@ -88,23 +92,75 @@ fn listing_urls(state: &SessionState, def: &TableDef) -> Result<Vec<(Location, L
             let url = if loc.is_remote() {
                 let store_loc = stores::store_location(raw, &def.options).map_err(store_error)?;
                 let store = stores::build_store(&store_loc, &def.options).map_err(store_error)?;
-                let text = store_loc.url.as_str();
-                let url = match stores::split_glob(text) {
+                let text = registry_url(&store_loc, def);
+                let url = match stores::split_glob(&text) {
                     Some((base, glob)) => {
                         let base = url::Url::parse(base).map_err(|e| invalid(&e))?;
                         let glob = glob::Pattern::new(glob).map_err(|e| invalid(&e))?;
                         ListingTableUrl::try_new(base, Some(glob)).map_err(|e| invalid(&e))?
                     }
-                    None => ListingTableUrl::parse(text).map_err(|e| invalid(&e))?,
+                    None => ListingTableUrl::parse(&text).map_err(|e| invalid(&e))?,
                 };
                 state.runtime_env().register_object_store(url.object_store().as_ref(), store);
                 url
             } else {
                 ListingTableUrl::parse(loc.listing_form()).map_err(|e| invalid(&e))?
             };
+            let url = match table {
+                Some(t) => url.with_table_ref(t.clone()),
+                None => url,
+            };
             Ok((loc, url))
         })
         .collect()
+}
+
+/// Marks the registry keys of stores configured by a table's own options.
+const STORE_KEY_MARK: char = '~';
+
+/// The URL a remote location is listed under: its own, or, when the table
+/// configures its store, the same URL with a key derived from those options
+/// appended to the bucket (`s3://bucket~1a2b3c4d/path`). Only the registry
+/// sees the key: the store itself is built for the real bucket.
+fn registry_url(loc: &stores::StoreLocation, def: &TableDef) -> String {
+    use std::hash::{Hash, Hasher};
+    let store_options: Vec<(&String, &String)> =
+        def.options.iter().filter(|(k, _)| !k.starts_with("format.")).collect();
+    let text = loc.url.as_str().to_string();
+    if (store_options.is_empty() && loc.implied.is_empty()) || !matches!(loc.url.scheme(), "s3" | "az" | "abfs" | "abfss" | "gs") {
+        return text;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    store_options.hash(&mut h);
+    loc.implied.hash(&mut h);
+    let host = loc.url.host_str().unwrap_or_default();
+    let scheme_end = text.find("://").map_or(0, |i| i + 3);
+    let host_at = text[scheme_end..].find(host).map_or(scheme_end, |i| i + scheme_end);
+    format!("{}{STORE_KEY_MARK}{:08x}{}", &text[..host_at + host.len()], h.finish() as u32, &text[host_at + host.len()..])
+}
+
+/// The store URL users see for a registry URL (the key removed).
+fn shown_store_url(url: &str) -> String {
+    match url.find(STORE_KEY_MARK) {
+        Some(i) => {
+            let rest = &url[i..];
+            let end = rest.find('/').unwrap_or(rest.len());
+            format!("{}{}", &url[..i], &rest[end..])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// How long a table's listings are reused: `storage.list_cache_ttl`
+/// seconds, else a minute for object stores and nothing for local files.
+pub(crate) fn list_cache_ttl(def: &TableDef) -> Result<std::time::Duration> {
+    match def.options.get("storage.list_cache_ttl") {
+        Some(v) => crate::listing::parse_ttl(v).ok_or_else(|| {
+            LakeError::InvalidDefinition(format!("Invalid storage option 'storage.list_cache_ttl': '{v}' is not a number of seconds"))
+        }),
+        None if def.locations.iter().any(|l| stores::is_remote(l)) => Ok(crate::listing::DEFAULT_REMOTE_TTL),
+        None => Ok(std::time::Duration::ZERO),
+    }
 }
 
 pub(crate) fn store_error(e: stores::StoreError) -> LakeError {
@@ -163,7 +219,7 @@ fn listing_options(
 /// them (same prefixes, globs and suffix filter), as absolute paths.
 pub(crate) async fn files_of(state: &SessionState, def: &TableDef) -> Result<Vec<String>> {
     use futures::TryStreamExt;
-    let urls = listing_urls(state, def)?;
+    let urls = listing_urls(state, def, None)?;
     let collection = urls.iter().any(|(l, _)| l.is_collection());
     let options = listing_options(file_format(state, def)?, def, collection, &[]);
     let mut files = Vec::new();
@@ -174,7 +230,7 @@ pub(crate) async fn files_of(state: &SessionState, def: &TableDef) -> Result<Vec
             .await?
             .map_ok(|meta| match url.scheme() {
                 "file" => format!("/{}", meta.location),
-                _ => format!("{}{}", url.object_store().as_str(), meta.location),
+                _ => format!("{}{}", shown_store_url(url.object_store().as_str()), meta.location),
             })
             .try_collect()
             .await?;
@@ -237,7 +293,8 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
             FORMATS.join(", ")
         )));
     }
-    let mut urls = listing_urls(state, def)?;
+    list_cache_ttl(def)?;
+    let mut urls = listing_urls(state, def, None)?;
     let mut changed = false;
     for (i, (loc, url)) in urls.iter().enumerate() {
         loc.check_exists().map_err(location_error)?;
@@ -249,7 +306,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
         }
     }
     if changed {
-        urls = listing_urls(state, def)?;
+        urls = listing_urls(state, def, None)?;
     }
     let names = sample_names(state, &urls).await;
     detect_compression(def, &names);
@@ -337,10 +394,11 @@ fn data_error(def: &TableDef, e: datafusion::error::DataFusionError) -> LakeErro
 }
 
 /// Builds the provider for a stored definition, without any I/O.
-pub fn build(state: &SessionState, def: &TableDef) -> Result<Arc<dyn TableProvider>> {
+/// `table` scopes the listing cache (None: listings are not cached).
+pub fn build(state: &SessionState, def: &TableDef, table: Option<&TableReference>) -> Result<Arc<dyn TableProvider>> {
     match csv_null_marker(def) {
-        Some(marker) => with_null_marker(state, def, &marker),
-        None => build_listing(state, def),
+        Some(marker) => with_null_marker(state, def, &marker, table),
+        None => build_listing(state, def, table),
     }
 }
 
@@ -353,7 +411,12 @@ fn csv_null_marker(def: &TableDef) -> Option<String> {
 /// while reading. Tables with a NULL marker therefore read every file column
 /// as text and convert it in a projection: the marker (and, for non-text
 /// columns, the empty field) becomes NULL, anything else is cast.
-fn with_null_marker(state: &SessionState, def: &TableDef, marker: &str) -> Result<Arc<dyn TableProvider>> {
+fn with_null_marker(
+    state: &SessionState,
+    def: &TableDef,
+    marker: &str,
+    table: Option<&TableReference>,
+) -> Result<Arc<dyn TableProvider>> {
     use datafusion::catalog::view::ViewTable;
     use datafusion::catalog::default_table_source::provider_as_source;
     use datafusion::logical_expr::{LogicalPlanBuilder, cast, ident, lit, when};
@@ -366,7 +429,7 @@ fn with_null_marker(state: &SessionState, def: &TableDef, marker: &str) -> Resul
             c.nullable = true;
         }
     }
-    let raw = build_listing(state, &text)?;
+    let raw = build_listing(state, &text, table)?;
     let schema = def.schema()?;
     let mut exprs = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
@@ -391,8 +454,8 @@ fn with_null_marker(state: &SessionState, def: &TableDef, marker: &str) -> Resul
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
-fn build_listing(state: &SessionState, def: &TableDef) -> Result<Arc<dyn TableProvider>> {
-    let urls = listing_urls(state, def)?;
+fn build_listing(state: &SessionState, def: &TableDef, table: Option<&TableReference>) -> Result<Arc<dyn TableProvider>> {
+    let urls = listing_urls(state, def, table)?;
     let format = file_format(state, def)?;
     let schema = def.schema()?;
     let partition_types: Vec<(String, DataType)> = def

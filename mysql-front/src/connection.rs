@@ -322,7 +322,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let last = parts.len() - 1;
         for (i, part) in parts.iter().enumerate() {
             let more = if i < last { StatusFlags::SERVER_MORE_RESULTS_EXISTS } else { StatusFlags::empty() };
-            tracing::debug!(id = self.session.id, sql = %part, "query");
+            tracing::debug!(id = self.session.id, sql = %connectors::stores::redact_sql(part), "query");
             let result = self.session.execute(part).await;
             if !self.respond(result, RowFormat::Text, more).await {
                 return;

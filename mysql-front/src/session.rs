@@ -29,6 +29,7 @@ use crate::sysvars::{SessionVars, SetError, normalise_name};
 use crate::wire::codes::*;
 use crate::wire::resultset::ColumnInfo;
 
+mod refresh;
 mod secondary;
 pub use secondary::OffloadMode;
 use secondary::{is_lakewave_variable, reads_rpd_tables, secondary_error};
@@ -231,6 +232,10 @@ impl Session {
             return Err(MyError::new(ER_EMPTY_QUERY, S_42000, "Query was empty"));
         }
         if let Some(r) = self.secondary_statement(sql).await? {
+            self.last_local = true;
+            return Ok(r);
+        }
+        if let Some(r) = self.refresh_statement(sql)? {
             self.last_local = true;
             return Ok(r);
         }
@@ -1113,10 +1118,29 @@ fn syntax_error(e: datafusion::error::DataFusionError, sql: &str) -> MyError {
         let rest: String = text.chars().skip(col.saturating_sub(1)).take(80).collect();
         Some((msg.to_string(), rest, line))
     });
-    match near {
+    let mut e = match near {
         Some((msg, rest, line)) => parse_error(&format!("{msg} near '{rest}' at line {line}")),
         None => parse_error(&detail),
+    };
+    // The quoted text may hold a secret, whole or cut: mask every piece of
+    // one that is long enough to matter.
+    for span in connectors::stores::secret_spans(sql) {
+        let secret = &sql[span];
+        if e.message.contains(secret) {
+            e.message = e.message.replace(secret, connectors::stores::REDACTED);
+        }
+        for cut in (4..secret.len()).rev().filter(|&n| secret.is_char_boundary(n) && secret.is_char_boundary(secret.len() - n)) {
+            let tail = &secret[secret.len() - cut..];
+            let head = &secret[..cut];
+            if e.message.contains(&format!("near '{tail}")) {
+                e.message = e.message.replacen(&format!("near '{tail}"), &format!("near '{}", connectors::stores::REDACTED), 1);
+            }
+            if e.message.contains(&format!("{head}' at line")) {
+                e.message = e.message.replacen(&format!("{head}' at line"), &format!("{}' at line", connectors::stores::REDACTED), 1);
+            }
+        }
     }
+    e
 }
 
 /// MySQL names an unaliased select item by its text; DataFusion by its

@@ -2,7 +2,9 @@
 //! `lakewave` binary as a child process), writes fixture files, and locates
 //! the external clients the tests drive.
 
+pub mod azurite;
 pub mod clients;
+pub mod faults;
 pub mod fixtures;
 pub mod mariadb;
 pub mod s3;
@@ -142,16 +144,34 @@ impl ServerProcess {
 
     /// Starts the binary with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-        let mut child = Command::new(lakewave_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .envs(env.iter().copied())
-            .env("LAKEWAVE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start lakewave");
+        Self::start_logged(data_dir, extra, env, None)
+    }
+
+    /// Starts the binary; with `log`, at debug level with its log written
+    /// to that file. Cloud credentials come only from `env`: the caller's
+    /// AWS, Azure and Google settings are not inherited, the machine's
+    /// shared AWS files are not read and instance metadata is not probed.
+    pub fn start_logged(data_dir: &Path, extra: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> ServerProcess {
+        let mut cmd = Command::new(lakewave_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).args(extra);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("AZURITE_") || k.starts_with("GOOGLE_") {
+                cmd.env_remove(k);
+            }
+        }
+        let missing = data_dir.join("no-such-aws-file");
+        cmd.env("AWS_CONFIG_FILE", &missing).env("AWS_SHARED_CREDENTIALS_FILE", &missing).env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd.envs(env.iter().copied());
+        match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).expect("server log file");
+                cmd.env("LAKEWAVE_LOG", "debug").stderr(Stdio::from(file));
+            }
+            None => {
+                cmd.env("LAKEWAVE_LOG", "warn").stderr(Stdio::inherit());
+            }
+        }
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start lakewave");
         let port = wait_for_line(&mut child, "Lakewave listening on ")
             .expect("lakewave exited before listening")
             .rsplit(':')

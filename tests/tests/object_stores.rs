@@ -1,10 +1,13 @@
 //! External tables on an S3-compatible server (moto, started on a free
 //! loopback port): the location-independent `.slt` suite runs again with
 //! `${LAKE}` on S3; per-table credentials and endpoints, `oci://` locations
-//! through an endpoint override, errors, restarts and secret redaction.
+//! through an endpoint override, errors, restarts and secret redaction; the
+//! same suite on Azure (Azurite), credentials from each source of the AWS
+//! chain, fault injection, and the listing cache.
 
 use mysql_async::prelude::Queryable;
 
+use lakewave_tests::azurite::{self, Azurite};
 use lakewave_tests::s3::S3Server;
 use lakewave_tests::slt::{run_file, slt_files};
 use lakewave_tests::{ServerProcess, fixtures};
@@ -120,4 +123,361 @@ async fn per_table_credentials_oci_errors_and_secrets() {
     let mut conn = mysql_async::Conn::from_url(server.url()).await.expect("reconnect");
     let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM s3.people").await.expect("count after restart");
     assert_eq!(n, Some(3));
+}
+
+/// The same `.slt` suite with every location on Azure Blob Storage
+/// (Azurite), configured process-wide through the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_suite_on_azure() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let fixtures_dir = data.path().join("fixtures");
+    fixtures::write_all(&fixtures_dir);
+    samples::generate(&fixtures_dir.join("samples"), &samples::SampleOptions { rows: 2000, ..Default::default() })
+        .expect("generate samples");
+    let azurite = Azurite::start("lake", Some(&fixtures_dir));
+    let blob_url = format!("http://127.0.0.1:{}", azurite.port);
+    let env = [("AZURE_STORAGE_USE_EMULATOR", "true"), ("AZURITE_BLOB_STORAGE_URL", blob_url.as_str())];
+    let server = ServerProcess::start_with_env(&data.path().join("lw"), &["--no-mysql"], &env);
+    let mut failures = Vec::new();
+    for file in &slt_files("lake") {
+        if let Err(e) = run_file(&server.url(), file, &[("LAKE", "az://lake".to_string())]).await {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "on Azure:\n\n{}", failures.join("\n\n"));
+}
+
+/// Azure credentials per table (account key against an explicit endpoint,
+/// `az://` and `abfss://` forms), redaction, and a refused key that is
+/// reported as a 403 naming where the key came from, never the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_table_credentials() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let fixtures_dir = data.path().join("fixtures");
+    fixtures::write_all(&fixtures_dir);
+    let azurite = Azurite::start("lake", Some(&fixtures_dir));
+    let server = ServerProcess::start(&data.path().join("lw"), &["--no-mysql"]);
+    let mut conn = mysql_async::Conn::from_url(server.url()).await.expect("connect");
+    conn.query_drop("CREATE DATABASE az").await.expect("database");
+    conn.query_drop("USE az").await.expect("use");
+    let opts = |key: &str| {
+        format!(
+            "'azure.account_name' '{}', 'azure.account_key' '{key}', 'azure.endpoint' '{}', 'azure.allow_http' 'true'",
+            azurite::ACCOUNT,
+            azurite.endpoint()
+        )
+    };
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE people STORED AS CSV LOCATION 'az://lake/csv/' OPTIONS ('format.has_header' 'true', {})",
+        opts(azurite::ACCOUNT_KEY)
+    ))
+    .await
+    .expect("az:// with an account key");
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM people").await.expect("count");
+    assert_eq!(n, Some(3));
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE types STORED AS PARQUET LOCATION 'abfss://lake@{}.dfs.core.windows.net/all_types.parquet' OPTIONS ({})",
+        azurite::ACCOUNT,
+        opts(azurite::ACCOUNT_KEY)
+    ))
+    .await
+    .expect("abfss:// form");
+    let ids: Vec<i64> = conn.query("SELECT id FROM types ORDER BY id").await.expect("read abfss://");
+    assert_eq!(ids, vec![1, 2, 3]);
+    let (_, ddl): (String, String) = conn.query_first("SHOW CREATE TABLE people").await.expect("show create").expect("row");
+    assert!(!ddl.contains(azurite::ACCOUNT_KEY) && ddl.contains("'azure.account_key' '<redacted>'"), "{ddl}");
+
+    // A key the service refuses (well-formed, wrong).
+    let wrong = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3Jvbmc=";
+    let e = server_error(
+        conn.query_drop(format!(
+            "CREATE EXTERNAL TABLE refused STORED AS PARQUET LOCATION 'az://lake/all_types.parquet' OPTIONS ({}, 'storage.max_retries' '0')",
+            opts(wrong)
+        ))
+        .await,
+    );
+    assert_eq!(e.code, 1030, "{e:?}");
+    assert!(e.message.contains("access denied (HTTP 403") && e.message.contains("the table's azure.account_key"), "{e:?}");
+    assert!(!e.message.contains(wrong), "{e:?}");
+}
+
+/// S3 credentials from each source of the AWS default chain, against a
+/// server that checks signatures: environment variables only, a profile in
+/// a temporary shared credentials file only, a profile named by the table,
+/// and wrong keys, which fail with a 403 that says where the keys came from.
+/// The server runs at debug log level and its log, SHOW CREATE TABLE,
+/// information_schema and every error are searched for the secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_chain_and_secrets() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let fixtures_dir = data.path().join("fixtures");
+    fixtures::write_all(&fixtures_dir);
+    // moto's signature check trips over '=' in keys (the Hive folders), so
+    // this bucket holds just the files the test reads.
+    let upload = data.path().join("upload");
+    std::fs::create_dir_all(upload.join("csv")).expect("upload dir");
+    std::fs::copy(fixtures_dir.join("csv/people.csv"), upload.join("csv/people.csv")).expect("copy");
+    std::fs::copy(fixtures_dir.join("all_types.parquet"), upload.join("all_types.parquet")).expect("copy");
+    let s3 = S3Server::start_with_auth(BUCKET, Some(&upload));
+    let (key_id, secret) = s3.credentials.clone().expect("credentials");
+    let endpoint = s3.endpoint();
+    let base = [("AWS_ENDPOINT_URL", endpoint.as_str()), ("AWS_ALLOW_HTTP", "true"), ("AWS_REGION", "us-east-1")];
+    // Single objects: moto's signature check also trips over the query
+    // string of listings.
+    let create = format!("CREATE EXTERNAL TABLE people STORED AS CSV LOCATION 's3://{BUCKET}/csv/people.csv' OPTIONS ('format.has_header' 'true')");
+
+    // 1. Environment variables only.
+    let mut env = base.to_vec();
+    env.extend([("AWS_ACCESS_KEY_ID", key_id.as_str()), ("AWS_SECRET_ACCESS_KEY", secret.as_str())]);
+    let log1 = data.path().join("env.log");
+    let server = ServerProcess::start_logged(&data.path().join("lw1"), &["--no-mysql"], &env, Some(&log1));
+    let mut conn = mysql_async::Conn::from_url(server.url()).await.expect("connect");
+    conn.query_drop("CREATE DATABASE c").await.expect("database");
+    conn.query_drop("USE c").await.expect("use");
+    conn.query_drop(&create).await.expect("table with keys from the environment");
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM people").await.expect("count");
+    assert_eq!(n, Some(3));
+    drop(conn);
+    drop(server);
+
+    // 2. A profile in temporary shared files only; 3. a profile named by the
+    // table, whose secret is wrong.
+    let config = data.path().join("aws-config");
+    let credentials = data.path().join("aws-credentials");
+    std::fs::write(&config, "[profile lake]\nregion = us-east-1\n\n[profile stale]\nregion = us-east-1\n").expect("config");
+    std::fs::write(
+        &credentials,
+        format!("[lake]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n\n[stale]\naws_access_key_id = {key_id}\naws_secret_access_key = {TABLE_SECRET}\n"),
+    )
+    .expect("credentials");
+    let config_s = config.to_string_lossy().to_string();
+    let credentials_s = credentials.to_string_lossy().to_string();
+    let mut env = base.to_vec();
+    env.extend([
+        ("AWS_CONFIG_FILE", config_s.as_str()),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials_s.as_str()),
+        ("AWS_PROFILE", "lake"),
+    ]);
+    let log2 = data.path().join("profile.log");
+    let server = ServerProcess::start_logged(&data.path().join("lw2"), &["--no-mysql"], &env, Some(&log2));
+    let mut conn = mysql_async::Conn::from_url(server.url()).await.expect("connect");
+    conn.query_drop("CREATE DATABASE c").await.expect("database");
+    conn.query_drop("USE c").await.expect("use");
+    conn.query_drop(&create).await.expect("table with keys from a profile");
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM people").await.expect("count");
+    assert_eq!(n, Some(3));
+    let mut errors = Vec::new();
+    let e = server_error(
+        conn.query_drop(format!(
+            "CREATE EXTERNAL TABLE stale STORED AS PARQUET LOCATION 's3://{BUCKET}/all_types.parquet' OPTIONS ('aws.profile' 'stale', 'storage.max_retries' '0')"
+        ))
+        .await,
+    );
+    assert_eq!(e.code, 1030, "{e:?}");
+    assert!(e.message.contains("HTTP 403") && e.message.contains("profile 'stale'") && e.message.contains("ProfileFile"), "{e:?}");
+    errors.push(e.message);
+
+    // 4. Wrong static keys in the table.
+    let e = server_error(
+        conn.query_drop(format!(
+            "CREATE EXTERNAL TABLE wrong STORED AS PARQUET LOCATION 's3://{BUCKET}/all_types.parquet' OPTIONS \
+             ('aws.access_key_id' 'AKIDWRONG', 'aws.secret_access_key' '{TABLE_SECRET}', 'storage.max_retries' '0')"
+        ))
+        .await,
+    );
+    assert_eq!(e.code, 1030, "{e:?}");
+    assert!(e.message.contains("HTTP 403") && e.message.contains("the table's aws.access_key_id"), "{e:?}");
+    errors.push(e.message);
+
+    // A syntax error right after a secret quotes the text without it.
+    for tail in [" oops)", ") garbage here", " = )"] {
+        let e = server_error(
+            conn.query_drop(format!(
+                "CREATE EXTERNAL TABLE typo STORED AS CSV LOCATION 's3://{BUCKET}/x.csv' OPTIONS ('aws.secret_access_key' '{TABLE_SECRET}'{tail}"
+            ))
+            .await,
+        );
+        assert_eq!(e.code, 1064, "{e:?}");
+        errors.push(e.message);
+    }
+
+    // Right keys in the table, shown redacted everywhere.
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE keyed STORED AS PARQUET LOCATION 's3://{BUCKET}/all_types.parquet' OPTIONS \
+         ('aws.access_key_id' '{key_id}', 'aws.secret_access_key' '{secret}')"
+    ))
+    .await
+    .expect("table with its own keys");
+    let ids: Vec<i64> = conn.query("SELECT id FROM keyed ORDER BY id").await.expect("read with the table's keys");
+    assert_eq!(ids, vec![1, 2, 3]);
+    let (_, ddl): (String, String) = conn.query_first("SHOW CREATE TABLE keyed").await.expect("show create").expect("row");
+    let schema: Vec<(String, String)> = conn
+        .query("SELECT TABLE_NAME, COALESCE(CREATE_OPTIONS, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'c'")
+        .await
+        .expect("information_schema.TABLES");
+    drop(conn);
+    drop(server);
+    for log in [&log1, &log2] {
+        let text = std::fs::read_to_string(log).expect("server log");
+        assert!(!text.is_empty(), "the debug log is empty");
+        for s in [&secret, &TABLE_SECRET.to_string()] {
+            let lines: Vec<String> =
+                text.lines().filter(|l| l.contains(s.as_str())).map(|l| l.replace(s.as_str(), "<SECRET>")).take(3).collect();
+            assert!(lines.is_empty(), "a secret appears in {}:\n{}", log.display(), lines.join("\n"));
+        }
+    }
+    let shown = format!("{ddl}\n{schema:?}\n{}", errors.join("\n"));
+    assert!(!shown.contains(&secret), "{shown}");
+    // Not even a piece of one (error messages quote cut statement text).
+    for piece in TABLE_SECRET.as_bytes().windows(5) {
+        let piece = std::str::from_utf8(piece).expect("ascii");
+        if !piece.contains(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        assert!(!shown.contains(piece), "'{piece}' of a secret in:\n{shown}");
+    }
+}
+
+/// Reads through a proxy that throttles, drops and delays requests still
+/// return the right answers; when every request fails, or none is ever
+/// answered, the query fails with a clear error within the configured
+/// timeout and retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_retried_and_bounded() {
+    use lakewave_tests::faults::{FaultPlan, FaultProxy, FaultStats, Mode};
+    let data = tempfile::tempdir().expect("temp dir");
+    let fixtures_dir = data.path().join("fixtures");
+    fixtures::write_all(&fixtures_dir);
+    samples::generate(&fixtures_dir.join("samples"), &samples::SampleOptions { rows: 2000, ..Default::default() })
+        .expect("generate samples");
+    let s3 = S3Server::start(BUCKET, Some(&fixtures_dir));
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", s3.port).parse().expect("address");
+    let plan = FaultPlan { slowdown_every: 3, drop_every: 5, delay_every: 4, delay: std::time::Duration::from_millis(300), mode: Mode::Pattern };
+    let flaky = FaultProxy::start(upstream, plan.clone()).await;
+    let failing = FaultProxy::start(upstream, FaultPlan { mode: Mode::FailAll, ..plan.clone() }).await;
+    let silent = FaultProxy::start(upstream, FaultPlan { mode: Mode::BlackHole, ..plan }).await;
+
+    let server = ServerProcess::start(&data.path().join("lw"), &["--no-mysql"]);
+    let mut conn = mysql_async::Conn::from_url(server.url()).await.expect("connect");
+    conn.query_drop("CREATE DATABASE f").await.expect("database");
+    conn.query_drop("USE f").await.expect("use");
+    let opts = |endpoint: &str, extra: &str| {
+        format!(
+            "'aws.endpoint' '{endpoint}', 'aws.allow_http' 'true', 'aws.region' 'us-east-1', \
+             'aws.access_key_id' 'AKIDLAKEWAVE', 'aws.secret_access_key' '{TABLE_SECRET}'{extra}"
+        )
+    };
+    for (name, path, format) in [("readings", "samples/sensors/parquet/", "PARQUET"), ("people", "csv/", "CSV")] {
+        let header = if format == "CSV" { "'format.has_header' 'true', " } else { "" };
+        conn.query_drop(format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS {format} LOCATION 's3://{BUCKET}/{path}' OPTIONS ({header}{})",
+            opts(&flaky.endpoint(), "")
+        ))
+        .await
+        .expect("create through the flaky proxy");
+    }
+    let expected: (i64, i64) = {
+        let direct = opts(&s3.endpoint(), "");
+        conn.query_drop(format!("CREATE EXTERNAL TABLE direct STORED AS PARQUET LOCATION 's3://{BUCKET}/samples/sensors/parquet/' OPTIONS ({direct})"))
+            .await
+            .expect("direct table");
+        conn.query_first("SELECT COUNT(*), COUNT(DISTINCT asset_id) FROM direct").await.expect("direct").expect("row")
+    };
+    assert_eq!(expected.0, 2000);
+    for _ in 0..3 {
+        let got: (i64, i64) =
+            conn.query_first("SELECT COUNT(*), COUNT(DISTINCT asset_id) FROM readings").await.expect("through faults").expect("row");
+        assert_eq!(got, expected);
+        let names: Vec<String> = conn.query("SELECT name FROM people ORDER BY id").await.expect("csv through faults");
+        assert_eq!(names.len(), 3);
+    }
+    let count = |which: fn(&FaultStats) -> &std::sync::atomic::AtomicU64| flaky.count(which);
+    assert!(count(|s| &s.slowdowns) > 0 && count(|s| &s.drops) > 0 && count(|s| &s.delays) > 0, "no faults were injected");
+
+    // Every request throttled: a clear error after the retries.
+    let started = std::time::Instant::now();
+    let e = server_error(
+        conn.query_drop(format!(
+            "CREATE EXTERNAL TABLE throttled STORED AS PARQUET LOCATION 's3://{BUCKET}/all_types.parquet' OPTIONS ({})",
+            opts(&failing.endpoint(), ", 'storage.max_retries' '2', 'storage.timeout' '2'")
+        ))
+        .await,
+    );
+    assert!(e.message.contains("503") && e.message.contains("all_types.parquet"), "{e:?}");
+    assert!(failing.count(|s| &s.requests) >= 3, "the request was not retried");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+
+    // No answer at all: each attempt times out; the error comes in time.
+    let started = std::time::Instant::now();
+    let e = server_error(
+        conn.query_drop(format!(
+            "CREATE EXTERNAL TABLE hung STORED AS PARQUET LOCATION 's3://{BUCKET}/all_types.parquet' OPTIONS ({})",
+            opts(&silent.endpoint(), ", 'storage.max_retries' '1', 'storage.timeout' '2'")
+        ))
+        .await,
+    );
+    assert!(e.message.to_lowercase().contains("timed out") || e.message.to_lowercase().contains("timeout"), "{e:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    // The server keeps serving.
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM people").await.expect("still serving");
+    assert_eq!(n, Some(3));
+}
+
+/// Listings are cached per table: a file added to a prefix shows up after
+/// `REFRESH TABLE` (or at once for a table with a zero TTL), and a removed
+/// one disappears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_cache_and_refresh() {
+    use object_store::ObjectStoreExt;
+    let data = tempfile::tempdir().expect("temp dir");
+    let fixtures_dir = data.path().join("fixtures");
+    fixtures::write_all(&fixtures_dir);
+    let s3 = S3Server::start(BUCKET, Some(&fixtures_dir));
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(s3.endpoint())
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_bucket_name(BUCKET)
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .expect("test store");
+    let server = ServerProcess::start(&data.path().join("lw"), &["--no-mysql"]);
+    let mut conn = mysql_async::Conn::from_url(server.url()).await.expect("connect");
+    conn.query_drop("CREATE DATABASE l").await.expect("database");
+    conn.query_drop("USE l").await.expect("use");
+    let creds = format!(
+        "'aws.endpoint' '{}', 'aws.allow_http' 'true', 'aws.region' 'us-east-1', 'aws.access_key_id' 'AKIDLAKEWAVE', \
+         'aws.secret_access_key' '{TABLE_SECRET}', 'format.has_header' 'true'",
+        s3.endpoint()
+    );
+    conn.query_drop(format!("CREATE EXTERNAL TABLE cached STORED AS CSV LOCATION 's3://{BUCKET}/csv/' OPTIONS ({creds})"))
+        .await
+        .expect("cached table");
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE fresh STORED AS CSV LOCATION 's3://{BUCKET}/csv/' OPTIONS ({creds}, 'storage.list_cache_ttl' '0')"
+    ))
+    .await
+    .expect("uncached table");
+    let count = |t: &'static str| format!("SELECT COUNT(*) FROM {t}");
+    assert_eq!(conn.query_first::<i64, _>(count("cached")).await.expect("count"), Some(3));
+    assert_eq!(conn.query_first::<i64, _>(count("fresh")).await.expect("count"), Some(3));
+
+    let extra = object_store::path::Path::from("csv/more.csv");
+    store.put(&extra, "id,name,score,joined\n4,Edsger,70,2026-02-01\n".into()).await.expect("upload");
+    assert_eq!(conn.query_first::<i64, _>(count("cached")).await.expect("count"), Some(3), "served from the listing cache");
+    assert_eq!(conn.query_first::<i64, _>(count("fresh")).await.expect("count"), Some(4), "a zero TTL lists every time");
+    conn.query_drop("REFRESH TABLE cached").await.expect("refresh");
+    assert_eq!(conn.query_first::<i64, _>(count("cached")).await.expect("count"), Some(4), "after REFRESH TABLE");
+
+    store.delete(&extra).await.expect("delete");
+    conn.query_drop("FLUSH TABLES l.cached").await.expect("flush");
+    assert_eq!(conn.query_first::<i64, _>(count("cached")).await.expect("count"), Some(3), "after FLUSH TABLES");
+    let e = server_error(conn.query_drop("REFRESH TABLE nosuch").await);
+    assert_eq!(e.code, 1146, "{e:?}");
+    let e = server_error(
+        conn.query_drop(format!("CREATE EXTERNAL TABLE bad STORED AS CSV LOCATION 's3://{BUCKET}/csv/' OPTIONS ({creds}, 'storage.list_cache_ttl' 'soon')"))
+            .await,
+    );
+    assert!(e.message.contains("storage.list_cache_ttl"), "{e:?}");
 }
