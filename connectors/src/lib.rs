@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod location;
 pub mod mysql;
+pub mod par;
 pub mod sql;
 pub mod stores;
 

@@ -7,8 +7,10 @@
 //! `aws.session_token`, `aws.allow_http`, `aws.virtual_hosted_style_request`,
 //! `aws.skip_signature`), `azure.*` (`azure.account_name`,
 //! `azure.account_key`, `azure.sas_token`, `azure.use_emulator`, ...),
-//! `gcp.*` (`gcp.service_account_path`, ...), `oci.region` for `oci://`
-//! locations, and `storage.timeout` / `storage.max_retries` for any store.
+//! `gcp.*` (`gcp.service_account_path`, ...), `oci.region` (and
+//! `oci.endpoint`, or `LAKEWAVE_OCI_ENDPOINT`, for a private endpoint) for
+//! `oci://` locations, and `storage.timeout`, `storage.max_retries` and
+//! `storage.list_cache_ttl` for any store.
 //! What a table leaves out comes from the process environment as each
 //! cloud's SDK reads it (`AWS_*` including `AWS_ENDPOINT_URL` and
 //! `AWS_ALLOW_HTTP`, `AZURE_*`, `GOOGLE_*`).
@@ -58,6 +60,34 @@ pub fn is_secret_option(key: &str) -> bool {
 
 /// The text shown in place of a secret.
 pub const REDACTED: &str = "<redacted>";
+
+/// Any text with the secrets that can appear in URLs replaced: tokens of
+/// OCI pre-authenticated requests, and the signature, credential and token
+/// parameters of signed URLs (Azure SAS `sig=`, AWS presigned
+/// `X-Amz-Signature=`, ...). Logs and error messages pass through it.
+pub fn redact_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let par = crate::par::redact_par_tokens(text);
+    const PARAMS: [&str; 5] = ["sig=", "X-Amz-Signature=", "X-Amz-Credential=", "X-Amz-Security-Token=", "x-amz-security-token="];
+    if !PARAMS.iter().any(|p| par.contains(p)) {
+        return par;
+    }
+    let mut out = par.into_owned();
+    for p in PARAMS {
+        let mut from = 0;
+        while let Some(k) = out[from..].find(p) {
+            let start = from + k + p.len();
+            let preceded = from + k == 0 || matches!(out.as_bytes()[from + k - 1], b'?' | b'&' | b' ' | b'"' | b'\'');
+            let end = out[start..].find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace()).map_or(out.len(), |e| start + e);
+            if preceded && end > start {
+                out.replace_range(start..end, REDACTED);
+                from = start + REDACTED.len();
+            } else {
+                from = start;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
 
 /// SQL text with secrets replaced, for logs, process lists and error
 /// messages that quote statements: the value after a secret option's name
@@ -174,8 +204,14 @@ pub fn store_location(raw: &str, options: &BTreeMap<String, String>) -> Result<S
             .or_else(|| std::env::var("OCI_REGION").ok())
             .ok_or_else(|| invalid(raw, "an oci:// location needs the region: OPTIONS ('oci.region' 'us-ashburn-1') or OCI_REGION"))?;
         let url = Url::parse(&format!("s3://{bucket}/{path}")).map_err(|e| invalid(raw, e.to_string()))?;
+        // A private endpoint (or a test server) instead of the public one.
+        let endpoint = options
+            .get("oci.endpoint")
+            .cloned()
+            .or_else(|| std::env::var("LAKEWAVE_OCI_ENDPOINT").ok())
+            .unwrap_or_else(|| oci_endpoint(namespace, &region));
         let implied = vec![
-            ("aws.endpoint".into(), oci_endpoint(namespace, &region)),
+            ("aws.endpoint".into(), endpoint),
             ("aws.region".into(), region),
             ("aws.virtual_hosted_style_request".into(), "false".into()),
         ];
@@ -210,6 +246,9 @@ pub const STORAGE_OPTIONS: [&str; 3] = ["storage.timeout", "storage.max_retries"
 /// applied as a client config key so the client settings a builder read
 /// from the environment (AWS_ALLOW_HTTP) are kept.
 fn client_settings(options: &BTreeMap<String, String>) -> Result<(Option<String>, RetryConfig), StoreError> {
+    if let Some(k) = options.keys().find(|k| k.starts_with("oci.") && !["oci.region", "oci.endpoint"].contains(&k.as_str())) {
+        return Err(StoreError::Option { key: k.clone(), reason: "unknown option (OCI options are oci.region and oci.endpoint)".into() });
+    }
     if let Some(k) = options.keys().find(|k| k.starts_with("storage.") && !STORAGE_OPTIONS.contains(&k.as_str())) {
         return Err(StoreError::Option { key: k.clone(), reason: format!("unknown option (storage options are {})", STORAGE_OPTIONS.join(", ")) });
     }
@@ -323,7 +362,15 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
             if let Some(t) = &timeout {
                 client = client.with_config(ClientConfigKey::Timeout, t);
             }
-            Arc::new(HttpBuilder::new().with_url(base).with_client_options(client).with_retry(retry).build().map_err(build_error)?)
+            let max_retries = retry.max_retries;
+            let http: Arc<dyn ObjectStore> =
+                Arc::new(HttpBuilder::new().with_url(&base).with_client_options(client).with_retry(retry).build().map_err(build_error)?);
+            // Plain files are read as they are; OCI pre-authenticated
+            // request prefixes are listed through OCI's JSON listing.
+            let timeout = timeout.as_deref().and_then(|t| t.trim_end_matches("ms").parse().ok()).map(Duration::from_millis);
+            let par = crate::par::ParStore::new(base.clone(), http, timeout, max_retries)
+                .map_err(|reason| StoreError::Build { location: shown.clone(), reason })?;
+            Arc::new(par)
         }
         other => return Err(invalid(url.as_str(), format!("unsupported scheme '{other}'"))),
     };
@@ -529,6 +576,14 @@ mod tests {
         assert_eq!(split_glob("s3://b/d/2026-*/part-*.parquet"), Some(("s3://b/d/", "2026-*/part-*.parquet")));
         assert_eq!(split_glob("s3://b/d/x.parquet"), None);
         assert!(is_remote("S3://b/x") && is_remote("abfss://c@a.dfs.core.windows.net/p") && !is_remote("/tmp/x"));
+    }
+
+    #[test]
+    fn redacts_secrets_in_text() {
+        let t = "GET https://acct.blob.core.windows.net/c/x?sv=2022&sig=AbC%2Bd&se=1 and X-Amz-Signature=deadbeef";
+        let shown = redact_text(t);
+        assert!(!shown.contains("AbC") && !shown.contains("deadbeef") && shown.contains("sv=2022"), "{shown}");
+        assert_eq!(redact_text("design=x&sig="), "design=x&sig=");
     }
 
     #[test]

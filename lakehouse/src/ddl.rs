@@ -149,11 +149,14 @@ pub(crate) fn now() -> i64 {
 use connectors::sql::{quote_ident, quote_str};
 
 /// `SHOW CREATE TABLE` text, in the dialect the table was created with.
+/// Secret options show as `<redacted>`, and so do the tokens of OCI
+/// pre-authenticated request URLs.
 pub fn show_create(def: &TableDef) -> Result<String> {
-    match def.dialect {
-        DdlDialect::DataFusion => Ok(show_create_datafusion(def)),
-        DdlDialect::HeatWave => crate::heatwave::show_create(def),
-    }
+    let text = match def.dialect {
+        DdlDialect::DataFusion => show_create_datafusion(def),
+        DdlDialect::HeatWave => crate::heatwave::show_create(def)?,
+    };
+    Ok(connectors::stores::redact_text(&text).into_owned())
 }
 
 fn show_create_datafusion(def: &TableDef) -> String {

@@ -300,21 +300,50 @@ fn dialect_options(dialect: &Map<String, Json>) -> Result<(String, BTreeMap<Stri
     Ok((format, opts, allow_missing))
 }
 
-/// Expands one `file` entry into locations.
-fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -> Result<Vec<String>> {
+/// Expands one `file` entry into locations, with the OCI region an
+/// object-storage entry names.
+fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -> Result<(Vec<String>, Option<String>)> {
     let allow_missing = match entry.get("allow_missing_files") {
         Some(v) => bool_of(v, "allow_missing_files")?,
         None => allow_missing,
     };
-    for k in ["bucket", "namespace", "region", "par"] {
-        if entry.contains_key(k) {
-            return Err(LakeError::NotSupported(format!(
-                "file entries with \"{k}\" (object storage); this build reads local files"
+    // Where names and prefixes are resolved: a local base directory, an
+    // OCI bucket (`oci://bucket@namespace/`), or a pre-authenticated
+    // request URL.
+    let mut region = None;
+    let root: Option<String> = if let Some(par) = entry.get("par") {
+        for k in ["bucket", "namespace", "region"] {
+            if entry.contains_key(k) {
+                return Err(invalid(format!("a \"par\" entry takes no \"{k}\"")));
+            }
+        }
+        let url = text_of(par, "par")?;
+        if !connectors::par::is_par_path(url::Url::parse(&url).map(|u| u.path().to_string()).unwrap_or_default().as_str()) {
+            return Err(invalid(format!(
+                "\"par\" must be a pre-authenticated request URL (https://.../p/<token>/n/<namespace>/b/<bucket>/o/...), not '{}'",
+                connectors::par::redact_par_tokens(&url)
             )));
         }
-    }
+        Some(url)
+    } else if ["bucket", "namespace", "region"].iter().any(|k| entry.contains_key(*k)) {
+        let get = |k: &str| -> Result<String> {
+            entry.get(k).map(|v| text_of(v, k)).transpose()?.filter(|s| !s.is_empty()).ok_or_else(|| {
+                invalid("an object storage entry needs \"bucket\", \"namespace\" and \"region\"".to_string())
+            })
+        };
+        let (bucket, namespace) = (get("bucket")?, get("namespace")?);
+        region = Some(get("region")?);
+        Some(format!("oci://{bucket}@{namespace}/"))
+    } else {
+        None
+    };
     if let Some(v) = entry.get("pattern") {
         let pattern = text_of(v, "pattern")?;
+        if root.is_some() {
+            return Err(LakeError::NotSupported(
+                "\"pattern\" on object storage; use \"prefix\", or a glob in a \"uri\"".into(),
+            ));
+        }
         let re = regex::Regex::new(&pattern).map_err(|e| invalid(format!("bad \"pattern\": {e}")))?;
         let dir = match entry.get("prefix") {
             Some(p) => Location::parse(&text_of(p, "prefix")?, base).map_err(location_error)?.as_str().to_string(),
@@ -325,13 +354,17 @@ fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -
         if files.is_empty() && !allow_missing {
             return Err(LakeError::Data(format!("no file under '{dir}' matches the pattern \"{pattern}\"")));
         }
-        return Ok(files);
+        return Ok((files, region));
     }
-    let (raw, prefix) = match (entry.get("uri"), entry.get("name"), entry.get("prefix")) {
-        (Some(u), _, _) => (text_of(u, "uri")?, false),
-        (None, Some(n), _) => (text_of(n, "name")?, false),
-        (None, None, Some(p)) => (text_of(p, "prefix")?, true),
-        _ => return Err(invalid("each \"file\" entry needs \"uri\", \"name\", \"prefix\" or \"pattern\"")),
+    let (raw, prefix) = match (entry.get("uri"), entry.get("name"), entry.get("prefix"), &root) {
+        (Some(u), _, _, None) => (text_of(u, "uri")?, false),
+        (Some(_), _, _, Some(_)) => return Err(invalid("\"uri\" cannot be combined with \"par\" or \"bucket\"")),
+        (None, Some(n), _, Some(r)) => (format!("{r}{}", text_of(n, "name")?.trim_start_matches('/')), false),
+        (None, None, Some(p), Some(r)) => (format!("{r}{}", text_of(p, "prefix")?.trim_start_matches('/')), true),
+        (None, None, None, Some(r)) => (r.clone(), r.ends_with('/')),
+        (None, Some(n), _, None) => (text_of(n, "name")?, false),
+        (None, None, Some(p), None) => (text_of(p, "prefix")?, true),
+        _ => return Err(invalid("each \"file\" entry needs \"uri\", \"name\", \"prefix\", \"pattern\", \"par\" or \"bucket\"")),
     };
     let mut loc = Location::parse(&raw, base).map_err(location_error)?.as_str().to_string();
     if prefix && !loc.ends_with('/') {
@@ -340,11 +373,11 @@ fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -
     let parsed = Location::parse(&loc, base).map_err(location_error)?;
     if let Err(e) = parsed.check_exists() {
         if allow_missing {
-            return Ok(vec![]);
+            return Ok((vec![], region));
         }
         return Err(location_error(e));
     }
-    Ok(vec![loc])
+    Ok((vec![loc], region))
 }
 
 /// The directory part of a regex before its first metacharacter.
@@ -375,7 +408,7 @@ pub fn from_create_table(ct: &CreateTable, attribute: &str, base: &Path) -> Resu
         Some(_) => return Err(invalid("\"dialect\" must be an object")),
         None => &empty,
     };
-    let (format, options, allow_missing) = dialect_options(dialect)?;
+    let (format, mut options, allow_missing) = dialect_options(dialect)?;
     let files = match obj.get("file") {
         Some(Json::Array(f)) if !f.is_empty() => f,
         _ => return Err(invalid("\"file\" must be a non-empty array")),
@@ -383,7 +416,18 @@ pub fn from_create_table(ct: &CreateTable, attribute: &str, base: &Path) -> Resu
     let mut locations = Vec::new();
     for f in files {
         let entry = f.as_object().ok_or_else(|| invalid("each \"file\" entry must be an object"))?;
-        locations.extend(file_locations(entry, base, allow_missing)?);
+        let (found, region) = file_locations(entry, base, allow_missing)?;
+        locations.extend(found);
+        if let Some(region) = region {
+            match options.get("oci.region") {
+                Some(r) if r != &region => {
+                    return Err(LakeError::NotSupported(format!("object storage entries in two regions ('{r}' and '{region}')")));
+                }
+                _ => {
+                    options.insert("oci.region".into(), region);
+                }
+            }
+        }
     }
     if locations.is_empty() {
         return Err(LakeError::Data("none of the table's files exist".into()));
@@ -430,6 +474,33 @@ mod tests {
         assert_eq!(parse_secondary_alter("ALTER TABLE t SECONDARY_UNLOAD"), Some((None, "t".into(), SecondaryAlter::Unload)));
         assert_eq!(parse_secondary_alter("ALTER TABLE t ADD COLUMN x INT"), None);
         assert_eq!(parse_secondary_alter("ALTER TABLE t SECONDARY_LOAD, ADD COLUMN x INT"), None);
+    }
+
+    #[test]
+    fn object_storage_file_entries() -> Result<()> {
+        let base = Path::new("/");
+        let entry = |j: Json| j.as_object().cloned().expect("object literal");
+        let (locs, region) = file_locations(
+            &entry(serde_json::json!({"bucket": "sales", "namespace": "acme", "region": "us-ashburn-1", "prefix": "2026/q1"})),
+            base,
+            false,
+        )?;
+        assert_eq!((locs, region.as_deref()), (vec!["oci://sales@acme/2026/q1/".to_string()], Some("us-ashburn-1")));
+        let (locs, _) = file_locations(
+            &entry(serde_json::json!({"bucket": "sales", "namespace": "acme", "region": "r", "name": "a.parquet"})),
+            base,
+            false,
+        )?;
+        assert_eq!(locs, vec!["oci://sales@acme/a.parquet".to_string()]);
+        let par = "https://objectstorage.r.oraclecloud.com/p/TOK/n/acme/b/sales/o/";
+        let (locs, region) = file_locations(&entry(serde_json::json!({"par": par, "prefix": "2026/"})), base, false)?;
+        assert_eq!((locs, region), (vec![format!("{par}2026/")], None));
+        let (locs, _) = file_locations(&entry(serde_json::json!({"par": format!("{par}x.csv")})), base, false)?;
+        assert_eq!(locs, vec![format!("{par}x.csv")]);
+        assert!(file_locations(&entry(serde_json::json!({"bucket": "sales", "name": "x"})), base, false).is_err());
+        assert!(file_locations(&entry(serde_json::json!({"par": "https://example.com/x.csv"})), base, false).is_err());
+        assert!(file_locations(&entry(serde_json::json!({"par": par, "bucket": "b"})), base, false).is_err());
+        Ok(())
     }
 
     #[test]

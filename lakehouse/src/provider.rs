@@ -178,8 +178,8 @@ async fn check_remote(state: &SessionState, loc: &Location, url: &ListingTableUr
     if loc.is_collection() {
         return match store.list(Some(url.prefix())).next().await {
             Some(Ok(_)) => Ok(None),
+            Some(Err(object_store::Error::NotFound { .. })) | None => Err(not_found()),
             Some(Err(e)) => Err(remote_error(e)),
-            None => Err(not_found()),
         };
     }
     use object_store::ObjectStoreExt;
@@ -189,8 +189,8 @@ async fn check_remote(state: &SessionState, loc: &Location, url: &ListingTableUr
             let dir = object_store::path::Path::from(format!("{}/", url.prefix()).as_str());
             match store.list(Some(&dir)).next().await {
                 Some(Ok(_)) => Ok(Some(format!("{}/", loc.as_str()))),
+                Some(Err(object_store::Error::NotFound { .. })) | None => Err(not_found()),
                 Some(Err(e)) => Err(remote_error(e)),
-                None => Err(not_found()),
             }
         }
         Err(e) => Err(remote_error(e)),

@@ -680,6 +680,14 @@ impl Session {
         if !used.is_empty() {
             self.lake.rapid().note_offload();
         }
+        let explain_analyze = matches!(&original, DfStatement::Explain(_))
+            || matches!(&original, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Explain { .. }));
+        if explain_analyze {
+            // Plans name files; PAR paths carry tokens.
+            let batches = redact_batches(df.collect().await?)?;
+            let stream = datafusion::physical_plan::memory::MemoryStream::try_new(batches, schema, None)?;
+            return Ok(Response::Rows { cols, stream: Box::pin(stream) });
+        }
         let stream = match df.execute_stream().await {
             Ok(s) => s,
             Err(e) => return Err(self.name_failing_file(e, &lake_tables).await),
@@ -698,7 +706,7 @@ impl Session {
         if let Some(l) = &log {
             l.take();
         }
-        let mut batches = df.collect().await?;
+        let mut batches = redact_batches(df.collect().await?)?;
         let mut notes = vec![(
             "lakewave_routing".to_string(),
             "runs in the lakehouse engine (DataFusion)".to_string(),
@@ -1075,6 +1083,30 @@ impl Session {
         };
         Ok(r)
     }
+}
+
+/// Plan text with secrets that can appear in file paths masked.
+fn redact_batches(
+    batches: Vec<datafusion::arrow::array::RecordBatch>,
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>, MyError> {
+    use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+    batches
+        .into_iter()
+        .map(|b| {
+            let columns: Vec<ArrayRef> = b
+                .columns()
+                .iter()
+                .map(|c| match c.as_any().downcast_ref::<StringArray>() {
+                    Some(text) => Arc::new(
+                        text.iter().map(|v| v.map(|v| connectors::stores::redact_text(v).into_owned())).collect::<StringArray>(),
+                    ) as ArrayRef,
+                    None => c.clone(),
+                })
+                .collect();
+            datafusion::arrow::array::RecordBatch::try_new(b.schema(), columns)
+                .map_err(|e| MyError::from(datafusion::error::DataFusionError::from(e)))
+        })
+        .collect()
 }
 
 /// Whether a query reads the information_schema tables that list lake and

@@ -6,6 +6,7 @@ pub mod azurite;
 pub mod clients;
 pub mod faults;
 pub mod fixtures;
+pub mod http;
 pub mod mariadb;
 pub mod s3;
 pub mod slt;

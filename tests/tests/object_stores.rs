@@ -8,6 +8,7 @@
 use mysql_async::prelude::Queryable;
 
 use lakewave_tests::azurite::{self, Azurite};
+use lakewave_tests::http::{HttpServer, PAR_TOKEN};
 use lakewave_tests::s3::S3Server;
 use lakewave_tests::slt::{run_file, slt_files};
 use lakewave_tests::{ServerProcess, fixtures};
@@ -480,4 +481,126 @@ async fn listing_cache_and_refresh() {
             .await,
     );
     assert!(e.message.contains("storage.list_cache_ttl"), "{e:?}");
+}
+
+/// HTTP single files, OCI pre-authenticated requests (object and prefix
+/// PARs, listed page by page) and HeatWave's object storage file entries
+/// (`par`, and `bucket`/`namespace`/`region` mapped to OCI's S3-compatible
+/// endpoint, here the test server through LAKEWAVE_OCI_ENDPOINT). The PAR
+/// token never shows: not in SHOW CREATE TABLE, errors or the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_par_and_heatwave_object_storage() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let fixtures_dir = data.path().join("fixtures");
+    fixtures::write_all(&fixtures_dir);
+    // The server's root holds `fixtures/`: files at /files/fixtures/...,
+    // and PARs on the "bucket" fixtures.
+    let http = HttpServer::start(data.path());
+    let s3 = S3Server::start(BUCKET, Some(&fixtures_dir));
+    let endpoint = s3.endpoint();
+    let env = [
+        ("LAKEWAVE_OCI_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "ocid-customer-key"),
+        ("AWS_SECRET_ACCESS_KEY", ENV_SECRET),
+    ];
+    let log = data.path().join("server.log");
+    let server = ServerProcess::start_logged(&data.path().join("lw"), &["--no-mysql"], &env, Some(&log));
+    let mut conn = mysql_async::Conn::from_url(server.url()).await.expect("connect");
+    conn.query_drop("CREATE DATABASE web").await.expect("database");
+    conn.query_drop("USE web").await.expect("use");
+
+    // Plain HTTP files.
+    conn.query_drop(format!("CREATE EXTERNAL TABLE types STORED AS PARQUET LOCATION '{}'", http.url("files/fixtures/all_types.parquet")))
+        .await
+        .expect("http parquet");
+    let ids: Vec<i64> = conn.query("SELECT id FROM types ORDER BY id").await.expect("read over http");
+    assert_eq!(ids, vec![1, 2, 3]);
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE people STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true')",
+        http.url("files/fixtures/csv_gz/people.csv.gz")
+    ))
+    .await
+    .expect("http gzip csv");
+    let names: Vec<String> = conn.query("SELECT name FROM people ORDER BY id").await.expect("read gzip over http");
+    assert_eq!(names, vec!["Ada", "Grace, H.", "Linus"]);
+    let e = server_error(
+        conn.query_drop(format!("CREATE EXTERNAL TABLE gone STORED AS PARQUET LOCATION '{}'", http.url("files/fixtures/nope.parquet"))).await,
+    );
+    assert_eq!(e.code, 1017, "{e:?}");
+
+    // A prefix PAR over the Hive folders: listed two objects a page,
+    // partitions inferred and pruned.
+    conn.query_drop(format!("CREATE EXTERNAL TABLE hive STORED AS PARQUET LOCATION '{}'", http.par(PAR_TOKEN, "fixtures", "hive/")))
+        .await
+        .expect("prefix PAR");
+    let (rows, eu): (i64, i64) = conn
+        .query_first("SELECT COUNT(*), SUM(CASE WHEN region = 'eu' THEN 1 ELSE 0 END) FROM hive")
+        .await
+        .expect("read a prefix PAR")
+        .expect("row");
+    assert_eq!((rows, eu), (12, 6));
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM hive WHERE region = 'us' AND year = '2026'").await.expect("pruned");
+    assert_eq!(n, Some(3));
+
+    // HeatWave's file entries: an object PAR, a prefix under a PAR, and an
+    // OCI bucket by namespace and region.
+    let attr = |file: &str, dialect: &str| format!("ENGINE=lakehouse SECONDARY_ENGINE=RAPID ENGINE_ATTRIBUTE='{{\"dialect\": {dialect}, \"file\": [{file}]}}'");
+    let csv = r#"{"format": "csv", "field_delimiter": ",", "has_header": true}"#;
+    conn.query_drop(format!(
+        "CREATE TABLE hw_par (id INT, name VARCHAR(40), score DOUBLE, joined DATE) {}",
+        attr(&format!(r#"{{"par": "{}"}}"#, http.par(PAR_TOKEN, "fixtures", "csv/people.csv")), csv)
+    ))
+    .await
+    .expect("HeatWave par entry");
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM hw_par WHERE score > 80").await.expect("read hw_par");
+    assert_eq!(n, Some(2));
+    conn.query_drop(format!(
+        "CREATE TABLE hw_par_prefix (id BIGINT, name VARCHAR(40), score DOUBLE, joined DATE) {}",
+        attr(&format!(r#"{{"par": "{}", "prefix": "csv/"}}"#, http.par(PAR_TOKEN, "fixtures", "")), csv)
+    ))
+    .await
+    .expect("HeatWave par entry with a prefix");
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM hw_par_prefix").await.expect("read hw_par_prefix");
+    assert_eq!(n, Some(3));
+    conn.query_drop(format!(
+        "CREATE TABLE hw_bucket (id BIGINT, name VARCHAR(40), score DOUBLE, joined DATE) {}",
+        attr(&format!(r#"{{"bucket": "{BUCKET}", "namespace": "acme", "region": "us-ashburn-1", "prefix": "csv"}}"#), csv)
+    ))
+    .await
+    .expect("HeatWave bucket entry");
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM hw_bucket").await.expect("read hw_bucket");
+    assert_eq!(n, Some(3));
+    let e = server_error(
+        conn.query_drop(format!(
+            "CREATE TABLE hw_half (id INT) {}",
+            attr(&format!(r#"{{"bucket": "{BUCKET}", "name": "all_types.parquet"}}"#), r#"{"format": "parquet"}"#)
+        ))
+        .await,
+    );
+    assert!(e.message.contains("\"namespace\""), "{e:?}");
+
+    // The token stays secret; a wrong one is a missing object.
+    let (_, ddl): (String, String) = conn.query_first("SHOW CREATE TABLE hw_par").await.expect("show create").expect("row");
+    assert!(!ddl.contains(PAR_TOKEN) && ddl.contains("/p/<redacted>/n/acme/b/fixtures/o/csv/people.csv"), "{ddl}");
+    let (_, ddl): (String, String) = conn.query_first("SHOW CREATE TABLE hive").await.expect("show create").expect("row");
+    assert!(!ddl.contains(PAR_TOKEN), "{ddl}");
+    for explain in ["EXPLAIN SELECT SUM(id) FROM hive", "EXPLAIN ANALYZE SELECT SUM(id) FROM hive"] {
+        let plan: Vec<(String, String)> = conn.query(explain).await.expect("explain");
+        let text = format!("{plan:?}");
+        assert!(text.contains("part-0.parquet") && !text.contains(PAR_TOKEN), "{text}");
+    }
+    let e = server_error(
+        conn.query_drop(format!("CREATE EXTERNAL TABLE expired STORED AS CSV LOCATION '{}'", http.par("expired-token", "fixtures", "csv/people.csv")))
+            .await,
+    );
+    assert_eq!(e.code, 1017, "{e:?}");
+    assert!(!e.message.contains("expired-token") && e.message.contains("/p/<redacted>/"), "{e:?}");
+    drop(conn);
+    drop(server);
+    let text = std::fs::read_to_string(&log).expect("log");
+    for secret in [PAR_TOKEN, "expired-token", ENV_SECRET] {
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(secret)).take(3).collect();
+        assert!(lines.is_empty(), "'{secret}' appears in the server log:\n{}", lines.join("\n"));
+    }
 }

@@ -161,7 +161,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> PacketIo<R, W> {
         });
     }
 
+    /// An error packet. Tokens of pre-authenticated request URLs and URL
+    /// signatures never leave in a message, whatever produced it.
     pub fn write_err(&mut self, code: u16, state: &[u8; 5], msg: &str) {
+        let msg = connectors::stores::redact_text(msg);
         let err = ErrPacket::Error(ServerError::new(code, Some(SqlState::new(*state)), msg.as_bytes()));
         let mut buf = Vec::new();
         err.serialize(&mut buf);
