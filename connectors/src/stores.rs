@@ -579,6 +579,24 @@ mod tests {
     }
 
     #[test]
+    fn configures_gcs_and_azure_from_options() {
+        let opts = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+        let gs = store_location("gs://bucket/data/", &BTreeMap::new()).unwrap();
+        let ok = opts(&[("gcp.base_url", "http://127.0.0.1:1"), ("gcp.skip_signature", "true"), ("storage.timeout", "3")]);
+        assert!(build_store(&gs, &ok).is_ok());
+        assert!(matches!(build_store(&gs, &opts(&[("gcp.colour", "red")])), Err(StoreError::Option { .. })));
+        assert!(matches!(build_store(&gs, &opts(&[("storage.timeout", "soon")])), Err(StoreError::Option { .. })));
+        assert!(matches!(build_store(&gs, &opts(&[("storage.colour", "red")])), Err(StoreError::Option { .. })));
+        let az = store_location("abfss://lake@acct.dfs.core.windows.net/p/", &BTreeMap::new()).unwrap();
+        assert_eq!(az.url.host_str(), Some("acct.dfs.core.windows.net"));
+        assert!(build_store(&az, &opts(&[("azure.account_key", "a2V5"), ("azure.endpoint", "http://127.0.0.1:1/acct")])).is_ok());
+        let oci = opts(&[("oci.region", "eu-frankfurt-1"), ("oci.endpoint", "http://127.0.0.1:9")]);
+        let loc = store_location("oci://b@ns/k", &oci).unwrap();
+        assert!(loc.implied.contains(&("aws.endpoint".into(), "http://127.0.0.1:9".into())));
+        assert!(matches!(build_store(&loc, &opts(&[("oci.colour", "red")])), Err(StoreError::Option { .. })));
+    }
+
+    #[test]
     fn redacts_secrets_in_text() {
         let t = "GET https://acct.blob.core.windows.net/c/x?sv=2022&sig=AbC%2Bd&se=1 and X-Amz-Signature=deadbeef";
         let shown = redact_text(t);

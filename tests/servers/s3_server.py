@@ -43,6 +43,12 @@ if auth:
 s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key_id,
                   aws_secret_access_key=secret, region_name="us-east-1")
 s3.create_bucket(Bucket=bucket)
+if not auth:
+    # Unsigned requests may read (clients that skip signing).
+    public = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:ListBucket"],
+         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public))
 if upload:
     for root, _, files in os.walk(upload):
         for name in files:
