@@ -452,6 +452,17 @@ impl Described {
     fn map(&self, e: object_store::Error) -> object_store::Error {
         use object_store::Error as E;
         let text = e.to_string();
+        if text.contains("incorrectly configured region") || text.contains("PermanentRedirect") || text.contains("AuthorizationHeaderMalformed") {
+            return E::Generic {
+                store: "S3",
+                source: format!(
+                    "{} answered that the bucket is in another region than the one requests were signed for: set the table's \
+                     'aws.region' (or AWS_REGION) to the bucket's region",
+                    self.url
+                )
+                .into(),
+            };
+        }
         let denied = matches!(e, E::PermissionDenied { .. } | E::Unauthenticated { .. })
             || text.contains("403 Forbidden")
             || text.contains("401 Unauthorized");
@@ -594,6 +605,28 @@ mod tests {
         let loc = store_location("oci://b@ns/k", &oci).unwrap();
         assert!(loc.implied.contains(&("aws.endpoint".into(), "http://127.0.0.1:9".into())));
         assert!(matches!(build_store(&loc, &opts(&[("oci.colour", "red")])), Err(StoreError::Option { .. })));
+    }
+
+    #[test]
+    fn explains_access_and_region_errors() {
+        let store = Described {
+            inner: Arc::new(object_store::memory::InMemory::new()),
+            url: "s3://sales".into(),
+            source: Source::Fixed("the table's keys".into()),
+        };
+        let e = store.map(object_store::Error::Generic {
+            store: "S3",
+            source: "Received redirect without LOCATION, this normally indicates an incorrectly configured region".into(),
+        });
+        assert!(e.to_string().contains("set the table's 'aws.region'"), "{e}");
+        let e = store.map(object_store::Error::Generic {
+            store: "S3",
+            source: "Client error with status 403 Forbidden: <Error><Code>AccessDenied</Code></Error>".into(),
+        });
+        let text = e.to_string();
+        assert!(text.contains("HTTP 403 AccessDenied") && text.contains("the table's keys"), "{text}");
+        let e = store.map(object_store::Error::NotFound { path: "x".into(), source: "gone".into() });
+        assert!(matches!(e, object_store::Error::NotFound { .. }));
     }
 
     #[test]

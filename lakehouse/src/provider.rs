@@ -340,7 +340,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
 
     let mut inferred: Option<SchemaRef> = None;
     for (loc, url) in &urls {
-        let schema = probe.infer_schema(state, url).await.map_err(|e| data_error(def, e))?;
+        let schema = infer_from_sample(state, &probe, url).await.map_err(|e| data_error(def, e))?;
         match &inferred {
             None => inferred = Some(schema),
             Some(first) if first.fields() != schema.fields() => {
@@ -377,6 +377,32 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
     }
     def.columns = columns;
     Ok(())
+}
+
+/// Files read to infer a schema: tables of thousands of files are created
+/// in the time of a few dozen reads, not thousands.
+pub const SCHEMA_SAMPLE_FILES: usize = 64;
+
+/// Infers the schema of a location's files from a sample of them spread
+/// over the listing (the first and last included), merged as DataFusion
+/// merges the schemas of all files.
+async fn infer_from_sample(state: &SessionState, probe: &ListingOptions, url: &ListingTableUrl) -> datafusion::error::Result<SchemaRef> {
+    use futures::TryStreamExt;
+    let store = state.runtime_env().object_store(url)?;
+    let mut files: Vec<object_store::ObjectMeta> =
+        url.list_all_files(state, store.as_ref(), &probe.file_extension).await?.try_collect().await?;
+    files.retain(|f| f.size > 0);
+    if files.is_empty() {
+        return datafusion::common::plan_err!(
+            "No files found at {url}. Cannot infer a schema from an empty location; add data files or declare the columns."
+        );
+    }
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    if files.len() > SCHEMA_SAMPLE_FILES {
+        let step = (files.len() - 1) as f64 / (SCHEMA_SAMPLE_FILES - 1) as f64;
+        files = (0..SCHEMA_SAMPLE_FILES).map(|i| files[((i as f64 * step).round() as usize).min(files.len() - 1)].clone()).collect();
+    }
+    probe.format.infer_schema(state, &store, &files).await
 }
 
 /// Partition values are strings, dictionary-encoded as DataFusion does.
