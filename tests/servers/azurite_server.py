@@ -4,7 +4,8 @@ loopback port, with a container holding the files of a directory.
 Usage: python3 azurite_server.py AZURITE_BLOB_BIN CONTAINER [DIR]
 Starts azurite-blob with its data in a temporary directory, creates
 CONTAINER, uploads the files under DIR (blob names relative to DIR), prints
-`READY <port>` and serves until its stdin closes (the test ends).
+`READY <port> <SAS token reading and listing CONTAINER>` and serves until
+its stdin closes (the test ends).
 """
 
 import os
@@ -13,7 +14,9 @@ import subprocess
 import sys
 import tempfile
 
-from azure.storage.blob import BlobServiceClient
+import datetime
+
+from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
 # The emulator's well-known development account.
 ACCOUNT = "devstoreaccount1"
@@ -58,7 +61,12 @@ if upload:
             path = os.path.join(root, name)
             with open(path, "rb") as f:
                 client.upload_blob(os.path.relpath(path, upload), f, overwrite=True)
-print(f"READY {port}", flush=True)
+# A SAS token that may read and list the container for a day.
+sas = generate_container_sas(
+    ACCOUNT, container, account_key=KEY,
+    permission=ContainerSasPermissions(read=True, list=True),
+    expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1))
+print(f"READY {port} {sas}", flush=True)
 sys.stdin.read()
 proc.terminate()
 proc.wait()

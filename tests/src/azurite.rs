@@ -18,6 +18,8 @@ pub const ACCOUNT_KEY: &str =
 /// A running Azurite blob service; stops when dropped.
 pub struct Azurite {
     pub port: u16,
+    /// A SAS token that may read and list the container.
+    pub sas: String,
     child: Child,
 }
 
@@ -55,12 +57,12 @@ impl Azurite {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start Azurite");
-        let port = wait_for_line(&mut child, "READY ")
-            .unwrap_or_else(|| panic!("Azurite exited before it was ready ({AZURITE_HINT})"))
-            .trim()
-            .parse()
-            .expect("port");
-        Azurite { port, child }
+        let ready = wait_for_line(&mut child, "READY ")
+            .unwrap_or_else(|| panic!("Azurite exited before it was ready ({AZURITE_HINT})"));
+        let mut words = ready.split_whitespace();
+        let port = words.next().and_then(|p| p.parse().ok()).expect("port");
+        let sas = words.next().expect("SAS token").to_string();
+        Azurite { port, sas, child }
     }
 
     /// The blob endpoint of the development account.
