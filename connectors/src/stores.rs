@@ -236,7 +236,7 @@ pub fn oci_endpoint(namespace: &str, region: &str) -> String {
 }
 
 /// Options of the `storage.` namespace.
-pub const STORAGE_OPTIONS: [&str; 3] = ["storage.timeout", "storage.max_retries", "storage.list_cache_ttl"];
+pub const STORAGE_OPTIONS: [&str; 4] = ["storage.timeout", "storage.max_retries", "storage.list_cache_ttl", "storage.object_pattern"];
 
 /// The timeout (`storage.timeout`, seconds, for each request) and retry
 /// policy (`storage.max_retries`, with exponential backoff on throttling,
@@ -374,7 +374,105 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
         }
         other => return Err(invalid(url.as_str(), format!("unsupported scheme '{other}'"))),
     };
-    Ok(store)
+    match all.get("storage.object_pattern") {
+        Some(pattern) => {
+            // Anchored as HeatWave anchors it: the whole object name.
+            let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| StoreError::Option {
+                key: "storage.object_pattern".into(),
+                reason: format!("not a regular expression: {e}"),
+            })?;
+            Ok(Arc::new(PatternStore { inner: store, pattern: re }))
+        }
+        None => Ok(store),
+    }
+}
+
+/// A store whose listings hold only the objects whose name (the key within
+/// the bucket) matches a regular expression: HeatWave's `pattern` file
+/// entries on object storage.
+#[derive(Debug)]
+struct PatternStore {
+    inner: Arc<dyn ObjectStore>,
+    pattern: regex::Regex,
+}
+
+impl std::fmt::Display for PatternStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} matching /{}/", self.inner, self.pattern)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for PatternStore {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &object_store::path::Path,
+        ranges: &[std::ops::Range<u64>],
+    ) -> object_store::Result<Vec<bytes::Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        use futures::StreamExt;
+        let re = self.pattern.clone();
+        self.inner
+            .list(prefix)
+            .filter(move |r| futures::future::ready(r.as_ref().map_or(true, |m| re.is_match(m.location.as_ref()))))
+            .boxed()
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        let mut result = self.inner.list_with_delimiter(prefix).await?;
+        result.objects.retain(|m| self.pattern.is_match(m.location.as_ref()));
+        Ok(result)
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
 }
 
 /// Which Azure credentials a table's store uses, in words.

@@ -301,8 +301,12 @@ fn dialect_options(dialect: &Map<String, Json>) -> Result<(String, BTreeMap<Stri
 }
 
 /// Expands one `file` entry into locations, with the OCI region an
-/// object-storage entry names.
-fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -> Result<(Vec<String>, Option<String>)> {
+/// object-storage entry names and the pattern that filters its listing.
+fn file_locations(
+    entry: &Map<String, Json>,
+    base: &Path,
+    allow_missing: bool,
+) -> Result<(Vec<String>, Option<String>, Option<String>)> {
     let allow_missing = match entry.get("allow_missing_files") {
         Some(v) => bool_of(v, "allow_missing_files")?,
         None => allow_missing,
@@ -339,10 +343,22 @@ fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -
     };
     if let Some(v) = entry.get("pattern") {
         let pattern = text_of(v, "pattern")?;
-        if root.is_some() {
-            return Err(LakeError::NotSupported(
-                "\"pattern\" on object storage; use \"prefix\", or a glob in a \"uri\"".into(),
-            ));
+        if let Some(root) = &root {
+            // On object storage the pattern filters the listing of the
+            // bucket (or of the entry's prefix) when the table is read.
+            if root.starts_with("http") {
+                return Err(LakeError::NotSupported("\"pattern\" with \"par\"; use \"prefix\"".into()));
+            }
+            regex::Regex::new(&pattern).map_err(|e| invalid(format!("bad \"pattern\": {e}")))?;
+            let prefix = match entry.get("prefix") {
+                Some(p) => text_of(p, "prefix")?.trim_start_matches('/').to_string(),
+                None => regex_literal_dir(&format!("/{}", pattern.trim_start_matches('^'))).trim_start_matches('/').to_string(),
+            };
+            let mut loc = format!("{root}{prefix}");
+            if !loc.ends_with('/') {
+                loc.push('/');
+            }
+            return Ok((vec![loc], region, Some(pattern)));
         }
         let re = regex::Regex::new(&pattern).map_err(|e| invalid(format!("bad \"pattern\": {e}")))?;
         let dir = match entry.get("prefix") {
@@ -354,7 +370,7 @@ fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -
         if files.is_empty() && !allow_missing {
             return Err(LakeError::Data(format!("no file under '{dir}' matches the pattern \"{pattern}\"")));
         }
-        return Ok((files, region));
+        return Ok((files, region, None));
     }
     let (raw, prefix) = match (entry.get("uri"), entry.get("name"), entry.get("prefix"), &root) {
         (Some(u), _, _, None) => (text_of(u, "uri")?, false),
@@ -373,11 +389,11 @@ fn file_locations(entry: &Map<String, Json>, base: &Path, allow_missing: bool) -
     let parsed = Location::parse(&loc, base).map_err(location_error)?;
     if let Err(e) = parsed.check_exists() {
         if allow_missing {
-            return Ok((vec![], region));
+            return Ok((vec![], region, None));
         }
         return Err(location_error(e));
     }
-    Ok((vec![loc], region))
+    Ok((vec![loc], region, None))
 }
 
 /// The directory part of a regex before its first metacharacter.
@@ -416,8 +432,13 @@ pub fn from_create_table(ct: &CreateTable, attribute: &str, base: &Path) -> Resu
     let mut locations = Vec::new();
     for f in files {
         let entry = f.as_object().ok_or_else(|| invalid("each \"file\" entry must be an object"))?;
-        let (found, region) = file_locations(entry, base, allow_missing)?;
+        let (found, region, pattern) = file_locations(entry, base, allow_missing)?;
         locations.extend(found);
+        if let Some(p) = pattern {
+            if options.insert("storage.object_pattern".into(), p).is_some() {
+                return Err(LakeError::NotSupported("more than one \"pattern\" entry on object storage in one table".into()));
+            }
+        }
         if let Some(region) = region {
             match options.get("oci.region") {
                 Some(r) if r != &region => {
@@ -480,24 +501,30 @@ mod tests {
     fn object_storage_file_entries() -> Result<()> {
         let base = Path::new("/");
         let entry = |j: Json| j.as_object().cloned().expect("object literal");
-        let (locs, region) = file_locations(
+        let (locs, region, _) = file_locations(
             &entry(serde_json::json!({"bucket": "sales", "namespace": "acme", "region": "us-ashburn-1", "prefix": "2026/q1"})),
             base,
             false,
         )?;
         assert_eq!((locs, region.as_deref()), (vec!["oci://sales@acme/2026/q1/".to_string()], Some("us-ashburn-1")));
-        let (locs, _) = file_locations(
+        let (locs, _, _) = file_locations(
             &entry(serde_json::json!({"bucket": "sales", "namespace": "acme", "region": "r", "name": "a.parquet"})),
             base,
             false,
         )?;
         assert_eq!(locs, vec!["oci://sales@acme/a.parquet".to_string()]);
         let par = "https://objectstorage.r.oraclecloud.com/p/TOK/n/acme/b/sales/o/";
-        let (locs, region) = file_locations(&entry(serde_json::json!({"par": par, "prefix": "2026/"})), base, false)?;
+        let (locs, region, _) = file_locations(&entry(serde_json::json!({"par": par, "prefix": "2026/"})), base, false)?;
         assert_eq!((locs, region), (vec![format!("{par}2026/")], None));
-        let (locs, _) = file_locations(&entry(serde_json::json!({"par": format!("{par}x.csv")})), base, false)?;
+        let (locs, _, _) = file_locations(&entry(serde_json::json!({"par": format!("{par}x.csv")})), base, false)?;
         assert_eq!(locs, vec![format!("{par}x.csv")]);
         assert!(file_locations(&entry(serde_json::json!({"bucket": "sales", "name": "x"})), base, false).is_err());
+        let (locs, _, pattern) = file_locations(
+            &entry(serde_json::json!({"bucket": "sales", "namespace": "acme", "region": "r", "pattern": "2026/q[12]/.*\\.csv"})),
+            base,
+            false,
+        )?;
+        assert_eq!((locs, pattern.as_deref()), (vec!["oci://sales@acme/2026/".to_string()], Some("2026/q[12]/.*\\.csv")));
         assert!(file_locations(&entry(serde_json::json!({"par": "https://example.com/x.csv"})), base, false).is_err());
         assert!(file_locations(&entry(serde_json::json!({"par": par, "bucket": "b"})), base, false).is_err());
         Ok(())

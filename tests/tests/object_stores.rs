@@ -655,6 +655,21 @@ async fn http_par_and_heatwave_object_storage() {
     .expect("HeatWave bucket entry");
     let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM hw_bucket").await.expect("read hw_bucket");
     assert_eq!(n, Some(3));
+    conn.query_drop(format!(
+        "CREATE TABLE hw_pattern (id BIGINT, amount DOUBLE, note VARCHAR(20), region VARCHAR(8), year VARCHAR(8)) {}",
+        attr(
+            &format!(r#"{{"bucket": "{BUCKET}", "namespace": "acme", "region": "us-ashburn-1", "pattern": "hive/region=(eu|us)/year=2026/.*[.]parquet"}}"#),
+            r#"{"format": "parquet"}"#
+        )
+    ))
+    .await
+    .expect("HeatWave pattern entry");
+    let (n, first, last): (i64, String, String) = conn
+        .query_first("SELECT COUNT(*), MIN(year), MAX(year) FROM hw_pattern")
+        .await
+        .expect("read hw_pattern")
+        .expect("row");
+    assert_eq!((n, first.as_str(), last.as_str()), (6, "2026", "2026"));
     let e = server_error(
         conn.query_drop(format!(
             "CREATE TABLE hw_half (id INT) {}",
