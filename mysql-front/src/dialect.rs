@@ -47,6 +47,54 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
     })
 }
 
+/// `GROUP_CONCAT([DISTINCT] a[, b ...] [ORDER BY ...] [SEPARATOR s])` as
+/// `string_agg`: the arguments as text joined (a row with a NULL argument is
+/// skipped, as MySQL skips it), DISTINCT and ORDER BY kept, `,` by default.
+fn group_concat(f: &Function, a: Vec<Expr>) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{CastKind, FunctionArgumentClause, FunctionArgumentList};
+    let FunctionArguments::List(list) = &f.args else { return None };
+    let text = |e: Expr| Expr::Cast { kind: CastKind::Cast, expr: Box::new(e), data_type: DataType::Text, array: false, format: None };
+    let single = (a.len() == 1).then(|| a[0].clone());
+    let value = a
+        .into_iter()
+        .map(text)
+        .reduce(|l, r| Expr::BinaryOp { left: Box::new(l), op: BinaryOperator::StringConcat, right: Box::new(r) })?;
+    let mut separator = Expr::value(Value::SingleQuotedString(",".into()));
+    let mut clauses = Vec::new();
+    for c in &list.clauses {
+        match c {
+            FunctionArgumentClause::Separator(v) => separator = Expr::value(v.value.clone()),
+            // With DISTINCT, ordering by the argument itself orders by its
+            // text form (DataFusion wants DISTINCT's ORDER BY among the
+            // arguments); without, the order is the column's own.
+            FunctionArgumentClause::OrderBy(order) => {
+                let mut order = order.clone();
+                for o in order.iter_mut() {
+                    if list.duplicate_treatment.is_some() && single.as_ref() == Some(&o.expr) {
+                        o.expr = value.clone();
+                    }
+                }
+                clauses.push(FunctionArgumentClause::OrderBy(order));
+            }
+            other => clauses.push(other.clone()),
+        }
+    }
+    Some(Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new("string_agg")]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: list.duplicate_treatment,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(value)), FunctionArg::Unnamed(FunctionArgExpr::Expr(separator))],
+            clauses,
+        }),
+        filter: f.filter.clone(),
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    }))
+}
+
 fn case(cond: Expr, then: Expr, otherwise: Expr) -> Expr {
     Expr::Case {
         case_token: AttachedToken::empty(),
@@ -83,6 +131,7 @@ fn rewrite_expr(e: &mut Expr, case_insensitive: bool) {
                         _ => None,
                     }
                 }
+                ("group_concat", n) if n >= 1 => group_concat(f, a),
                 ("ucase", 1) => Some(call("upper", a)),
                 ("lcase", 1) => Some(call("lower", a)),
                 ("locate" | "position", 2) => Some(call("strpos", vec![a[1].clone(), a[0].clone()])),
