@@ -376,7 +376,86 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
         });
     }
     def.columns = columns;
+    if def.format == "csv" {
+        def.columns = fixed_point_columns(state, def).await?;
+    }
     Ok(())
+}
+
+/// Rows of a text table read to decide whether its number columns are
+/// fixed-point.
+pub const DECIMAL_SAMPLE_ROWS: usize = 100_000;
+
+/// Columns of a text table inferred as floating point that hold only
+/// fixed-point numbers (`0.06`, `-12.50`, no exponent) become
+/// DECIMAL(p, s) with the precision and scale the values need, as a
+/// database would declare them: summing `0.07` as a double drifts, and
+/// `BETWEEN 0.06 - 0.01 AND 0.06 + 0.01` then loses rows.
+async fn fixed_point_columns(state: &SessionState, def: &TableDef) -> Result<Vec<ColumnDef>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let float = DataType::Float64.to_string();
+    let candidates: Vec<usize> = def
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.data_type == float && !def.partition_cols.contains(&c.name))
+        .map(|(i, _)| i)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(def.columns.clone());
+    }
+    let mut text = def.clone();
+    for &i in &candidates {
+        text.columns[i].data_type = DataType::Utf8.to_string();
+    }
+    let provider = build(state, &text, None)?;
+    let ctx = datafusion::prelude::SessionContext::new_with_state(state.clone());
+    let names: Vec<&str> = candidates.iter().map(|&i| def.columns[i].name.as_str()).collect();
+    let batches = ctx
+        .read_table(provider)
+        .and_then(|df| df.select_columns(&names))
+        .and_then(|df| df.limit(0, Some(DECIMAL_SAMPLE_ROWS)))
+        .map_err(|e| data_error(def, e))?
+        .collect()
+        .await
+        .map_err(|e| data_error(def, e))?;
+    let mut columns = def.columns.clone();
+    for (k, &i) in candidates.iter().enumerate() {
+        let values = batches.iter().flat_map(|b| {
+            let col = b.column(k).as_string::<i32>();
+            (0..col.len()).filter(move |&r| col.is_valid(r)).map(move |r| col.value(r))
+        });
+        if let Some((precision, scale)) = fixed_point(values) {
+            columns[i].data_type = DataType::Decimal128(precision, scale).to_string();
+        }
+    }
+    Ok(columns)
+}
+
+/// The DECIMAL precision and scale that hold every value, if all are
+/// fixed-point numbers with a fractional part somewhere (integers were
+/// already inferred as such).
+fn fixed_point<'a>(values: impl Iterator<Item = &'a str>) -> Option<(u8, i8)> {
+    let (mut int_digits, mut scale, mut seen) = (1usize, 0usize, false);
+    for v in values {
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        seen = true;
+        let body = v.strip_prefix(['+', '-']).unwrap_or(v);
+        let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+        if (whole.is_empty() && fraction.is_empty())
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        int_digits = int_digits.max(whole.trim_start_matches('0').len());
+        scale = scale.max(fraction.len());
+    }
+    let precision = int_digits + scale;
+    (seen && scale > 0 && precision <= 38).then_some((precision as u8, scale as i8))
 }
 
 /// Files read to infer a schema: tables of thousands of files are created
@@ -403,6 +482,21 @@ async fn infer_from_sample(state: &SessionState, probe: &ListingOptions, url: &L
         files = (0..SCHEMA_SAMPLE_FILES).map(|i| files[((i as f64 * step).round() as usize).min(files.len() - 1)].clone()).collect();
     }
     probe.format.infer_schema(state, &store, &files).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed_point;
+
+    #[test]
+    fn fixed_point_numbers_become_decimals() {
+        assert_eq!(fixed_point(["0.06", "0.07", "-12.5", "", "100"].into_iter()), Some((5, 2)));
+        assert_eq!(fixed_point(["1e300", "0.5"].into_iter()), None);
+        assert_eq!(fixed_point(["NaN"].into_iter()), None);
+        assert_eq!(fixed_point(["1", "2"].into_iter()), None, "integers stay integers");
+        assert_eq!(fixed_point(["0.000001", "123456789012345678901234567890.5"].into_iter()), Some((36, 6)));
+        assert_eq!(fixed_point(std::iter::empty()), None);
+    }
 }
 
 /// Partition values are strings, dictionary-encoded as DataFusion does.

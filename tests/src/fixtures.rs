@@ -114,6 +114,11 @@ pub fn write_all(dir: &Path) {
 
     // CSV dialects and compressions.
     write(&dir.join("csv/people.csv"), PEOPLE_CSV.as_bytes());
+    // Fixed-point numbers, where doubles get TPC-H Q6's range wrong.
+    write(
+        &dir.join("csv_decimal/lineitem.csv"),
+        b"l_quantity,l_extendedprice,l_discount\n1,100.00,0.05\n2,200.00,0.06\n3,300.00,0.07\n4,400.00,0.08\n5,-0.50,0.00\n",
+    );
     write(&dir.join("csv_semicolon/people.txt"), b"id;name;score\n1;'Ada; L';91.5\n2;Grace;NA\n");
     write(&dir.join("csv_noheader/people.csv"), b"1|Ada|91.5\n2|Grace|88.25\n");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
