@@ -116,6 +116,19 @@ async fn per_table_credentials_oci_errors_and_secrets() {
         .await,
     );
     assert!(e.message.contains("all_types.parquet") && !e.message.contains(TABLE_SECRET), "{e:?}");
+    // A host that does not resolve.
+    let started = std::time::Instant::now();
+    let e = server_error(
+        conn.query_drop(format!(
+            "CREATE EXTERNAL TABLE nohost STORED AS PARQUET LOCATION 's3://{BUCKET}/all_types.parquet' OPTIONS \
+             ('aws.endpoint' 'http://no-such-host.invalid', 'aws.allow_http' 'true', 'aws.region' 'us-east-1', \
+              'aws.access_key_id' 'AKIDLAKEWAVE', 'aws.secret_access_key' '{TABLE_SECRET}', 'storage.max_retries' '0', 'storage.timeout' '5')"
+        ))
+        .await,
+    );
+    assert_eq!(e.code, 1030, "{e:?}");
+    assert!(e.message.contains("no-such-host.invalid") && !e.message.contains(TABLE_SECRET), "{e:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
 
     // The definitions survive a restart and read again.
     drop(conn);
