@@ -124,7 +124,9 @@ pub fn secret_spans(sql: &str) -> Vec<std::ops::Range<usize>> {
     while i < bytes.len() {
         let c = bytes[i];
         if c != b'\'' && c != b'"' {
-            if !(c.is_ascii_whitespace() || c == b'=' || c == b':') {
+            // `'key' 'value'`, `'key' = 'value'`, `"key": "value"` (JSON),
+            // `'key', 'value'` (JSON_OBJECT arguments).
+            if !(c.is_ascii_whitespace() || c == b'=' || c == b':' || c == b',') {
                 previous_secret = false;
             }
             i += 1;
@@ -743,6 +745,8 @@ mod tests {
         assert!(!shown.contains("S3CR3T") && !shown.contains("sig=ABC"), "{shown}");
         assert!(shown.contains("'aws.region' 'x'") && shown.contains("'format.delimiter' ';'"), "{shown}");
         assert!(shown.contains("'aws.secret_access_key' '<redacted>'"), "{shown}");
+        let call = "CALL sys.aurora_export_import('s3://b/x', 'db', JSON_OBJECT('aws.region', 'r', 'aws.secret_access_key', 'S3CR3T'))";
+        assert!(!redact_sql(call).contains("S3CR3T") && redact_sql(call).contains("'aws.region', 'r'"), "{}", redact_sql(call));
         let par = r#"ENGINE_ATTRIBUTE='{"file": [{"par": "https://objectstorage.r.oraclecloud.com/p/T0K3N/n/ns/b/b/o/x.csv"}]}'"#;
         let shown = redact_sql(par);
         assert!(!shown.contains("T0K3N") && shown.contains("/p/<redacted>/n/ns/b/b/o/x.csv"), "{shown}");

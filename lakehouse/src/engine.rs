@@ -255,6 +255,43 @@ impl Lakehouse {
         Ok(created)
     }
 
+    /// Creates one external table per table of an Aurora or RDS snapshot
+    /// export in `db` (created if missing); tables that exist are left as
+    /// they are. Returns each exported table with its name here and whether
+    /// it was created.
+    pub async fn import_aurora_export(
+        &self,
+        root: &str,
+        db: &str,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<(crate::exports::ExportedTable, String, bool)>> {
+        let tables = crate::exports::export_tables(&self.shared.builder_state, root, options).await?;
+        if tables.is_empty() {
+            return Err(LakeError::Data(format!("the export at '{root}' holds no tables")));
+        }
+        self.create_database(db, true)?;
+        let names = crate::exports::import_names(&tables);
+        let mut out = Vec::new();
+        for (t, name) in tables.into_iter().zip(names) {
+            let def = TableDef {
+                name: name.to_lowercase(),
+                format: "parquet".into(),
+                locations: vec![t.location.clone()],
+                partition_cols: vec![],
+                options: options.clone(),
+                columns: vec![],
+                declared_columns: false,
+                dialect: crate::model::DdlDialect::DataFusion,
+                engine_attribute: None,
+                created_at: crate::ddl::now(),
+            };
+            let plan = CreateTablePlan { database: Some(db.to_string()), def, if_not_exists: true, or_replace: false };
+            let created = self.create_table(None, plan).await?;
+            out.push((t, name.to_lowercase(), created));
+        }
+        Ok(out)
+    }
+
     pub fn drop_table(&self, db: &str, table: &str, if_exists: bool) -> Result<bool> {
         if !self.catalog().database_exists(db) {
             if if_exists {

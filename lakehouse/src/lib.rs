@@ -14,6 +14,7 @@ pub mod ddl;
 pub mod diagnose;
 pub mod engine;
 pub mod error;
+pub mod exports;
 pub mod heatwave;
 pub mod info_schema;
 pub mod listing;

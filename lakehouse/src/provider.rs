@@ -28,7 +28,7 @@ use crate::model::{ColumnDef, TableDef};
 pub const FORMATS: [&str; 4] = ["parquet", "csv", "json", "avro"];
 
 /// Namespaces of table options: the file format's, and the object store's.
-const OPTION_NAMESPACES: [&str; 6] = ["format.", "aws.", "azure.", "gcp.", "oci.", "storage."];
+const OPTION_NAMESPACES: [&str; 7] = ["format.", "aws.", "azure.", "gcp.", "oci.", "storage.", "aurora."];
 
 /// Compression suffixes recognised on file names, with the option value.
 const COMPRESSION_SUFFIXES: [(&str, &str); 4] =
@@ -52,7 +52,7 @@ fn file_format(state: &SessionState, def: &TableDef) -> Result<Arc<dyn FileForma
     })?;
     if let Some(k) = def.options.keys().find(|k| !OPTION_NAMESPACES.iter().any(|ns| k.starts_with(ns))) {
         return Err(LakeError::InvalidDefinition(format!(
-            "unknown option '{k}' (options are format.*, aws.*, azure.*, gcp.*, oci.* or storage.*)"
+            "unknown option '{k}' (options are format.*, aws.*, azure.*, gcp.*, oci.*, storage.* or aurora.table)"
         )));
     }
     // Storage options (aws.*, azure.*, ...) configure the store, not the format.
@@ -161,6 +161,18 @@ pub(crate) fn list_cache_ttl(def: &TableDef) -> Result<std::time::Duration> {
         None if def.locations.iter().any(|l| stores::is_remote(l)) => Ok(crate::listing::DEFAULT_REMOTE_TTL),
         None => Ok(std::time::Duration::ZERO),
     }
+}
+
+/// The store and path prefix of a definition's first location (its store
+/// registered in the session's runtime).
+pub(crate) async fn store_of(
+    state: &SessionState,
+    def: &TableDef,
+) -> Result<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)> {
+    let urls = listing_urls(state, def, None)?;
+    let (_, url) = urls.first().ok_or_else(|| LakeError::InvalidDefinition("a location is needed".into()))?;
+    let store = state.runtime_env().object_store(url)?;
+    Ok((store, url.prefix().clone()))
 }
 
 pub(crate) fn store_error(e: stores::StoreError) -> LakeError {
@@ -292,6 +304,10 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
             def.format,
             FORMATS.join(", ")
         )));
+    }
+    crate::exports::resolve_table_option(state, def).await?;
+    if let Some(k) = def.options.keys().find(|k| k.starts_with("aurora.")) {
+        return Err(LakeError::InvalidDefinition(format!("unknown option '{k}' (the Aurora export option is {})", crate::exports::TABLE_OPTION)));
     }
     list_cache_ttl(def)?;
     let mut urls = listing_urls(state, def, None)?;

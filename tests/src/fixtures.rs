@@ -193,3 +193,77 @@ pub async fn plant_database(conn: &mut mysql_async::Conn, dir: &Path, rows: u64)
         .collect();
     conn.query_drop(format!("INSERT INTO assets VALUES {}", values.join(", "))).await.expect("insert assets");
 }
+
+/// Writes an Aurora/RDS snapshot export tree under `root` the way the
+/// service lays it out: `export_info_*.json` and `export_tables_info_*.json`
+/// at the root, and per table `<database>/<database>.<table>/<n>/part-*.gz.parquet`
+/// (Parquet with GZIP pages). Returns each table's rows in key order:
+/// `shop.customers` (id, name with awkward text, balance DECIMAL(12,2),
+/// signup DATE, NULLs) split over two partition folders, and `shop.orders`
+/// (id, customer_id, total DOUBLE, placed TIMESTAMP).
+pub fn write_aurora_export(root: &Path) -> Vec<(&'static str, RecordBatch)> {
+    use datafusion::parquet::basic::{Compression, GzipLevel};
+    use datafusion::parquet::file::properties::WriterProperties;
+    let id = "lakewave-export-1";
+    write(
+        &root.join(format!("export_info_{id}.json")),
+        format!(r#"{{"exportTaskIdentifier":"{id}","sourceArn":"arn:aws:rds:us-east-1:123456789012:cluster-snapshot:shop","status":"COMPLETE"}}"#)
+            .as_bytes(),
+    );
+    write(
+        &root.join(format!("export_tables_info_{id}_from_1_to_2.json")),
+        br#"{"perTableStatus":[{"target":"shop.customers","status":"COMPLETE"},{"target":"shop.orders","status":"COMPLETE"}]}"#,
+    );
+    let customers_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("balance", DataType::Decimal128(12, 2), true),
+        Field::new("signup", DataType::Date32, true),
+    ]));
+    let names = ["Ada", "O'Brien, \"Pat\"", "line\nbreak", "", "Zoë|pipe"];
+    let n = 40i64;
+    let customers = RecordBatch::try_new(
+        customers_schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(1..=n)) as ArrayRef,
+            Arc::new(StringArray::from_iter((1..=n).map(|i| (i % 7 != 0).then(|| names[i as usize % names.len()].to_string())))),
+            Arc::new(
+                Decimal128Array::from_iter((1..=n).map(|i| (i % 5 != 0).then_some(i as i128 * 12_345 - 99)))
+                    .with_precision_and_scale(12, 2)
+                    .expect("decimal"),
+            ),
+            Arc::new(Date32Array::from_iter((1..=n).map(|i| (i % 6 != 0).then_some(19_000 + i as i32)))),
+        ],
+    )
+    .expect("customers");
+    let orders_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("total", DataType::Float64, true),
+        Field::new("placed", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+    ]));
+    let m = 25i64;
+    let orders = RecordBatch::try_new(
+        orders_schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(1..=m)) as ArrayRef,
+            Arc::new(Int64Array::from_iter_values((1..=m).map(|i| i % n + 1))),
+            Arc::new(Float64Array::from_iter((1..=m).map(|i| (i % 4 != 0).then_some(i as f64 * 2.5)))),
+            Arc::new(TimestampMicrosecondArray::from_iter((1..=m).map(|i| Some(1_700_000_000_000_000 + i * 3_600_000_000)))),
+        ],
+    )
+    .expect("orders");
+    let props = WriterProperties::builder().set_compression(Compression::GZIP(GzipLevel::default())).build();
+    let write_gz = |path: &Path, batch: &RecordBatch| {
+        fs::create_dir_all(path.parent().expect("parent")).expect("export dir");
+        let file = fs::File::create(path).expect("export file");
+        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).expect("parquet writer");
+        w.write(batch).expect("write parquet");
+        w.close().expect("close parquet");
+    };
+    let table_dir = |t: &str| root.join("shop").join(format!("shop.{t}"));
+    write_gz(&table_dir("customers").join("1/part-00000-3f2a.gz.parquet"), &customers.slice(0, 25));
+    write_gz(&table_dir("customers").join("2/part-00000-9c1e.gz.parquet"), &customers.slice(25, 15));
+    write_gz(&table_dir("orders").join("1/part-00000-77d0.gz.parquet"), &orders);
+    vec![("customers", customers), ("orders", orders)]
+}

@@ -83,6 +83,9 @@ impl Session {
         if head.starts_with("call sys.heatwave_load") {
             return self.heatwave_load(sql).await.map(Some);
         }
+        if head.starts_with("call sys.aurora_export_import") {
+            return self.aurora_export_import(sql).await.map(Some);
+        }
         Ok(None)
     }
 
@@ -164,6 +167,62 @@ impl Session {
             &["SCHEMA_NAME", "TABLE_NAME", "SOURCE", "NROWS", "ESTIMATED_BYTES", "LOADED_BYTES", "OUTCOME"],
             out,
         )
+    }
+
+    /// `CALL sys.aurora_export_import('<export root>', 'target_db'
+    /// [, JSON_OBJECT('aws.region', '...', ...)])`: one external table per
+    /// table of an Aurora or RDS snapshot export.
+    async fn aurora_export_import(&mut self, sql: &str) -> Result<Response, MyError> {
+        use datafusion::sql::sqlparser::ast::Value;
+        let usage = || {
+            MyError::new(
+                ER_WRONG_ARGUMENTS,
+                S_HY000,
+                "Incorrect arguments to aurora_export_import: ('<export root>', 'target database'[, JSON_OBJECT(<storage options>)])",
+            )
+        };
+        let statement = Parser::parse_sql(&MySqlDialect {}, sql).map_err(|e| parse_error(&e.to_string()))?;
+        let Some(Statement::Call(f)) = statement.into_iter().next() else { return Err(usage()) };
+        let args: Vec<Expr> = match &f.args {
+            FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        let text = |e: Option<&Expr>| match e {
+            Some(Expr::Value(v)) => match &v.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let (Some(root), Some(db)) = (text(args.first()), text(args.get(1))) else { return Err(usage()) };
+        let mut options = std::collections::BTreeMap::new();
+        if let Some(o) = args.get(2) {
+            for (k, v) in json_object(o)? {
+                let v = json_strings(&v)?.into_iter().next().ok_or_else(usage)?;
+                options.insert(k.to_lowercase(), v);
+            }
+        }
+        self.warnings.clear();
+        let imported = self.lake.import_aurora_export(&root, &db.to_lowercase(), &options).await?;
+        let rows = imported
+            .into_iter()
+            .map(|(t, name, created)| {
+                vec![
+                    Some(format!("{}.{}.{}", t.database, t.schema, t.table)),
+                    Some(format!("{}.{name}", db.to_lowercase())),
+                    Some(connectors::stores::redact_text(&t.location).into_owned()),
+                    Some(if created { "created" } else { "exists, kept" }.to_string()),
+                ]
+            })
+            .collect();
+        show::text_result(&["EXPORTED_TABLE", "TABLE_NAME", "LOCATION", "OUTCOME"], rows)
     }
 
     /// Whether a query that reads only MySQL (and lake) tables can run on
