@@ -120,9 +120,123 @@ pub fn import_names(tables: &[ExportedTable]) -> Vec<String> {
         .collect()
 }
 
+/// The option naming a Redshift UNLOAD manifest (`OPTIONS ('manifest'
+/// '<uri>')`, or HeatWave's `{"manifest": "<uri>"}` file entry).
+pub const MANIFEST_OPTION: &str = "format.manifest";
+
+/// Resolves a manifest: the table reads exactly the files it lists, and,
+/// when it was written with `MANIFEST VERBOSE` and the table declares no
+/// columns, with the schema it gives.
+pub async fn resolve_manifest(state: &SessionState, def: &mut TableDef) -> Result<()> {
+    let Some(uri) = def.options.remove(MANIFEST_OPTION) else { return Ok(()) };
+    let uri = Location::parse(&uri, Path::new("/")).map_err(crate::provider::location_error)?.as_str().to_string();
+    let mut probe = def.clone();
+    probe.locations = vec![uri.clone()];
+    let (store, path) = crate::provider::store_of(state, &probe).await?;
+    let bytes = {
+        use object_store::ObjectStoreExt;
+        let got = store.get(&path).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                LakeError::Data(format!("Can't find file: '{uri}' (errno: 2 - No such file or directory)"))
+            }
+            other => LakeError::Data(format!("cannot read the manifest '{uri}': {other}")),
+        })?;
+        got.bytes().await.map_err(|e| LakeError::Data(format!("cannot read the manifest '{uri}': {e}")))?
+    };
+    let doc: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| LakeError::Data(format!("the manifest '{uri}' is not valid JSON: {e}")))?;
+    let entries = doc
+        .get("entries")
+        .and_then(|e| e.as_array())
+        .ok_or_else(|| LakeError::Data(format!("the manifest '{uri}' has no \"entries\" array")))?;
+    let mut files = Vec::with_capacity(entries.len());
+    for e in entries {
+        let url = e
+            .get("url")
+            .and_then(|u| u.as_str())
+            .ok_or_else(|| LakeError::Data(format!("an entry of the manifest '{uri}' has no \"url\"")))?;
+        // Entries name objects by URL; relative names are under the
+        // manifest's folder.
+        let url = if url.contains("://") || url.starts_with('/') {
+            url.to_string()
+        } else {
+            format!("{}{url}", &uri[..uri.rfind('/').map_or(0, |i| i + 1)])
+        };
+        files.push(Location::parse(&url, Path::new("/")).map_err(crate::provider::location_error)?.as_str().to_string());
+    }
+    if files.is_empty() {
+        return Err(LakeError::Data(format!("the manifest '{uri}' lists no files")));
+    }
+    def.locations = files;
+    if !def.declared_columns
+        && let Some(elements) = doc.pointer("/schema/elements").and_then(|e| e.as_array())
+    {
+        let mut columns = Vec::new();
+        for el in elements {
+            let name = el.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+            let ty = el.get("type").cloned().unwrap_or_default();
+            let mysql = redshift_type(&ty).ok_or_else(|| LakeError::NotSupported(format!("the Redshift type {ty} of column '{name}' in '{uri}'")))?;
+            columns.push((name, mysql));
+        }
+        def.columns = columns
+            .into_iter()
+            .map(|(name, mysql)| {
+                let data_type = arrow_of_mysql(&mysql).map(|t| t.to_string());
+                data_type.map(|data_type| crate::model::ColumnDef { name, data_type, nullable: true, mysql_type: Some(mysql.to_lowercase()) })
+            })
+            .collect::<Result<_>>()?;
+        def.declared_columns = true;
+    }
+    Ok(())
+}
+
+/// The Arrow type a MySQL column type (as text) is read as.
+fn arrow_of_mysql(mysql: &str) -> Result<datafusion::arrow::datatypes::DataType> {
+    use datafusion::sql::sqlparser::{dialect::MySqlDialect, parser::Parser};
+    let sql = Parser::new(&MySqlDialect {})
+        .try_with_sql(mysql)
+        .and_then(|mut p| p.parse_data_type())
+        .map_err(|e| LakeError::InvalidDefinition(format!("column type '{mysql}': {e}")))?;
+    crate::types::arrow_type_for_sql(&sql)
+}
+
+/// The MySQL type of a Redshift column type as `MANIFEST VERBOSE` writes it
+/// (`{"base": "numeric", "precision": 12, "scale": 2}`).
+fn redshift_type(ty: &serde_json::Value) -> Option<String> {
+    let base = ty.get("base")?.as_str()?.to_lowercase();
+    let n = |k: &str| ty.get(k).and_then(|v| v.as_u64());
+    Some(match base.as_str() {
+        "smallint" | "int2" => "SMALLINT".into(),
+        "integer" | "int" | "int4" => "INT".into(),
+        "bigint" | "int8" => "BIGINT".into(),
+        "numeric" | "decimal" => format!("DECIMAL({},{})", n("precision").unwrap_or(18), n("scale").unwrap_or(0)),
+        "real" | "float4" => "FLOAT".into(),
+        "double precision" | "float8" | "float" => "DOUBLE".into(),
+        "boolean" | "bool" => "BOOLEAN".into(),
+        "character varying" | "varchar" | "character" | "char" | "bpchar" | "text" => match n("max_length") {
+            Some(l) => format!("VARCHAR({l})"),
+            None => "TEXT".into(),
+        },
+        "date" => "DATE".into(),
+        "timestamp without time zone" | "timestamp" => "DATETIME(6)".into(),
+        "timestamp with time zone" | "timestamptz" => "TIMESTAMP(6)".into(),
+        "time without time zone" | "time" => "TIME(6)".into(),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redshift_types() {
+        let t = |j: serde_json::Value| redshift_type(&j);
+        assert_eq!(t(serde_json::json!({"base": "numeric", "precision": 12, "scale": 2})).as_deref(), Some("DECIMAL(12,2)"));
+        assert_eq!(t(serde_json::json!({"base": "character varying", "max_length": 30})).as_deref(), Some("VARCHAR(30)"));
+        assert_eq!(t(serde_json::json!({"base": "timestamp without time zone"})).as_deref(), Some("DATETIME(6)"));
+        assert_eq!(t(serde_json::json!({"base": "geometry"})), None);
+    }
 
     #[test]
     fn import_names_avoid_clashes() {

@@ -300,6 +300,9 @@ fn dialect_options(dialect: &Map<String, Json>) -> Result<(String, BTreeMap<Stri
     Ok((format, opts, allow_missing))
 }
 
+/// Marks a location that is a manifest to expand.
+const MANIFEST_MARK: &str = "manifest:";
+
 /// Expands one `file` entry into locations, with the OCI region an
 /// object-storage entry names and the pattern that filters its listing.
 fn file_locations(
@@ -311,6 +314,11 @@ fn file_locations(
         Some(v) => bool_of(v, "allow_missing_files")?,
         None => allow_missing,
     };
+    if let Some(m) = entry.get("manifest") {
+        // Expanded into the files it lists when the table is resolved.
+        let uri = Location::parse(&text_of(m, "manifest")?, base).map_err(location_error)?.as_str().to_string();
+        return Ok((vec![format!("{MANIFEST_MARK}{uri}")], None, None));
+    }
     // Where names and prefixes are resolved: a local base directory, an
     // OCI bucket (`oci://bucket@namespace/`), or a pre-authenticated
     // request URL.
@@ -433,7 +441,17 @@ pub fn from_create_table(ct: &CreateTable, attribute: &str, base: &Path) -> Resu
     for f in files {
         let entry = f.as_object().ok_or_else(|| invalid("each \"file\" entry must be an object"))?;
         let (found, region, pattern) = file_locations(entry, base, allow_missing)?;
-        locations.extend(found);
+        for f in found {
+            match f.strip_prefix(MANIFEST_MARK) {
+                Some(uri) => {
+                    if options.insert(crate::exports::MANIFEST_OPTION.into(), uri.to_string()).is_some() {
+                        return Err(LakeError::NotSupported("more than one \"manifest\" entry in one table".into()));
+                    }
+                    locations.push(uri.to_string());
+                }
+                None => locations.push(f),
+            }
+        }
         if let Some(p) = pattern {
             if options.insert("storage.object_pattern".into(), p).is_some() {
                 return Err(LakeError::NotSupported("more than one \"pattern\" entry on object storage in one table".into()));

@@ -306,6 +306,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
         )));
     }
     crate::exports::resolve_table_option(state, def).await?;
+    crate::exports::resolve_manifest(state, def).await?;
     if let Some(k) = def.options.keys().find(|k| k.starts_with("aurora.")) {
         return Err(LakeError::InvalidDefinition(format!("unknown option '{k}' (the Aurora export option is {})", crate::exports::TABLE_OPTION)));
     }

@@ -267,3 +267,95 @@ pub fn write_aurora_export(root: &Path) -> Vec<(&'static str, RecordBatch)> {
     write_gz(&table_dir("orders").join("1/part-00000-77d0.gz.parquet"), &orders);
     vec![("customers", customers), ("orders", orders)]
 }
+
+/// The rows Redshift UNLOAD fixtures hold: (venueid, venuename, city,
+/// seats, price NUMERIC(8,2) as text).
+pub fn redshift_venues() -> Vec<(i64, String, Option<String>, Option<i64>, Option<String>)> {
+    let names = ["Lincoln Hall", "O'Hare \"Dome\"", "Café, Zürich", "Arena 7", "Stadium|Pipe"];
+    (1..=30i64)
+        .map(|i| {
+            (
+                i,
+                names[i as usize % names.len()].to_string(),
+                (i % 4 != 0).then(|| format!("City {}", i % 9)),
+                (i % 5 != 0).then_some(i * 100),
+                (i % 3 != 0).then(|| format!("{}.{:02}", i * 7, i % 100)),
+            )
+        })
+        .collect()
+}
+
+/// Writes Redshift UNLOAD outputs of [`redshift_venues`] under `dir`, the
+/// way Redshift names and formats them (`|` between fields, NULL as an
+/// empty field, `<prefix>0000_part_00[.gz|.bz2|.zst]` files, a
+/// `<prefix>manifest` JSON of `entries` with `url` and
+/// `meta.content_length`, plus `schema` with MANIFEST VERBOSE):
+/// - `gz/`: two gzip parts and a plain manifest (names with `|` left out:
+///   this layout has no quoting);
+/// - `zst/`: one zstd part and a verbose manifest;
+/// - `quoted/`: ADDQUOTES (every field in double quotes, `|` inside names),
+///   bzip2, plain manifest.
+/// Returns the manifest paths in that order.
+pub fn write_redshift_unload(dir: &Path) -> [std::path::PathBuf; 3] {
+    let rows = redshift_venues();
+    let line = |r: &(i64, String, Option<String>, Option<i64>, Option<String>), quoted: bool| {
+        let q = |s: String| if quoted { format!("\"{}\"", s.replace('"', "\"\"")) } else { s };
+        let fields = [
+            q(r.0.to_string()),
+            q(r.1.clone()),
+            r.2.clone().map(q).unwrap_or_default(),
+            r.3.map(|v| q(v.to_string())).unwrap_or_default(),
+            r.4.clone().map(q).unwrap_or_default(),
+        ];
+        format!("{}\n", fields.join("|"))
+    };
+    let plain: Vec<_> = rows.iter().filter(|r| !r.1.contains('|')).collect();
+    let text = |rows: &[&(i64, String, Option<String>, Option<i64>, Option<String>)], quoted: bool| {
+        rows.iter().map(|r| line(r, quoted)).collect::<String>()
+    };
+    let manifest = |files: &[(std::path::PathBuf, usize)], schema: bool| {
+        let entries: Vec<serde_json::Value> = files
+            .iter()
+            .map(|(p, len)| serde_json::json!({"url": p.to_string_lossy(), "meta": {"content_length": len}}))
+            .collect();
+        let mut doc = serde_json::json!({"entries": entries});
+        if schema {
+            doc["schema"] = serde_json::json!({"elements": [
+                {"name": "venueid", "type": {"base": "integer"}},
+                {"name": "venuename", "type": {"base": "character varying", "max_length": 100}},
+                {"name": "city", "type": {"base": "character varying", "max_length": 30}},
+                {"name": "seats", "type": {"base": "bigint"}},
+                {"name": "price", "type": {"base": "numeric", "precision": 8, "scale": 2}},
+            ]});
+            doc["meta"] = serde_json::json!({"content_length": files.iter().map(|f| f.1).sum::<usize>(), "record_count": 0});
+        }
+        doc.to_string()
+    };
+    let put = |path: std::path::PathBuf, bytes: Vec<u8>| {
+        let len = bytes.len();
+        write(&path, &bytes);
+        (path, len)
+    };
+    let gzip = |s: &str| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(s.as_bytes()).expect("gzip");
+        gz.finish().expect("gzip")
+    };
+    let half = plain.len() / 2;
+    let gz_files = [
+        put(dir.join("gz/venue_0000_part_00.gz"), gzip(&text(&plain[..half], false))),
+        put(dir.join("gz/venue_0001_part_00.gz"), gzip(&text(&plain[half..], false))),
+    ];
+    let gz_manifest = dir.join("gz/venue_manifest");
+    write(&gz_manifest, manifest(&gz_files, false).as_bytes());
+    let zst_files = [put(dir.join("zst/venue_0000_part_00.zst"), zstd::encode_all(text(&plain, false).as_bytes(), 3).expect("zstd"))];
+    let zst_manifest = dir.join("zst/venue_manifest");
+    write(&zst_manifest, manifest(&zst_files, true).as_bytes());
+    let all: Vec<_> = rows.iter().collect();
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(text(&all, true).as_bytes()).expect("bzip2");
+    let quoted_files = [put(dir.join("quoted/venue_0000_part_00.bz2"), bz.finish().expect("bzip2"))];
+    let quoted_manifest = dir.join("quoted/venue_manifest");
+    write(&quoted_manifest, manifest(&quoted_files, false).as_bytes());
+    [gz_manifest, zst_manifest, quoted_manifest]
+}
