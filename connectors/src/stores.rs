@@ -296,6 +296,18 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
     let build_error = |e: object_store::Error| StoreError::Build { location: shown.clone(), reason: e.to_string() };
     // Errors name objects as scheme://bucket/key.
     let store_url = format!("{}://{}", url.scheme(), url.authority());
+    // HeatWave's `pattern` entries: a regex over object names, anchored as
+    // HeatWave anchors it (the whole name).
+    let pattern = match all.get("storage.object_pattern") {
+        Some(p) => Some(regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| StoreError::Option {
+            key: "storage.object_pattern".into(),
+            reason: format!("not a regular expression: {e}"),
+        })?),
+        None => None,
+    };
+    let described = |inner: Arc<dyn ObjectStore>, source: Source| -> Arc<dyn ObjectStore> {
+        Arc::new(Described { inner, url: store_url.clone(), source, pattern: pattern.clone() })
+    };
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "s3" => {
             let mut b = AmazonS3Builder::from_env().with_url(url.as_str()).with_retry(retry);
@@ -323,7 +335,7 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
                 b = b.with_credentials(chain.clone());
                 chain_source(chain)
             };
-            Arc::new(Described { inner: Arc::new(b.build().map_err(build_error)?), url: store_url.clone(), source })
+            described(Arc::new(b.build().map_err(build_error)?), source)
         }
         "az" | "abfs" | "abfss" => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry);
@@ -338,7 +350,7 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
                 b = b.with_config(key, v);
             }
             let source = azure_source(&all);
-            Arc::new(Described { inner: Arc::new(b.build().map_err(build_error)?), url: store_url.clone(), source: source.into() })
+            described(Arc::new(b.build().map_err(build_error)?), source.into())
         }
         "gs" => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).with_retry(retry);
@@ -356,9 +368,12 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
             } else {
                 "Google credentials from the environment (GOOGLE_SERVICE_ACCOUNT, GOOGLE_APPLICATION_CREDENTIALS or instance metadata)".to_string()
             };
-            Arc::new(Described { inner: Arc::new(b.build().map_err(build_error)?), url: store_url.clone(), source: source.into() })
+            described(Arc::new(b.build().map_err(build_error)?), source.into())
         }
         "http" | "https" => {
+            if pattern.is_some() {
+                return Err(StoreError::Option { key: "storage.object_pattern".into(), reason: "not supported on HTTP(S) locations".into() });
+            }
             let base = format!("{}://{}", url.scheme(), url.authority());
             let mut client = ClientOptions::new().with_allow_http(url.scheme() == "http");
             if let Some(t) = &timeout {
@@ -376,105 +391,7 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
         }
         other => return Err(invalid(url.as_str(), format!("unsupported scheme '{other}'"))),
     };
-    match all.get("storage.object_pattern") {
-        Some(pattern) => {
-            // Anchored as HeatWave anchors it: the whole object name.
-            let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| StoreError::Option {
-                key: "storage.object_pattern".into(),
-                reason: format!("not a regular expression: {e}"),
-            })?;
-            Ok(Arc::new(PatternStore { inner: store, pattern: re }))
-        }
-        None => Ok(store),
-    }
-}
-
-/// A store whose listings hold only the objects whose name (the key within
-/// the bucket) matches a regular expression: HeatWave's `pattern` file
-/// entries on object storage.
-#[derive(Debug)]
-struct PatternStore {
-    inner: Arc<dyn ObjectStore>,
-    pattern: regex::Regex,
-}
-
-impl std::fmt::Display for PatternStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} matching /{}/", self.inner, self.pattern)
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for PatternStore {
-    async fn put_opts(
-        &self,
-        location: &object_store::path::Path,
-        payload: object_store::PutPayload,
-        opts: object_store::PutOptions,
-    ) -> object_store::Result<object_store::PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &object_store::path::Path,
-        opts: object_store::PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &object_store::path::Path,
-        options: object_store::GetOptions,
-    ) -> object_store::Result<object_store::GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(
-        &self,
-        location: &object_store::path::Path,
-        ranges: &[std::ops::Range<u64>],
-    ) -> object_store::Result<Vec<bytes::Bytes>> {
-        self.inner.get_ranges(location, ranges).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        use futures::StreamExt;
-        let re = self.pattern.clone();
-        self.inner
-            .list(prefix)
-            .filter(move |r| futures::future::ready(r.as_ref().map_or(true, |m| re.is_match(m.location.as_ref()))))
-            .boxed()
-    }
-
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> object_store::Result<object_store::ListResult> {
-        let mut result = self.inner.list_with_delimiter(prefix).await?;
-        result.objects.retain(|m| self.pattern.is_match(m.location.as_ref()));
-        Ok(result)
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &object_store::path::Path,
-        to: &object_store::path::Path,
-        options: object_store::CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
+    Ok(store)
 }
 
 /// Which Azure credentials a table's store uses, in words.
@@ -522,11 +439,14 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// A store whose access errors say which credentials were refused.
+/// A cloud store as a table sees it: access errors say which credentials
+/// were refused, and listings hold only the objects whose name matches the
+/// table's `storage.object_pattern`, when it has one.
 struct Described {
     inner: Arc<dyn ObjectStore>,
     url: String,
     source: Source,
+    pattern: Option<regex::Regex>,
 }
 
 impl std::fmt::Debug for Described {
@@ -633,15 +553,30 @@ impl ObjectStore for Described {
         prefix: Option<&object_store::path::Path>,
     ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
         use futures::StreamExt;
-        let me = Described { inner: self.inner.clone(), url: self.url.clone(), source: self.source.clone() };
-        self.inner.list(prefix).map(move |r| r.map_err(|e| me.map(e))).boxed()
+        let me = Described { inner: self.inner.clone(), url: self.url.clone(), source: self.source.clone(), pattern: None };
+        let pattern = self.pattern.clone();
+        self.inner
+            .list(prefix)
+            .filter(move |r| {
+                let keep = match (r, &pattern) {
+                    (Ok(m), Some(p)) => p.is_match(m.location.as_ref()),
+                    _ => true,
+                };
+                futures::future::ready(keep)
+            })
+            .map(move |r| r.map_err(|e| me.map(e)))
+            .boxed()
     }
 
     async fn list_with_delimiter(
         &self,
         prefix: Option<&object_store::path::Path>,
     ) -> object_store::Result<object_store::ListResult> {
-        self.inner.list_with_delimiter(prefix).await.map_err(|e| self.map(e))
+        let mut result = self.inner.list_with_delimiter(prefix).await.map_err(|e| self.map(e))?;
+        if let Some(p) = &self.pattern {
+            result.objects.retain(|m| p.is_match(m.location.as_ref()));
+        }
+        Ok(result)
     }
 
     async fn copy_opts(
@@ -713,6 +648,7 @@ mod tests {
             inner: Arc::new(object_store::memory::InMemory::new()),
             url: "s3://sales".into(),
             source: Source::Fixed("the table's keys".into()),
+            pattern: None,
         };
         let e = store.map(object_store::Error::Generic {
             store: "S3",

@@ -273,18 +273,7 @@ impl Lakehouse {
         let names = crate::exports::import_names(&tables);
         let mut out = Vec::new();
         for (t, name) in tables.into_iter().zip(names) {
-            let def = TableDef {
-                name: name.to_lowercase(),
-                format: "parquet".into(),
-                locations: vec![t.location.clone()],
-                partition_cols: vec![],
-                options: options.clone(),
-                columns: vec![],
-                declared_columns: false,
-                dialect: crate::model::DdlDialect::DataFusion,
-                engine_attribute: None,
-                created_at: crate::ddl::now(),
-            };
+            let def = TableDef::external(&name.to_lowercase(), "parquet", vec![t.location.clone()], options.clone());
             let plan = CreateTablePlan { database: Some(db.to_string()), def, if_not_exists: true, or_replace: false };
             let created = self.create_table(None, plan).await?;
             out.push((t, name.to_lowercase(), created));

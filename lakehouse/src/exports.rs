@@ -41,18 +41,7 @@ fn root_with_slash(root: &str) -> String {
 /// Lists an export: checks its `export_info_*.json` and returns its tables.
 pub async fn export_tables(state: &SessionState, root: &str, options: &std::collections::BTreeMap<String, String>) -> Result<Vec<ExportedTable>> {
     let root = root_with_slash(Location::parse(root, Path::new("/")).map_err(crate::provider::location_error)?.as_str());
-    let probe = TableDef {
-        name: "export".into(),
-        format: "parquet".into(),
-        locations: vec![root.clone()],
-        partition_cols: vec![],
-        options: options.clone(),
-        columns: vec![],
-        declared_columns: false,
-        dialect: crate::model::DdlDialect::DataFusion,
-        engine_attribute: None,
-        created_at: 0,
-    };
+    let probe = TableDef::external("export", "parquet", vec![root.clone()], options.clone());
     let (store, prefix) = crate::provider::store_of(state, &probe).await?;
     let failed = |e: object_store::Error| LakeError::Data(format!("cannot list the export at '{root}': {e}"));
     let top = store.list_with_delimiter(Some(&prefix)).await.map_err(failed)?;

@@ -76,6 +76,25 @@ pub struct TableDef {
 }
 
 impl TableDef {
+    /// A definition in the DataFusion dialect over `locations`, its
+    /// columns to be inferred when it is resolved.
+    pub fn external(name: &str, format: &str, locations: Vec<String>, options: BTreeMap<String, String>) -> Self {
+        TableDef {
+            name: name.to_string(),
+            format: format.to_string(),
+            locations,
+            partition_cols: vec![],
+            options,
+            columns: vec![],
+            declared_columns: false,
+            dialect: DdlDialect::DataFusion,
+            engine_attribute: None,
+            created_at: crate::ddl::now(),
+        }
+    }
+}
+
+impl TableDef {
     pub fn schema(&self) -> Result<SchemaRef> {
         let fields = self
             .columns

@@ -15,7 +15,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 
-fn args(f: &Function) -> Vec<Expr> {
+/// A call's plain (unnamed) arguments.
+pub(crate) fn args(f: &Function) -> Vec<Expr> {
     match &f.args {
         FunctionArguments::List(list) => list
             .args

@@ -24,13 +24,32 @@ fn server_error(r: Result<(), mysql_async::Error>) -> mysql_async::ServerError {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lake_suite_on_s3() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let fixtures_dir = data.path().join("fixtures");
+/// The fixtures and a small samples set under `dir/fixtures`.
+fn lake_fixtures(dir: &std::path::Path) -> std::path::PathBuf {
+    let fixtures_dir = dir.join("fixtures");
     fixtures::write_all(&fixtures_dir);
     samples::generate(&fixtures_dir.join("samples"), &samples::SampleOptions { rows: 2000, ..Default::default() })
         .expect("generate samples");
+    fixtures_dir
+}
+
+/// Runs the location-independent `.slt` suite with `${LAKE}` = `lake`.
+async fn run_lake_suite(server: &ServerProcess, lake: &str, store: &str) {
+    let files = slt_files("lake");
+    assert!(!files.is_empty());
+    let mut failures = Vec::new();
+    for file in &files {
+        if let Err(e) = run_file(&server.url(), file, &[("LAKE", lake.to_string())]).await {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{store}:\n\n{}", failures.join("\n\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_suite_on_s3() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let fixtures_dir = lake_fixtures(data.path());
     let s3 = S3Server::start(BUCKET, Some(&fixtures_dir));
     let endpoint = s3.endpoint();
     // Process-wide settings, as the AWS SDKs read them.
@@ -42,15 +61,7 @@ async fn lake_suite_on_s3() {
         ("AWS_REGION", "us-east-1"),
     ];
     let server = ServerProcess::start_with_env(&data.path().join("lw"), &["--no-mysql"], &env);
-    let files = slt_files("lake");
-    assert!(!files.is_empty());
-    let mut failures = Vec::new();
-    for file in &files {
-        if let Err(e) = run_file(&server.url(), file, &[("LAKE", format!("s3://{BUCKET}"))]).await {
-            failures.push(e);
-        }
-    }
-    assert!(failures.is_empty(), "on S3:\n\n{}", failures.join("\n\n"));
+    run_lake_suite(&server, &format!("s3://{BUCKET}"), "on S3").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,23 +161,14 @@ async fn per_table_credentials_oci_errors_and_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lake_suite_through_the_gcs_client() {
     let data = tempfile::tempdir().expect("temp dir");
-    let fixtures_dir = data.path().join("fixtures");
-    fixtures::write_all(&fixtures_dir);
-    samples::generate(&fixtures_dir.join("samples"), &samples::SampleOptions { rows: 2000, ..Default::default() })
-        .expect("generate samples");
+    let fixtures_dir = lake_fixtures(data.path());
     let s3 = S3Server::start(BUCKET, Some(&fixtures_dir));
     let endpoint = s3.endpoint();
     let key_file = service_account_file(data.path());
     let key_path = key_file.to_string_lossy().to_string();
     let env = [("GOOGLE_BASE_URL", endpoint.as_str()), ("GOOGLE_SERVICE_ACCOUNT", key_path.as_str())];
     let server = ServerProcess::start_with_env(&data.path().join("lw"), &["--no-mysql"], &env);
-    let mut failures = Vec::new();
-    for file in &slt_files("lake") {
-        if let Err(e) = run_file(&server.url(), file, &[("LAKE", format!("gs://{BUCKET}"))]).await {
-            failures.push(e);
-        }
-    }
-    assert!(failures.is_empty(), "through the GCS client:\n\n{}", failures.join("\n\n"));
+    run_lake_suite(&server, &format!("gs://{BUCKET}"), "through the GCS client").await;
     drop(server);
 
     let server = ServerProcess::start(&data.path().join("lw2"), &["--no-mysql"]);
@@ -212,21 +214,12 @@ fn service_account_file(dir: &std::path::Path) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lake_suite_on_azure() {
     let data = tempfile::tempdir().expect("temp dir");
-    let fixtures_dir = data.path().join("fixtures");
-    fixtures::write_all(&fixtures_dir);
-    samples::generate(&fixtures_dir.join("samples"), &samples::SampleOptions { rows: 2000, ..Default::default() })
-        .expect("generate samples");
+    let fixtures_dir = lake_fixtures(data.path());
     let azurite = Azurite::start("lake", Some(&fixtures_dir));
     let blob_url = format!("http://127.0.0.1:{}", azurite.port);
     let env = [("AZURE_STORAGE_USE_EMULATOR", "true"), ("AZURITE_BLOB_STORAGE_URL", blob_url.as_str())];
     let server = ServerProcess::start_with_env(&data.path().join("lw"), &["--no-mysql"], &env);
-    let mut failures = Vec::new();
-    for file in &slt_files("lake") {
-        if let Err(e) = run_file(&server.url(), file, &[("LAKE", "az://lake".to_string())]).await {
-            failures.push(e);
-        }
-    }
-    assert!(failures.is_empty(), "on Azure:\n\n{}", failures.join("\n\n"));
+    run_lake_suite(&server, "az://lake", "on Azure").await;
 }
 
 /// Azure credentials per table (account key against an explicit endpoint,
@@ -444,10 +437,7 @@ async fn credential_chain_and_secrets() {
 async fn faults_are_retried_and_bounded() {
     use lakewave_tests::faults::{FaultPlan, FaultProxy, FaultStats, Mode};
     let data = tempfile::tempdir().expect("temp dir");
-    let fixtures_dir = data.path().join("fixtures");
-    fixtures::write_all(&fixtures_dir);
-    samples::generate(&fixtures_dir.join("samples"), &samples::SampleOptions { rows: 2000, ..Default::default() })
-        .expect("generate samples");
+    let fixtures_dir = lake_fixtures(data.path());
     let s3 = S3Server::start(BUCKET, Some(&fixtures_dir));
     let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", s3.port).parse().expect("address");
     let plan = FaultPlan { slowdown_every: 3, drop_every: 5, delay_every: 4, delay: std::time::Duration::from_millis(300), mode: Mode::Pattern };

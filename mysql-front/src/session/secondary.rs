@@ -96,17 +96,7 @@ impl Session {
         let Some(Statement::Call(f)) = statement.into_iter().next() else {
             return Err(parse_error("CALL sys.heatwave_load(JSON_ARRAY(...), JSON_OBJECT(...))"));
         };
-        let args: Vec<&Expr> = match &f.args {
-            FunctionArguments::List(l) => l
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
-                    _ => None,
-                })
-                .collect(),
-            _ => vec![],
-        };
+        let args = crate::dialect::args(&f);
         let bad = |what: &str| MyError::new(ER_WRONG_ARGUMENTS, S_HY000, format!("Incorrect arguments to heatwave_load: {what}"));
         let dbs = args.first().map(|e| json_strings(e)).transpose()?.ok_or_else(|| bad("the first argument lists databases, e.g. JSON_ARRAY('db')"))?;
         let mut mode = "normal".to_string();
@@ -183,17 +173,7 @@ impl Session {
         };
         let statement = Parser::parse_sql(&MySqlDialect {}, sql).map_err(|e| parse_error(&e.to_string()))?;
         let Some(Statement::Call(f)) = statement.into_iter().next() else { return Err(usage()) };
-        let args: Vec<Expr> = match &f.args {
-            FunctionArguments::List(l) => l
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
-                    _ => None,
-                })
-                .collect(),
-            _ => vec![],
-        };
+        let args = crate::dialect::args(&f);
         let text = |e: Option<&Expr>| match e {
             Some(Expr::Value(v)) => match &v.value {
                 Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
