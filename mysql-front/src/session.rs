@@ -485,7 +485,7 @@ impl Session {
             s("Questions", crate::server::questions().to_string()),
             s("Ssl_cipher", String::new()),
         ];
-        rows.extend(self.rapid_status_rows());
+        rows.extend(self.lakewave_status_rows());
         rows.sort();
         rows
     }
@@ -924,7 +924,7 @@ impl Session {
                 let scope = if *global { "GLOBAL " } else { "" };
                 let mut rows: Vec<Vec<Option<String>>> = self.backend_query(&format!("SHOW {scope}STATUS")).await?;
                 rows.retain(|r| !r.first().and_then(|n| n.as_deref()).is_some_and(|n| n.to_lowercase().starts_with("rapid_")));
-                rows.extend(self.rapid_status_rows());
+                rows.extend(self.lakewave_status_rows());
                 rows.sort_by_key(|r| r.first().cloned().flatten().unwrap_or_default().to_lowercase());
                 let rows = show::filter_rows(&self.ctx, &["Variable_name", "Value"], rows, filter.as_ref()).await?;
                 show::text_result(&["Variable_name", "Value"], rows).map(Some)

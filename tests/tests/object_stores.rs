@@ -551,6 +551,11 @@ async fn listing_cache_and_refresh() {
     assert_eq!(conn.query_first::<i64, _>(count("cached")).await.expect("count"), Some(3));
     assert_eq!(conn.query_first::<i64, _>(count("fresh")).await.expect("count"), Some(3));
 
+    let listings = |rows: Vec<(String, String)>| rows.into_iter().find(|(k, _)| k == "lakewave_store_listings").map(|(_, v)| v);
+    let before = listings(conn.query("SHOW STATUS LIKE 'lakewave_store_listings'").await.expect("status"));
+    assert_eq!(conn.query_first::<i64, _>(count("cached")).await.expect("count"), Some(3));
+    let after = listings(conn.query("SHOW STATUS LIKE 'lakewave_store_listings'").await.expect("status"));
+    assert!(before.is_some() && before == after, "a cached listing listed the store again: {before:?} -> {after:?}");
     let extra = object_store::path::Path::from("csv/more.csv");
     store.put(&extra, "id,name,score,joined\n4,Edsger,70,2026-02-01\n".into()).await.expect("upload");
     assert_eq!(conn.query_first::<i64, _>(count("cached")).await.expect("count"), Some(3), "served from the listing cache");

@@ -267,7 +267,7 @@ impl Session {
     }
 
     /// Status variables of the secondary engine.
-    pub(super) fn rapid_status_rows(&self) -> Vec<Vec<Option<String>>> {
+    pub(super) fn lakewave_status_rows(&self) -> Vec<Vec<Option<String>>> {
         let rapid = self.lake.rapid();
         let tables = rapid.tables();
         let loading: Vec<f64> = tables
@@ -279,6 +279,9 @@ impl Session {
         let progress = if loading.is_empty() { 100.0 } else { loading.iter().sum::<f64>() / loading.len() as f64 };
         let s = |k: &str, v: String| vec![Some(k.to_string()), Some(v)];
         vec![
+            // Object-store listings made (each a LIST of a table's prefix,
+            // not served from the listing cache).
+            s("lakewave_store_listings", self.lake.listing_status("", "").0.to_string()),
             s("rapid_change_propagation_status", if self.lake.capture_running() { "ON" } else { "OFF" }.into()),
             s("rapid_change_propagation_position", self.lake.capture_position().map(|p| p.to_string()).unwrap_or_default()),
             s("rapid_load_progress", format!("{progress:.2}")),
