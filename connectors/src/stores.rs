@@ -238,7 +238,8 @@ pub fn oci_endpoint(namespace: &str, region: &str) -> String {
 }
 
 /// Options of the `storage.` namespace.
-pub const STORAGE_OPTIONS: [&str; 4] = ["storage.timeout", "storage.max_retries", "storage.list_cache_ttl", "storage.object_pattern"];
+pub const STORAGE_OPTIONS: [&str; 5] =
+    ["storage.timeout", "storage.max_retries", "storage.list_cache_ttl", "storage.object_pattern", "storage.file_suffix"];
 
 /// The timeout (`storage.timeout`, seconds, for each request) and retry
 /// policy (`storage.max_retries`, with exponential backoff on throttling,

@@ -218,7 +218,7 @@ fn listing_options(
     // Prefixes are filtered by suffix so stray files (_SUCCESS, README) are
     // skipped; explicit files and globs are taken as written.
     let ext = if collection && !def.locations.iter().any(|l| l.contains(['*', '?', '['])) {
-        extension_for(format.as_ref())
+        def.options.get(FILE_SUFFIX).cloned().unwrap_or_else(|| extension_for(format.as_ref()))
     } else {
         String::new()
     };
@@ -273,18 +273,50 @@ async fn sample_names(state: &SessionState, locations: &[(Location, ListingTable
     names
 }
 
+/// The suffix the files under a prefix must have (`storage.file_suffix`);
+/// by default the format's (`.csv`, `.csv.gz`).
+const FILE_SUFFIX: &str = "storage.file_suffix";
+
+/// Whether a file name is data, not a marker (`_SUCCESS`, `.crc`) or a
+/// Redshift UNLOAD manifest.
+fn is_data_file(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    !base.starts_with(['_', '.']) && !base.ends_with("manifest")
+}
+
+/// Files without the format's suffix, as Redshift UNLOAD writes them
+/// (`venue_0000_part_00.gz`): a prefix holding no file with the format's
+/// suffix but other data files reads those, by their compression suffix,
+/// or all of them. With a manifest beside them, the manifest is the way.
+fn choose_file_suffix(def: &mut TableDef, names: &[String], format_suffix: &str) -> Result<()> {
+    let data: Vec<&String> = names.iter().filter(|n| is_data_file(n)).collect();
+    if data.is_empty() || data.iter().any(|n| n.ends_with(format_suffix)) {
+        return Ok(());
+    }
+    let compressed = def.options.get("format.compression").and_then(|c| COMPRESSION_SUFFIXES.iter().find(|(_, codec)| codec == c));
+    let suffix = match compressed {
+        Some((suffix, _)) if data.iter().all(|n| n.ends_with(suffix)) => suffix.to_string(),
+        _ => {
+            if let Some(m) = names.iter().find(|n| n.ends_with("manifest")) {
+                return Err(LakeError::InvalidDefinition(format!(
+                    "the files under '{}' have no '{format_suffix}' suffix and a manifest lies beside them: \
+                     use OPTIONS ('manifest' '{m}'), or 'storage.file_suffix' to say which files to read",
+                    def.locations[0]
+                )));
+            }
+            String::new()
+        }
+    };
+    def.options.insert(FILE_SUFFIX.into(), suffix);
+    Ok(())
+}
+
 /// Guesses `format.compression` from file suffixes when the user gave none.
 fn detect_compression(def: &mut TableDef, names: &[String]) {
     if def.options.contains_key("format.compression") || def.format == "parquet" || def.format == "avro" {
         return;
     }
-    let data_files: Vec<&String> = names
-        .iter()
-        .filter(|n| {
-            let base = n.rsplit('/').next().unwrap_or(n);
-            !base.starts_with(['_', '.'])
-        })
-        .collect();
+    let data_files: Vec<&String> = names.iter().filter(|n| is_data_file(n)).collect();
     for (suffix, codec) in COMPRESSION_SUFFIXES {
         if !data_files.is_empty() && data_files.iter().all(|n| n.ends_with(suffix)) {
             def.options.insert("format.compression".into(), codec.into());
@@ -329,6 +361,9 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
     detect_compression(def, &names);
     let format = file_format(state, def)?;
     let collection = urls.iter().any(|(l, _)| l.is_collection());
+    if collection && !def.options.contains_key(FILE_SUFFIX) && !def.locations.iter().any(|l| l.contains(['*', '?', '['])) {
+        choose_file_suffix(def, &names, &extension_for(format.as_ref()))?;
+    }
     let probe = listing_options(format, def, collection, &[]);
 
     // Partition columns: as declared, else as found in the directory names.

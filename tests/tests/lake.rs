@@ -211,6 +211,41 @@ async fn redshift_unload_manifests() {
     let got: Vec<Row> = conn.query(select("venue_quoted")).await.expect("read quoted part");
     assert_eq!(got, all);
 
+    // The folders themselves: the parts have no .csv suffix; compressed
+    // parts are found by theirs, and the manifest beside them is skipped.
+    for (name, dir) in [("gz_prefix", gz.parent().expect("dir")), ("zst_prefix", zst.parent().expect("dir"))] {
+        conn.query_drop(format!(
+            "CREATE EXTERNAL TABLE {name} {columns} STORED AS CSV LOCATION '{}/' OPTIONS ('delimiter' '|', 'has_header' 'false')",
+            dir.display()
+        ))
+        .await
+        .expect("UNLOAD folder without its manifest");
+        let got: Vec<Row> = conn.query(select(name)).await.expect("read the parts");
+        assert_eq!(got, plain, "{name}");
+    }
+    // Uncompressed parts beside a manifest: the error points at it.
+    let plain_dir = data.path().join("unload/plain");
+    std::fs::create_dir_all(&plain_dir).expect("dir");
+    std::fs::write(plain_dir.join("venue_0000_part_00"), "1|Hall|City|10|1.50\n").expect("part");
+    std::fs::write(plain_dir.join("venue_manifest"), "{}").expect("manifest");
+    let e = match conn
+        .query_drop(format!("CREATE EXTERNAL TABLE plain {columns} STORED AS CSV LOCATION '{}/'", plain_dir.display()))
+        .await
+    {
+        Err(mysql_async::Error::Server(e)) => e,
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert!(e.message.contains("use OPTIONS ('manifest'") && e.message.contains("venue_manifest"), "{e:?}");
+    std::fs::remove_file(plain_dir.join("venue_manifest")).expect("remove");
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE plain {columns} STORED AS CSV LOCATION '{}/' OPTIONS ('delimiter' '|', 'has_header' 'false')",
+        plain_dir.display()
+    ))
+    .await
+    .expect("uncompressed parts alone");
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM plain").await.expect("count");
+    assert_eq!(n, Some(1));
+
     let e = match conn
         .query_drop(format!(
             "CREATE EXTERNAL TABLE gone {columns} STORED AS CSV LOCATION '/tmp' OPTIONS ('manifest' '{}/nope_manifest')",
