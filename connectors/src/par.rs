@@ -21,7 +21,6 @@ use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{GetOptions, GetResult, ListResult, ObjectMeta, ObjectStore, PutPayload, PutResult};
 
-use crate::stores::REDACTED;
 
 /// Whether a URL path has the shape of a PAR (`/p/<token>/n/<ns>/b/<bucket>/o/...`).
 pub fn is_par_path(path: &str) -> bool {
@@ -43,16 +42,15 @@ fn par_base(path: &str) -> Option<(&str, &str)> {
     Some((&path[..base_len], rest))
 }
 
-/// Text with the token of every PAR path in it replaced: `p/<token>/n/`
-/// at the start of the text or after a character that cannot be part of a
-/// path segment name (`/`, `[`, space, quote, ...).
-pub fn redact_par_tokens(text: &str) -> std::borrow::Cow<'_, str> {
+/// Byte ranges of the tokens of PAR paths in `text`: `p/<token>/n/` at the
+/// start of the text or after a character that cannot be part of a path
+/// segment name (`/`, `[`, space, quote, ...).
+pub fn par_token_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
     if !text.contains("p/") || !text.contains("/n/") {
-        return std::borrow::Cow::Borrowed(text);
+        return spans;
     }
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
     let mut i = 0;
     while let Some(k) = text[i..].find("p/") {
         let at = i + k;
@@ -60,19 +58,18 @@ pub fn redact_par_tokens(text: &str) -> std::borrow::Cow<'_, str> {
         let token_start = at + 2;
         let token_len = text[token_start..].find('/').unwrap_or(0);
         if boundary && token_len > 0 && text[token_start + token_len..].starts_with("/n/") {
-            out.push_str(&text[copied..token_start]);
-            out.push_str(REDACTED);
-            copied = token_start + token_len;
-            i = copied;
+            spans.push(token_start..token_start + token_len);
+            i = token_start + token_len;
         } else {
-            i = at + 2;
+            i = token_start;
         }
     }
-    if copied == 0 {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    out.push_str(&text[copied..]);
-    std::borrow::Cow::Owned(out)
+    spans
+}
+
+/// Text with the token of every PAR path in it replaced.
+pub fn redact_par_tokens(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::stores::mask(text, &par_token_spans(text))
 }
 
 /// An HTTP(S) store: reads through object_store's HTTP client, and lists

@@ -94,18 +94,23 @@ pub fn redact_text(text: &str) -> std::borrow::Cow<'_, str> {
 /// (`'aws.secret_access_key' '...'`, `'azure.sas_token' = '...'`) and the
 /// token of OCI pre-authenticated request URLs (`/p/<token>/n/...`).
 pub fn redact_sql(sql: &str) -> std::borrow::Cow<'_, str> {
-    let spans = secret_spans(sql);
+    mask(sql, &secret_spans(sql))
+}
+
+/// `text` with each of the (ordered, disjoint) byte ranges replaced by
+/// [`REDACTED`].
+pub fn mask<'a>(text: &'a str, spans: &[std::ops::Range<usize>]) -> std::borrow::Cow<'a, str> {
     if spans.is_empty() {
-        return std::borrow::Cow::Borrowed(sql);
+        return std::borrow::Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(sql.len());
+    let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for span in &spans {
-        out.push_str(&sql[at..span.start]);
+    for span in spans {
+        out.push_str(&text[at..span.start]);
         out.push_str(REDACTED);
         at = span.end;
     }
-    out.push_str(&sql[at..]);
+    out.push_str(&text[at..]);
     std::borrow::Cow::Owned(out)
 }
 
@@ -156,18 +161,7 @@ pub fn secret_spans(sql: &str) -> Vec<std::ops::Range<usize>> {
         } else {
             let text = &sql[inner.clone()];
             previous_secret = is_secret_option(text);
-            // PAR tokens: /p/<token>/n/
-            let mut from = 0;
-            while let Some(k) = text[from..].find("/p/") {
-                let start = from + k + 3;
-                match text[start..].find('/') {
-                    Some(len) if text[start + len..].starts_with("/n/") => {
-                        spans.push(inner.start + start..inner.start + start + len);
-                        from = start + len;
-                    }
-                    _ => from = start,
-                }
-            }
+            spans.extend(crate::par::par_token_spans(text).into_iter().map(|t| inner.start + t.start..inner.start + t.end));
         }
         i = j + 1;
     }
@@ -248,7 +242,7 @@ pub const STORAGE_OPTIONS: [&str; 5] =
 /// store ends a query with an error rather than a hang. The timeout is
 /// applied as a client config key so the client settings a builder read
 /// from the environment (AWS_ALLOW_HTTP) are kept.
-fn client_settings(options: &BTreeMap<String, String>) -> Result<(Option<String>, RetryConfig), StoreError> {
+fn client_settings(options: &BTreeMap<String, String>) -> Result<(Option<Duration>, RetryConfig), StoreError> {
     if let Some(k) = options.keys().find(|k| k.starts_with("oci.") && !["oci.region", "oci.endpoint"].contains(&k.as_str())) {
         return Err(StoreError::Option { key: k.clone(), reason: "unknown option (OCI options are oci.region and oci.endpoint)".into() });
     }
@@ -257,13 +251,10 @@ fn client_settings(options: &BTreeMap<String, String>) -> Result<(Option<String>
     }
     let mut retry = RetryConfig { retry_timeout: Duration::from_secs(120), ..RetryConfig::default() };
     let timeout = match options.get("storage.timeout") {
-        Some(t) => {
-            let secs: f64 = t.trim_end_matches('s').parse().ok().filter(|s: &f64| s.is_finite() && *s > 0.0).ok_or_else(|| StoreError::Option {
-                key: "storage.timeout".into(),
-                reason: format!("'{t}' is not a number of seconds"),
-            })?;
-            Some(secs)
-        }
+        Some(t) => Some(parse_seconds(t).filter(|d| !d.is_zero()).ok_or_else(|| StoreError::Option {
+            key: "storage.timeout".into(),
+            reason: format!("'{t}' is not a number of seconds"),
+        })?),
         None => None,
     };
     if let Some(n) = options.get("storage.max_retries") {
@@ -272,11 +263,17 @@ fn client_settings(options: &BTreeMap<String, String>) -> Result<(Option<String>
             reason: format!("'{n}' is not a count"),
         })?;
     }
-    let timeout = timeout.map(|secs| {
-        retry.retry_timeout = Duration::from_secs_f64(secs * (retry.max_retries as f64 + 1.0));
-        format!("{}ms", (secs * 1000.0) as u64)
-    });
+    if let Some(t) = timeout {
+        retry.retry_timeout = t * (retry.max_retries as u32 + 1);
+    }
     Ok((timeout, retry))
+}
+
+/// A number of seconds as options give it (`30`, `2.5`, `30s`); None if it
+/// is not one or is negative.
+pub fn parse_seconds(text: &str) -> Option<Duration> {
+    let secs: f64 = text.trim_end_matches('s').parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 /// Options with a given prefix (`aws.`), without it.
@@ -292,6 +289,8 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
         all.insert(k.clone(), v.clone());
     }
     let (timeout, retry) = client_settings(&all)?;
+    // The client configuration's form of the timeout.
+    let timeout_ms = timeout.map(|t| format!("{}ms", t.as_millis()));
     let url = &location.url;
     let shown = url.as_str().to_string();
     let build_error = |e: object_store::Error| StoreError::Build { location: shown.clone(), reason: e.to_string() };
@@ -312,7 +311,7 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "s3" => {
             let mut b = AmazonS3Builder::from_env().with_url(url.as_str()).with_retry(retry);
-            if let Some(t) = &timeout {
+            if let Some(t) = &timeout_ms {
                 b = b.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), t);
             }
             let mut profile = None;
@@ -334,13 +333,13 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
             } else {
                 let chain = crate::aws::AwsChain::shared(profile.as_deref());
                 b = b.with_credentials(chain.clone());
-                chain_source(chain)
+                Source::Chain(chain)
             };
             described(Arc::new(b.build().map_err(build_error)?), source)
         }
         "az" | "abfs" | "abfss" => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry);
-            if let Some(t) = &timeout {
+            if let Some(t) = &timeout_ms {
                 b = b.with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), t);
             }
             for (k, v) in prefixed(all.iter(), "azure.") {
@@ -355,7 +354,7 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
         }
         "gs" => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str()).with_retry(retry);
-            if let Some(t) = &timeout {
+            if let Some(t) = &timeout_ms {
                 b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), t);
             }
             for (k, v) in prefixed(all.iter(), "gcp.") {
@@ -377,7 +376,7 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
             }
             let base = format!("{}://{}", url.scheme(), url.authority());
             let mut client = ClientOptions::new().with_allow_http(url.scheme() == "http");
-            if let Some(t) = &timeout {
+            if let Some(t) = &timeout_ms {
                 client = client.with_config(ClientConfigKey::Timeout, t);
             }
             let max_retries = retry.max_retries;
@@ -385,7 +384,6 @@ pub fn build_store(location: &StoreLocation, options: &BTreeMap<String, String>)
                 Arc::new(HttpBuilder::new().with_url(&base).with_client_options(client).with_retry(retry).build().map_err(build_error)?);
             // Plain files are read as they are; OCI pre-authenticated
             // request prefixes are listed through OCI's JSON listing.
-            let timeout = timeout.as_deref().and_then(|t| t.trim_end_matches("ms").parse().ok()).map(Duration::from_millis);
             let par = crate::par::ParStore::new(base.clone(), http, timeout, max_retries)
                 .map_err(|reason| StoreError::Build { location: shown.clone(), reason })?;
             Arc::new(par)
@@ -425,10 +423,6 @@ impl From<String> for Source {
     fn from(s: String) -> Self {
         Source::Fixed(s)
     }
-}
-
-fn chain_source(chain: Arc<crate::aws::AwsChain>) -> Source {
-    Source::Chain(chain)
 }
 
 impl std::fmt::Display for Source {
