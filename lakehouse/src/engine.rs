@@ -91,16 +91,8 @@ impl Shared {
 
     fn forget(&self, db: &str, table: Option<&str>) {
         let mut cache = self.providers.write().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|(d, t), _| {
-            let gone = d == db && table.is_none_or(|x| x == t);
-            if gone {
-                self.list_cache.invalidate(&ListCache::table_ref(d, t));
-            }
-            !gone
-        });
-        if let Some(t) = table {
-            self.list_cache.invalidate(&ListCache::table_ref(db, t));
-        }
+        cache.retain(|(d, t), _| !(d == db && table.is_none_or(|x| x == t)));
+        self.list_cache.invalidate_scope(db, table);
     }
 }
 
@@ -311,11 +303,10 @@ impl Lakehouse {
         self.shared.list_cache.clear();
     }
 
-    /// Listings stored in the listing cache since start (each one listed a
-    /// store), and the files cached for a table with the age of its listing.
-    pub fn listing_status(&self, db: &str, table: &str) -> (u64, Option<(usize, std::time::Duration)>) {
-        let cache = &self.shared.list_cache;
-        (cache.listings(), cache.cached_files(&ListCache::table_ref(db, table)))
+    /// Listings that went to a store since start (not served from the
+    /// listing cache).
+    pub fn store_listings(&self) -> u64 {
+        self.shared.list_cache.listings()
     }
 
     pub fn table(&self, db: &str, table: &str) -> Option<TableDef> {

@@ -38,13 +38,28 @@ struct Inner {
     used: usize,
 }
 
+impl Inner {
+    /// Removes an entry and its bytes from the count.
+    fn take(&mut self, key: &TableScopedPath) -> Option<Entry> {
+        let e = self.entries.remove(key)?;
+        self.used -= e.size;
+        Some(e)
+    }
+
+    /// Removes the entries a predicate picks.
+    fn take_where(&mut self, pick: impl Fn(&TableScopedPath) -> bool) -> usize {
+        let keys: Vec<TableScopedPath> = self.entries.keys().filter(|k| pick(k)).cloned().collect();
+        keys.iter().filter(|k| self.take(k).is_some()).count()
+    }
+}
+
 /// A listing cache with a time-to-live per table.
 pub struct ListCache {
     inner: Mutex<Inner>,
     ttls: RwLock<HashMap<TableReference, Duration>>,
     limit: Mutex<usize>,
     /// Listings stored (each one a list call on the store); for status.
-    stores: std::sync::atomic::AtomicU64,
+    listed: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ListCache {
@@ -59,7 +74,7 @@ impl Default for ListCache {
             inner: Mutex::default(),
             ttls: RwLock::default(),
             limit: Mutex::new(DEFAULT_LIMIT),
-            stores: Default::default(),
+            listed: Default::default(),
         }
     }
 }
@@ -83,43 +98,27 @@ impl ListCache {
 
     /// Drops what is cached for a table (all its locations).
     pub fn invalidate(&self, table: &TableReference) -> usize {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let keys: Vec<TableScopedPath> =
-            inner.entries.keys().filter(|k| k.table.as_ref() == Some(table)).cloned().collect();
-        for k in &keys {
-            if let Some(e) = inner.entries.remove(k) {
-                inner.used -= e.size;
-            }
-        }
-        keys.len()
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take_where(|k| k.table.as_ref() == Some(table))
+    }
+
+    /// Drops what is cached for a database's tables, or one of them, and
+    /// forgets their TTLs (the names may come back as other tables).
+    pub fn invalidate_scope(&self, db: &str, table: Option<&str>) -> usize {
+        let mine = |t: &TableReference| t.schema() == Some(db) && table.is_none_or(|x| t.table() == x);
+        self.ttls.write().unwrap_or_else(|p| p.into_inner()).retain(|t, _| !mine(t));
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take_where(|k| k.table.as_ref().is_some_and(mine))
     }
 
     /// How many listings have been stored since start (each one listed the
     /// store).
     pub fn listings(&self) -> u64 {
-        self.stores.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Files cached for a table and how old the oldest listing is.
-    pub fn cached_files(&self, table: &TableReference) -> Option<(usize, Duration)> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let mine: Vec<&Entry> =
-            inner.entries.iter().filter(|(k, e)| k.table.as_ref() == Some(table) && e.expires > now).map(|(_, e)| e).collect();
-        if mine.is_empty() {
-            return None;
-        }
-        let files = mine.iter().map(|e| e.files.files.len()).sum();
-        let age = mine.iter().map(|e| now - e.stored).max().unwrap_or_default();
-        Some((files, age))
+        self.listed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn evict_to(inner: &mut Inner, limit: usize) {
         while inner.used > limit {
             let Some(oldest) = inner.entries.iter().min_by_key(|(_, e)| e.stored).map(|(k, _)| k.clone()) else { break };
-            if let Some(e) = inner.entries.remove(&oldest) {
-                inner.used -= e.size;
-            }
+            inner.take(&oldest);
         }
     }
 }
@@ -134,9 +133,7 @@ impl Cache<TableScopedPath, CachedFileList> for ListCache {
                 Some(e.files.clone())
             }
             Some(_) => {
-                if let Some(e) = inner.entries.remove(key) {
-                    inner.used -= e.size;
-                }
+                inner.take(key);
                 None
             }
             None => None,
@@ -144,7 +141,7 @@ impl Cache<TableScopedPath, CachedFileList> for ListCache {
     }
 
     fn put(&self, key: &TableScopedPath, value: CachedFileList) -> Option<CachedFileList> {
-        self.stores.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.listed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ttl = self.ttl(key.table.as_ref());
         if ttl.is_zero() {
             return None;
@@ -156,20 +153,15 @@ impl Cache<TableScopedPath, CachedFileList> for ListCache {
         }
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let old = inner.entries.insert(key.clone(), Entry { files: value, size, stored: now, expires: now + ttl, hits: 0 });
+        let old = inner.take(key);
+        inner.entries.insert(key.clone(), Entry { files: value, size, stored: now, expires: now + ttl, hits: 0 });
         inner.used += size;
-        if let Some(o) = &old {
-            inner.used -= o.size;
-        }
         Self::evict_to(&mut inner, limit);
         old.map(|e| e.files)
     }
 
     fn remove(&self, k: &TableScopedPath) -> Option<CachedFileList> {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let e = inner.entries.remove(k)?;
-        inner.used -= e.size;
-        Some(e.files)
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take(k).map(|e| e.files)
     }
 
     fn contains_key(&self, k: &TableScopedPath) -> bool {
@@ -229,8 +221,7 @@ impl Cache<TableScopedPath, CachedFileList> for ListCache {
 /// Parses a `storage.list_cache_ttl` value: seconds, `0` to list on every
 /// query.
 pub fn parse_ttl(text: &str) -> Option<Duration> {
-    let secs: f64 = text.trim().trim_end_matches('s').parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    connectors::stores::parse_seconds(text.trim())
 }
 
 /// A shared handle, as the runtime's cache manager takes it.

@@ -209,6 +209,12 @@ async fn check_remote(state: &SessionState, loc: &Location, url: &ListingTableUr
     }
 }
 
+/// Whether any location is a glob (its files are taken as the pattern
+/// says, without a suffix filter).
+fn has_glob(def: &TableDef) -> bool {
+    def.locations.iter().any(|l| l.contains(['*', '?', '[']))
+}
+
 fn listing_options(
     format: Arc<dyn FileFormat>,
     def: &TableDef,
@@ -217,7 +223,7 @@ fn listing_options(
 ) -> ListingOptions {
     // Prefixes are filtered by suffix so stray files (_SUCCESS, README) are
     // skipped; explicit files and globs are taken as written.
-    let ext = if collection && !def.locations.iter().any(|l| l.contains(['*', '?', '['])) {
+    let ext = if collection && !has_glob(def) {
         def.options.get(FILE_SUFFIX).cloned().unwrap_or_else(|| extension_for(format.as_ref()))
     } else {
         String::new()
@@ -361,7 +367,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
     detect_compression(def, &names);
     let format = file_format(state, def)?;
     let collection = urls.iter().any(|(l, _)| l.is_collection());
-    if collection && !def.options.contains_key(FILE_SUFFIX) && !def.locations.iter().any(|l| l.contains(['*', '?', '['])) {
+    if collection && !has_glob(def) && !def.options.contains_key(FILE_SUFFIX) {
         choose_file_suffix(def, &names, &extension_for(format.as_ref()))?;
     }
     let probe = listing_options(format, def, collection, &[]);

@@ -281,7 +281,7 @@ impl Session {
         vec![
             // Object-store listings made (each a LIST of a table's prefix,
             // not served from the listing cache).
-            s("lakewave_store_listings", self.lake.listing_status("", "").0.to_string()),
+            s("lakewave_store_listings", self.lake.store_listings().to_string()),
             s("rapid_change_propagation_status", if self.lake.capture_running() { "ON" } else { "OFF" }.into()),
             s("rapid_change_propagation_position", self.lake.capture_position().map(|p| p.to_string()).unwrap_or_default()),
             s("rapid_load_progress", format!("{progress:.2}")),
