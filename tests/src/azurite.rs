@@ -2,10 +2,11 @@
 //! `tests/servers/azurite_server.py` on a free loopback port with a
 //! container and files uploaded.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
-use crate::{require_program, wait_for_line, workspace};
+use crate::{require_program, start_script_server};
 
 pub const AZURITE_HINT: &str = "the Azure tests need Azurite (`npm install azurite` into ~/.cache/lakewave/azurite, \
      needs Node.js and npm) and the Python package azure-storage-blob; scripts/test-deps.sh installs both";
@@ -38,30 +39,13 @@ fn azurite_binary() -> PathBuf {
 impl Azurite {
     pub fn start(container: &str, upload: Option<&Path>) -> Azurite {
         let binary = azurite_binary();
-        let python = require_program("python3", AZURITE_HINT);
-        let ok = Command::new(&python)
-            .args(["-c", "import azure.storage.blob"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "{AZURITE_HINT}");
-        let mut cmd = Command::new(python);
-        cmd.arg(workspace().join("tests/servers/azurite_server.py")).arg(binary).arg(container);
+        let mut args: Vec<&OsStr> = vec![binary.as_os_str(), container.as_ref()];
         if let Some(dir) = upload {
-            cmd.arg(dir);
+            args.push(dir.as_os_str());
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start Azurite");
-        let ready = wait_for_line(&mut child, "READY ")
-            .unwrap_or_else(|| panic!("Azurite exited before it was ready ({AZURITE_HINT})"));
-        let mut words = ready.split_whitespace();
-        let port = words.next().and_then(|p| p.parse().ok()).expect("port");
-        let sas = words.next().expect("SAS token").to_string();
+        let (child, words) = start_script_server("azurite_server.py", &args, "azure.storage.blob", AZURITE_HINT);
+        let port = words.first().and_then(|p| p.parse().ok()).expect("port");
+        let sas = words.get(1).expect("SAS token").clone();
         Azurite { port, sas, child }
     }
 

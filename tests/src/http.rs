@@ -3,9 +3,9 @@
 //! on a free loopback port.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
-use crate::{require_program, wait_for_line, workspace};
+use crate::start_script_server;
 
 /// The PAR token the server accepts.
 pub const PAR_TOKEN: &str = "good-token";
@@ -18,20 +18,8 @@ pub struct HttpServer {
 impl HttpServer {
     /// Serves `root`: `/files/<path>` and `/p/<token>/n/<ns>/b/<dir>/o/<path>`.
     pub fn start(root: &Path) -> HttpServer {
-        let python = require_program("python3", "the HTTP tests need Python 3");
-        let mut child = Command::new(python)
-            .arg(workspace().join("tests/servers/http_server.py"))
-            .arg(root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the HTTP test server");
-        let port = wait_for_line(&mut child, "READY ")
-            .expect("the HTTP test server exited before it was ready")
-            .trim()
-            .parse()
-            .expect("port");
+        let (child, words) = start_script_server("http_server.py", &[root.as_os_str()], "", "the HTTP tests need Python 3");
+        let port = words.first().and_then(|p| p.parse().ok()).expect("port");
         HttpServer { port, child }
     }
 

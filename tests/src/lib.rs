@@ -232,6 +232,33 @@ pub fn wait_for_line(child: &mut Child, prefix: &str) -> Option<String> {
     Some(found)
 }
 
+/// A test server script from `tests/servers/`: checks that Python can import
+/// `modules`, starts the script with `args`, and waits for its
+/// `READY <words>` line. Returns the child (stdin piped: the script serves
+/// until it closes) and the words after READY.
+pub fn start_script_server(script: &str, args: &[&std::ffi::OsStr], modules: &str, hint: &str) -> (Child, Vec<String>) {
+    let python = require_program("python3", hint);
+    if !modules.is_empty() {
+        let ok = Command::new(&python)
+            .args(["-c", &format!("import {modules}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "{hint}");
+    }
+    let mut child = Command::new(python)
+        .arg(workspace().join("tests/servers").join(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let ready = wait_for_line(&mut child, "READY ").unwrap_or_else(|| panic!("{script} exited before it was ready ({hint})"));
+    (child, ready.split_whitespace().map(str::to_string).collect())
+}
+
 /// Fails with an install hint when an external program is missing.
 pub fn require_program(program: &str, install_hint: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {

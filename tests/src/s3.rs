@@ -1,10 +1,11 @@
 //! An S3-compatible server for tests: moto's server on a free loopback port,
 //! started by `tests/servers/s3_server.py` with a bucket and files uploaded.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
-use crate::{require_program, wait_for_line, workspace};
+use crate::start_script_server;
 
 pub const S3_HINT: &str = "the S3 tests need moto's server: `pip install 'moto[server]'` (scripts/test-deps.sh does this)";
 
@@ -29,34 +30,17 @@ impl S3Server {
     }
 
     fn launch(bucket: &str, upload: Option<&Path>, auth: bool) -> S3Server {
-        let python = require_program("python3", S3_HINT);
-        let ok = Command::new(&python)
-            .args(["-c", "import moto.server, boto3"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "{S3_HINT}");
-        let mut cmd = Command::new(python);
-        cmd.arg(workspace().join("tests/servers/s3_server.py")).arg(bucket);
+        let mut args: Vec<&OsStr> = vec![bucket.as_ref()];
         if let Some(dir) = upload {
-            cmd.arg(dir);
+            args.push(dir.as_os_str());
         }
         if auth {
-            cmd.arg("--auth");
+            args.push("--auth".as_ref());
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the S3 test server");
-        let ready = wait_for_line(&mut child, "READY ")
-            .unwrap_or_else(|| panic!("the S3 test server exited before it was ready ({S3_HINT})"));
-        let mut words = ready.split_whitespace();
-        let port = words.next().and_then(|p| p.parse().ok()).expect("port");
-        let credentials = match (words.next(), words.next()) {
-            (Some(k), Some(s)) => Some((k.to_string(), s.to_string())),
+        let (child, words) = start_script_server("s3_server.py", &args, "moto.server, boto3", S3_HINT);
+        let port = words.first().and_then(|p| p.parse().ok()).expect("port");
+        let credentials = match (words.get(1), words.get(2)) {
+            (Some(k), Some(s)) => Some((k.clone(), s.clone())),
             _ => None,
         };
         S3Server { port, credentials, child }
