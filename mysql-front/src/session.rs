@@ -613,8 +613,9 @@ impl Session {
                 }
             }
         }
-        rewrite_mysql(&mut statement, reads_information_schema);
+        // As the client wrote it: result columns are named after its text.
         let original = statement.clone();
+        rewrite_mysql(&mut statement, reads_information_schema);
         // Inside a transaction, MySQL tables are read through this session's
         // own connection so the query sees the transaction's writes.
         if let Some(rows) = state.config().get_extension::<connectors::mysql::SessionRows>() {

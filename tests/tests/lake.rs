@@ -181,6 +181,15 @@ async fn redshift_unload_manifests() {
     let got: Vec<Row> = conn.query(select("venue_gz")).await.expect("read gz parts");
     assert_eq!(got, plain);
 
+    // MySQL functions that are rewritten for the engine keep the names the
+    // client wrote for their result columns.
+    let sql = "SELECT GROUP_CONCAT(venueid ORDER BY venueid SEPARATOR '|'), IF(COUNT(*) > 0, 'y', 'n') FROM venue_gz WHERE venueid < 3";
+    let mut result = conn.query_iter(sql).await.expect("rewritten functions");
+    let names: Vec<String> = result.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
+    let rows: Vec<(String, String)> = result.collect().await.expect("rows");
+    assert_eq!(names, vec!["GROUP_CONCAT(venueid ORDER BY venueid SEPARATOR '|')", "IF(COUNT(*) > 0, 'y', 'n')"]);
+    assert_eq!(rows, vec![("1|2".to_string(), "y".to_string())]);
+
     // MANIFEST VERBOSE: the schema comes from the manifest.
     conn.query_drop(format!(
         "CREATE TABLE venue_zst ENGINE=lakehouse SECONDARY_ENGINE=RAPID ENGINE_ATTRIBUTE='{{\"dialect\": {{\"format\": \"csv\"}}, \"file\": [{{\"manifest\": \"{}\"}}]}}'",
