@@ -4,9 +4,77 @@
 //! the error can name the file (and, for CSV, the line). This runs only on
 //! the error path.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
+use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::prelude::SessionContext;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
+
+/// A result stream that turns a panic raised while producing a batch (a
+/// decoder's arithmetic overflow on a damaged file, say) into a read error,
+/// so the client gets an error packet instead of a dropped connection.
+pub struct CatchPanics {
+    inner: SendableRecordBatchStream,
+    done: bool,
+}
+
+impl CatchPanics {
+    pub fn wrap(inner: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        Box::pin(CatchPanics { inner, done: false })
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Stream for CatchPanics {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.inner.poll_next_unpin(cx))) {
+            Ok(p) => p,
+            Err(panic) => {
+                this.done = true;
+                Poll::Ready(Some(Err(DataFusionError::IoError(std::io::Error::other(format!(
+                    "the file decoder failed on malformed data ({})",
+                    panic_text(panic.as_ref())
+                ))))))
+            }
+        }
+    }
+}
+
+/// Plans and starts a query, turning panics while planning (statistics
+/// read from a damaged footer) or streaming into read errors.
+pub async fn execute_catching(df: datafusion::dataframe::DataFrame) -> Result<SendableRecordBatchStream> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(df.execute_stream()).catch_unwind().await {
+        Ok(stream) => Ok(CatchPanics::wrap(stream?)),
+        Err(panic) => Err(DataFusionError::IoError(std::io::Error::other(format!(
+            "the file decoder failed on malformed data ({})",
+            panic_text(panic.as_ref())
+        )))),
+    }
+}
+
+impl RecordBatchStream for CatchPanics {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
 
 use crate::model::TableDef;
 use crate::provider;
@@ -40,7 +108,7 @@ pub async fn locate(state: &SessionState, def: &TableDef) -> Option<String> {
         let ctx = SessionContext::new_with_state(state.clone());
         let failure = match ctx.read_table(table) {
             Err(e) => Some(e),
-            Ok(df) => match df.execute_stream().await {
+            Ok(df) => match execute_catching(df).await {
                 Err(e) => Some(e),
                 Ok(mut stream) => {
                     let mut failure = None;

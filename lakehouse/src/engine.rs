@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) capture: Arc<crate::capture::Capture>,
     /// What external tables' locations held when last listed.
     pub(crate) list_cache: Arc<ListCache>,
+    /// What permissive text reads let through, per table.
+    pub(crate) read_stats: Arc<crate::text::ReadStats>,
 }
 
 impl Shared {
@@ -112,8 +114,9 @@ impl Lakehouse {
             .with_list_files_cache(Some(list_cache.clone() as Arc<ListFilesCache>))
             .with_list_files_cache_limit(crate::listing::DEFAULT_LIMIT);
         let runtime = RuntimeEnvBuilder::new().with_cache_manager(cache_config).build_arc()?;
+        let read_stats = Arc::new(crate::text::ReadStats::default());
         let builder_state = SessionStateBuilder::new()
-            .with_config(base_config(&options, None))
+            .with_config(base_config(&options, None).with_extension(read_stats.clone()))
             .with_runtime_env(runtime.clone())
             .with_default_features()
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
@@ -129,6 +132,7 @@ impl Lakehouse {
             rapid,
             capture: Arc::default(),
             list_cache,
+            read_stats,
         });
         Ok(Self { shared, runtime, options })
     }
@@ -171,6 +175,8 @@ impl Lakehouse {
         let config = base_config(&self.options, database)
             .with_extension(Arc::new(connectors::mysql::PushdownLog::default()))
             .with_extension(Arc::new(connectors::mysql::SessionRows::default()))
+            .with_extension(Arc::new(crate::text::ReadWarnings::default()))
+            .with_extension(self.shared.read_stats.clone())
             .with_extension(offload.clone());
         let state = SessionStateBuilder::new()
             .with_config(config)
@@ -305,6 +311,12 @@ impl Lakehouse {
 
     /// Listings that went to a store since start (not served from the
     /// listing cache).
+    /// Per-table counts of bad values and rows that permissive reads let
+    /// through since the server started.
+    pub fn read_stats(&self) -> Vec<(String, crate::text::TableReadStats)> {
+        self.shared.read_stats.snapshot()
+    }
+
     pub fn store_listings(&self) -> u64 {
         self.shared.list_cache.listings()
     }
@@ -317,6 +329,9 @@ impl Lakehouse {
     pub fn table_exists(&self, db: &str, table: &str) -> bool {
         if db == INFORMATION_SCHEMA {
             return InfoSchemaProvider::table_columns(table).is_some();
+        }
+        if db == PERFORMANCE_SCHEMA {
+            return crate::rapid::status::TABLES.contains(&table);
         }
         self.catalog().table(db, table).is_some()
     }
@@ -457,7 +472,7 @@ impl CatalogProvider for LakeCatalog {
             return Some(Arc::new(InfoSchemaProvider::new(self.shared.catalog.clone(), self.shared.mysql.get().cloned())));
         }
         if name == PERFORMANCE_SCHEMA {
-            return Some(Arc::new(RpdSchema::new(self.shared.rapid.clone())));
+            return Some(Arc::new(RpdSchema::new(self.shared.rapid.clone(), self.shared.read_stats.clone())));
         }
         (self.shared.catalog.database_exists(&name) || self.shared.mysql.get().is_some())
             .then(|| Arc::new(LakeSchema { shared: self.shared.clone(), db: name, offload: self.offload.clone() }) as _)

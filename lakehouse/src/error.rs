@@ -27,6 +27,10 @@ pub enum LakeError {
     /// The files behind a table could not be read or decoded.
     #[error("{0}")]
     Data(String),
+    /// A value or row of a file was refused; `code` is the MySQL error
+    /// (1366 bad value, 1261/1262 field count, 1300 bad UTF-8, ...).
+    #[error("{message}")]
+    BadData { code: u16, message: String },
     /// The catalog could not be written durably.
     #[error("catalog storage failed at {path}: {source}")]
     Storage { path: String, source: std::io::Error },

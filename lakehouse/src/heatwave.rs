@@ -249,8 +249,12 @@ fn dialect_options(dialect: &Map<String, Json>) -> Result<(String, BTreeMap<Stri
             }
             "encoding" => {
                 let e = text_of(v, key)?.to_lowercase();
-                if !matches!(e.as_str(), "utf8mb4" | "utf8" | "utf-8" | "utf8mb3") {
-                    return Err(LakeError::NotSupported(format!("encoding '{e}' (utf8mb4 only)")));
+                match e.as_str() {
+                    "utf8mb4" | "utf8" | "utf-8" | "utf8mb3" => {}
+                    "latin1" | "cp1252" | "iso-8859-1" => {
+                        opts.insert("format.encoding".into(), "latin1".into());
+                    }
+                    _ => return Err(LakeError::NotSupported(format!("encoding '{e}' (utf8mb4 or latin1)"))),
                 }
             }
             "date_format" | "time_format" | "timestamp_format" => {
@@ -266,11 +270,11 @@ fn dialect_options(dialect: &Map<String, Json>) -> Result<(String, BTreeMap<Stri
                 }
             }
             "is_strict_mode" => {
-                // Permissive mode tolerates rows with missing trailing fields
-                // (read as NULL); other bad rows still fail the query.
-                if !bool_of(v, key)? {
-                    opts.insert("format.truncated_rows".into(), "true".into());
-                }
+                // Strict: a bad value or row fails the query, naming file,
+                // line and column. Permissive: it reads as NULL, with a
+                // warning.
+                let strict = bool_of(v, key)?;
+                opts.insert("format.bad_rows".into(), if strict { "error" } else { "null" }.into());
             }
             "allow_missing_files" => allow_missing = bool_of(v, key)?,
             "compression" => {
@@ -289,12 +293,19 @@ fn dialect_options(dialect: &Map<String, Json>) -> Result<(String, BTreeMap<Stri
     }
     match skip_rows {
         0 => {}
-        1 => {
+        1 if opts.get("format.has_header").is_none_or(|h| h != "true") => {
             opts.insert("format.has_header".into(), "true".into());
         }
-        n => return Err(LakeError::NotSupported(format!("skip_rows = {n} (at most 1)"))),
+        n => {
+            // Lines before the header (or the data) are skipped.
+            opts.insert("format.skip_rows".into(), n.to_string());
+        }
     }
-    if format != "csv" {
+    if format == "csv" {
+        // HeatWave's text semantics (strict mode by default, MySQL date
+        // formats, `\N`) are those of Lakewave's own text reader.
+        opts.entry("format.bad_rows".into()).or_insert_with(|| "error".into());
+    } else {
         opts.retain(|k, _| k == "format.compression");
     }
     Ok((format, opts, allow_missing))

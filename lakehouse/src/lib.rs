@@ -22,6 +22,7 @@ pub mod model;
 pub mod provider;
 pub mod rapid;
 pub mod secondary;
+pub mod text;
 pub mod types;
 
 pub use engine::{Lakehouse, LakehouseOptions};

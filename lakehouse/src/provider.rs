@@ -43,6 +43,22 @@ pub(crate) fn location_error(e: LocationError) -> LakeError {
 }
 
 fn file_format(state: &SessionState, def: &TableDef) -> Result<Arc<dyn FileFormat>> {
+    file_format_for(state, def, None)
+}
+
+/// The file format of a table; `table` names it in read statistics.
+fn file_format_for(state: &SessionState, def: &TableDef, table: Option<&TableReference>) -> Result<Arc<dyn FileFormat>> {
+    if crate::text::wanted(def) {
+        if let Some(k) = def.options.keys().find(|k| !OPTION_NAMESPACES.iter().any(|ns| k.starts_with(ns))) {
+            return Err(LakeError::InvalidDefinition(format!(
+                "unknown option '{k}' (options are format.*, aws.*, azure.*, gcp.*, oci.*, storage.* or aurora.table)"
+            )));
+        }
+        let options = crate::text::TextOptions::from_table(def)?;
+        let name = table.map_or_else(|| def.name.clone(), |t| t.to_string());
+        let stats = state.config().get_extension::<crate::text::ReadStats>();
+        return Ok(Arc::new(crate::text::TextFormat::new(options, name, stats)));
+    }
     let factory = state.get_file_format_factory(&def.format).ok_or_else(|| {
         LakeError::NotSupported(format!(
             "file format '{}' (supported: {})",
@@ -434,7 +450,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
         });
     }
     def.columns = columns;
-    if def.format == "csv" {
+    if def.format == "csv" && !crate::text::wanted(def) {
         def.columns = fixed_point_columns(state, def).await?;
     }
     Ok(())
@@ -574,7 +590,7 @@ fn data_error(def: &TableDef, e: datafusion::error::DataFusionError) -> LakeErro
 /// Builds the provider for a stored definition, without any I/O.
 /// `table` scopes the listing cache (None: listings are not cached).
 pub fn build(state: &SessionState, def: &TableDef, table: Option<&TableReference>) -> Result<Arc<dyn TableProvider>> {
-    match csv_null_marker(def) {
+    match csv_null_marker(def).filter(|_| !crate::text::wanted(def)) {
         Some(marker) => with_null_marker(state, def, &marker, table),
         None => build_listing(state, def, table),
     }
@@ -634,7 +650,7 @@ fn with_null_marker(
 
 fn build_listing(state: &SessionState, def: &TableDef, table: Option<&TableReference>) -> Result<Arc<dyn TableProvider>> {
     let urls = listing_urls(state, def, table)?;
-    let format = file_format(state, def)?;
+    let format = file_format_for(state, def, table)?;
     let schema = def.schema()?;
     let partition_types: Vec<(String, DataType)> = def
         .partition_cols

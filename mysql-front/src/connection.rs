@@ -338,12 +338,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     async fn respond(&mut self, result: Result<Response, MyError>, format: RowFormat, more: StatusFlags) -> bool {
         match result {
             Ok(Response::Ok { affected, info }) => {
+                self.session.absorb_read_warnings();
                 self.ok_with(affected, &info, more);
                 true
             }
             Ok(Response::Rows { cols, stream }) => {
                 let st = status(&self.session) | more;
-                match stream_result(&mut self.io, &cols, self.collation, stream, format, st).await {
+                let pending = self.session.read_warnings();
+                let before = self.session.warnings.len() as u64;
+                let warnings = move || (before + pending.as_ref().map_or(0, |w| w.count())).min(u16::MAX as u64) as u16;
+                let result = stream_result(&mut self.io, &cols, self.collation, stream, format, st, &warnings).await;
+                self.session.absorb_read_warnings();
+                match result {
                     Ok(_) => true,
                     Err(e) => {
                         self.err(&e);

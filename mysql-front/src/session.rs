@@ -226,6 +226,20 @@ impl Session {
         self.warnings.push(Warning { level: "Warning", code, message: message.into() });
     }
 
+    /// Where file reads of this session leave their warnings.
+    pub fn read_warnings(&self) -> Option<Arc<lakehouse::text::ReadWarnings>> {
+        self.ctx.state_ref().read().config().get_extension::<lakehouse::text::ReadWarnings>()
+    }
+
+    /// Moves the warnings file reads left into the diagnostics area.
+    pub fn absorb_read_warnings(&mut self) {
+        if let Some(w) = self.read_warnings() {
+            for (code, message) in w.take().1 {
+                self.warn(code, message);
+            }
+        }
+    }
+
     /// Runs one statement (already split from a multi-statement text).
     pub async fn execute(&mut self, sql: &str) -> Result<Response, MyError> {
         if is_blank(sql) {
@@ -251,6 +265,9 @@ impl Session {
         }
         // The diagnostics area belongs to the previous statement until here.
         self.warnings.clear();
+        if let Some(w) = self.read_warnings() {
+            w.take();
+        }
         let (sql_text, secondary_engine) = heatwave::strip_secondary_engine(sql);
         let mut statements = DFParser::parse_sql_with_dialect(&sql_text, &MySqlDialect {})
             .map_err(|e| syntax_error(e, &sql_text))?;
@@ -583,7 +600,7 @@ impl Session {
             if !lake && !self.lake.has_mysql() {
                 return Err(show::no_such_table(&db, table));
             }
-            if lake && db != INFORMATION_SCHEMA {
+            if lake && db != INFORMATION_SCHEMA && db != lakehouse::rapid::status::PERFORMANCE_SCHEMA {
                 lake_tables.push((db, table.to_lowercase()));
             }
         }
@@ -689,7 +706,7 @@ impl Session {
             let stream = datafusion::physical_plan::memory::MemoryStream::try_new(batches, schema, None)?;
             return Ok(Response::Rows { cols, stream: Box::pin(stream) });
         }
-        let stream = match df.execute_stream().await {
+        let stream = match lakehouse::diagnose::execute_catching(df).await {
             Ok(s) => s,
             Err(e) => return Err(self.name_failing_file(e, &lake_tables).await),
         };
@@ -736,7 +753,7 @@ impl Session {
     /// Rewrites a read error to name the file that caused it, when it can.
     async fn name_failing_file(&self, e: datafusion::error::DataFusionError, tables: &[(String, String)]) -> MyError {
         let err = MyError::from(e);
-        if err.code != ER_GET_ERRNO || tables.is_empty() {
+        if err.code != ER_GET_ERRNO || tables.is_empty() || names_its_file(&err) {
             return err;
         }
         match self.lake.locate_read_error(tables).await {
@@ -759,7 +776,7 @@ impl Session {
                     Ok(b) => Ok(b),
                     Err(e) => {
                         let err = MyError::from(e);
-                        if err.code != ER_GET_ERRNO || tables.is_empty() {
+                        if err.code != ER_GET_ERRNO || tables.is_empty() || names_its_file(&err) {
                             return Err(datafusion::error::DataFusionError::External(Box::new(err)));
                         }
                         let err = match lake.locate_read_error(&tables).await {
@@ -1222,6 +1239,12 @@ fn created_database(s: &Statement) -> Option<(String, bool)> {
 
 fn first_words(s: &str) -> String {
     s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether a read error already says which file failed (Lakewave's text
+/// reader names file and line itself), so no search for it is needed.
+fn names_its_file(err: &MyError) -> bool {
+    err.message.starts_with("file '")
 }
 
 /// Drops leading `/* ... */`, `-- ...` and `# ...` comments.

@@ -1,6 +1,7 @@
 //! `performance_schema.rpd_*`: the secondary engine's tables, columns and
 //! memory, as HeatWave names them, built from the store on each read so
-//! progress is current.
+//! progress is current. `performance_schema.lakewave_read_errors` lists,
+//! per table, what permissive text reads let through.
 
 use std::sync::Arc;
 
@@ -14,16 +15,17 @@ use super::encode::chunk_bytes;
 use super::{LoadStatus, RapidStore};
 
 pub const PERFORMANCE_SCHEMA: &str = "performance_schema";
-pub const TABLES: [&str; 4] = ["rpd_tables", "rpd_table_id", "rpd_columns", "rpd_nodes"];
+pub const TABLES: [&str; 5] = ["rpd_tables", "rpd_table_id", "rpd_columns", "rpd_nodes", "lakewave_read_errors"];
 
 #[derive(Debug)]
 pub struct RpdSchema {
     store: Arc<RapidStore>,
+    read_stats: Arc<crate::text::ReadStats>,
 }
 
 impl RpdSchema {
-    pub fn new(store: Arc<RapidStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<RapidStore>, read_stats: Arc<crate::text::ReadStats>) -> Self {
+        Self { store, read_stats }
     }
 }
 
@@ -162,6 +164,24 @@ impl RpdSchema {
                     u64s(vec![self.store.used()]),
                     u64s(vec![self.store.limit()]),
                     u64s(vec![base]),
+                ];
+                (Arc::new(schema), arrays)
+            }
+            "lakewave_read_errors" => {
+                let schema = Schema::new(vec![
+                    field("table_name", DataType::Utf8, false),
+                    field("bad_values", DataType::UInt64, false),
+                    field("skipped_rows", DataType::UInt64, false),
+                    field("missing_columns", DataType::UInt64, false),
+                    field("last_problem", DataType::Utf8, true),
+                ]);
+                let stats = self.read_stats.snapshot();
+                let arrays = vec![
+                    texts(stats.iter().map(|(t, _)| Some(t.clone())).collect()),
+                    u64s(stats.iter().map(|(_, s)| s.bad_values).collect()),
+                    u64s(stats.iter().map(|(_, s)| s.skipped_rows).collect()),
+                    u64s(stats.iter().map(|(_, s)| s.missing_columns).collect()),
+                    texts(stats.iter().map(|(_, s)| s.last_problem.clone()).collect()),
                 ];
                 (Arc::new(schema), arrays)
             }

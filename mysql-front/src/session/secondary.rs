@@ -39,11 +39,13 @@ pub fn is_lakewave_variable(name: &str) -> bool {
     matches!(n, "use_secondary_engine" | "secondary_engine_cost_threshold") || n.starts_with("rapid_")
 }
 
-/// Whether the tables are performance_schema's secondary-engine tables.
+/// Whether the tables are Lakewave's performance_schema tables (the
+/// secondary engine's `rpd_*`, `lakewave_read_errors`).
 pub fn reads_rpd_tables(refs: &[(Option<String>, String)]) -> bool {
     !refs.is_empty()
         && refs.iter().all(|(db, t)| {
-            db.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(PERFORMANCE_SCHEMA)) && t.to_lowercase().starts_with("rpd_")
+            db.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(PERFORMANCE_SCHEMA))
+                && lakehouse::rapid::status::TABLES.contains(&t.to_lowercase().as_str())
         })
 }
 

@@ -91,6 +91,7 @@ impl From<LakeError> for MyError {
                     MyError::new(ER_GET_ERRNO, S_HY000, m)
                 }
             }
+            LakeError::BadData { code, .. } => MyError::new(code, S_HY000, msg),
             LakeError::Storage { .. } => MyError::new(ER_UNKNOWN, S_HY000, msg),
             LakeError::Secondary(_) => MyError::new(ER_SECONDARY_ENGINE, S_HY000, msg),
             LakeError::Engine(inner) => MyError::from(inner),

@@ -198,6 +198,7 @@ pub async fn stream_result<R, W>(
     mut stream: datafusion::physical_plan::SendableRecordBatchStream,
     format: RowFormat,
     status: StatusFlags,
+    warnings: &(dyn Fn() -> u16 + Sync),
 ) -> Result<u64, MyError>
 where
     R: AsyncRead + Unpin,
@@ -232,6 +233,6 @@ where
             None => None,
         };
     }
-    write_end(io, status, 0);
+    write_end(io, status, warnings());
     Ok(rows)
 }
