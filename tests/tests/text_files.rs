@@ -441,3 +441,230 @@ async fn malformed_and_tricky_files() {
     let one: Option<i64> = conn.query_first("SELECT 1").await.expect("still serving");
     assert_eq!(one, Some(1));
 }
+
+/// Rows with the values exports get wrong: the delimiter, quotes,
+/// backslashes and line breaks inside strings, the empty string beside
+/// NULL, dates and times at the edges of their ranges.
+type Awkward = (i64, Option<String>, Option<String>, Option<String>, Option<String>);
+
+fn awkward_rows() -> Vec<Awkward> {
+    let names = [
+        Some("plain"),
+        Some("pipe|inside"),
+        Some("back\\slash"),
+        Some("say \"hi\""),
+        Some("two\nlines"),
+        Some("crlf\r\nend"),
+        Some(""),
+        None,
+        Some("  padded  "),
+        Some("Zürich, café"),
+    ];
+    let days = ["0001-01-01", "9999-12-31", "1970-01-01", "2000-02-29", "1969-12-31"];
+    let times = ["1970-01-01 00:00:00", "9999-12-31 23:59:59.999999", "2024-02-29 12:00:00.5", "1900-01-01 00:00:01"];
+    (1..=40i64)
+        .map(|i| {
+            (
+                i,
+                names[i as usize % names.len()].map(str::to_string),
+                (i % 7 != 0).then(|| days[i as usize % days.len()].to_string()),
+                (i % 6 != 0).then(|| times[i as usize % times.len()].to_string()),
+                (i % 5 != 0).then(|| format!("{}{}.{:02}", if i % 2 == 0 { "-" } else { "" }, i * 1000, i % 100)),
+            )
+        })
+        .collect()
+}
+
+/// Redshift `UNLOAD ... DELIMITER '|' ESCAPE NULL AS '\N'` output: a
+/// backslash before every delimiter, backslash, quote and line break.
+fn redshift_escaped(rows: &[Awkward]) -> String {
+    let field = |v: &Option<String>| match v {
+        None => "\\N".to_string(),
+        Some(s) => s.chars().fold(String::new(), |mut out, c| {
+            if matches!(c, '|' | '\\' | '"' | '\n' | '\r') {
+                out.push('\\');
+            }
+            out.push(c);
+            out
+        }),
+    };
+    rows.iter()
+        .map(|r| format!("{}|{}|{}|{}|{}\n", r.0, field(&r.1), field(&r.2), field(&r.3), field(&r.4)))
+        .collect()
+}
+
+fn awkward_parquet(rows: &[Awkward]) -> Vec<u8> {
+    use datafusion::arrow::array::{ArrayRef, Date32Array, Decimal128Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+    let epoch = chrono_days;
+    let batch = RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef),
+        ("name", Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1.clone()))) as ArrayRef),
+        ("day", Arc::new(Date32Array::from_iter(rows.iter().map(|r| r.2.as_deref().map(epoch))))),
+        ("ts", Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(|r| r.3.as_deref().map(micros))))),
+        (
+            "amount",
+            Arc::new(
+                Decimal128Array::from_iter(rows.iter().map(|r| r.4.as_deref().map(|a| (a.parse::<f64>().expect("amount") * 100.0).round() as i128)))
+                    .with_precision_and_scale(10, 2)
+                    .expect("decimal"),
+            ),
+        ),
+    ])
+    .expect("batch");
+    let mut out = Vec::new();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+    out
+}
+
+/// Days since 1970-01-01 of an ISO date (proleptic Gregorian).
+fn chrono_days(d: &str) -> i32 {
+    let p: Vec<i64> = d.split('-').map(|x| x.parse().expect("date part")).collect();
+    let (y, m, day) = (p[0] - i64::from(p[1] <= 2), p[1], p[2]);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146097 + doe - 719468) as i32
+}
+
+fn micros(t: &str) -> i64 {
+    let (date, time) = t.split_once(' ').expect("timestamp");
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let p: Vec<i64> = hms.split(':').map(|x| x.parse().expect("time part")).collect();
+    let frac: i64 = format!("{frac:0<6}").parse().expect("fraction");
+    (chrono_days(date) as i64 * 86_400 + p[0] * 3600 + p[1] * 60 + p[2]) * 1_000_000 + frac
+}
+
+/// What a DATETIME(6) value reads back as over the wire.
+fn shown_timestamp(t: &str) -> String {
+    match t.split_once('.') {
+        Some((whole, frac)) => format!("{whole}.{frac:0<6}"),
+        None => format!("{t}.000000"),
+    }
+}
+
+/// Redshift UNLOAD text with ESCAPE (gzip, bzip2 and zstd parts under one
+/// prefix) and UNLOAD Parquet parts: every row compared with the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redshift_escape_and_parquet_unloads() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let rows = awkward_rows();
+    let escaped = data.path().join("escaped");
+    std::fs::create_dir_all(&escaped).expect("dir");
+    let thirds = [&rows[..13], &rows[13..26], &rows[26..]];
+    std::fs::write(escaped.join("venue_0000_part_00.gz"), gzip(redshift_escaped(thirds[0]).as_bytes())).expect("part");
+    std::fs::write(escaped.join("venue_0001_part_00.gz"), gzip(redshift_escaped(thirds[1]).as_bytes())).expect("part");
+    std::fs::write(escaped.join("venue_0002_part_00.gz"), gzip(redshift_escaped(thirds[2]).as_bytes())).expect("part");
+    let zst = data.path().join("zst");
+    std::fs::create_dir_all(&zst).expect("dir");
+    std::fs::write(zst.join("venue_0000_part_00.zst"), zstd::encode_all(redshift_escaped(&rows).as_bytes(), 3).expect("zstd")).expect("part");
+    let parquet = data.path().join("parquet");
+    std::fs::create_dir_all(&parquet).expect("dir");
+    std::fs::write(parquet.join("venue_0000_part_00.parquet"), awkward_parquet(&rows[..20])).expect("part");
+    std::fs::write(parquet.join("venue_0001_part_00.parquet"), awkward_parquet(&rows[20..])).expect("part");
+
+    let server = lakewave_tests::ServerProcess::start(&data.path().join("lw"), &["--no-mysql"]);
+    let mut conn = Conn::from_url(server.url()).await.expect("connect");
+    conn.query_drop("CREATE DATABASE rs").await.expect("database");
+    conn.query_drop("USE rs").await.expect("use");
+    let expected: Vec<Awkward> = rows
+        .iter()
+        .map(|r| (r.0, r.1.clone(), r.2.clone(), r.3.as_deref().map(shown_timestamp), r.4.clone()))
+        .collect();
+    let columns = "(id BIGINT, name VARCHAR(100), day DATE, ts DATETIME(6), amount DECIMAL(10,2))";
+    let select = |t: &str| format!("SELECT id, name, day, ts, amount FROM {t} ORDER BY id");
+    for (table, dir) in [("escaped_gz", &escaped), ("escaped_zst", &zst)] {
+        conn.query_drop(format!(
+            "CREATE EXTERNAL TABLE {table} {columns} STORED AS CSV LOCATION '{}/' \
+             OPTIONS ('format.delimiter' '|', 'format.escape' '\\\\', 'format.null_value' '\\\\N', 'format.quote' '', 'format.has_header' 'false')",
+            dir.display()
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
+        let got: Vec<Awkward> = conn.query(select(table)).await.unwrap_or_else(|e| panic!("{table}: {e}"));
+        assert_eq!(got, expected, "{table}");
+    }
+    // The same files with the schema inferred.
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE escaped_inferred STORED AS CSV LOCATION '{}/' \
+         OPTIONS ('format.delimiter' '|', 'format.escape' '\\\\', 'format.null_value' '\\\\N', 'format.quote' '', 'format.has_header' 'false')",
+        escaped.display()
+    ))
+    .await
+    .expect("inferred");
+    let types: Vec<(String, String)> = conn
+        .query("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'rs' AND TABLE_NAME = 'escaped_inferred' ORDER BY ORDINAL_POSITION")
+        .await
+        .expect("columns");
+    let types: Vec<(&str, &str)> = types.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(
+        types,
+        vec![("col_1", "bigint"), ("col_2", "text"), ("col_3", "date"), ("col_4", "datetime(6)"), ("col_5", "decimal(7,2)")]
+    );
+    let got: Vec<Awkward> = conn
+        .query("SELECT col_1, col_2, col_3, col_4, col_5 FROM escaped_inferred ORDER BY col_1")
+        .await
+        .expect("inferred rows");
+    assert_eq!(got, expected, "inferred");
+
+    conn.query_drop(format!("CREATE EXTERNAL TABLE unload_parquet STORED AS PARQUET LOCATION '{}/'", parquet.display()))
+        .await
+        .expect("parquet parts");
+    let got: Vec<Awkward> = conn.query(select("unload_parquet")).await.expect("parquet rows");
+    assert_eq!(got, expected, "parquet");
+}
+
+/// Inference across files: types widen (integer → decimal → double, date →
+/// datetime, anything → text), a column only some files have is kept and
+/// reads as NULL elsewhere (with a warning), and the stored schema is used
+/// afterwards without reading the files again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inference_widens_across_files() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().join("mixed");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("a.csv"), "id,qty,price,seen,code\n1,5,10,2024-01-01,7\n2,6,11,2024-01-02,8\n").expect("a");
+    std::fs::write(dir.join("b.csv"), "id,qty,price,seen,code,extra\n3,5000000000,10.25,2024-01-03 10:00:00,x9,new\n").expect("b");
+    std::fs::write(dir.join("c.csv"), "id,price,qty,seen,code\n4,1e3,7,2024-01-04,10\n").expect("c");
+    let server = lakewave_tests::ServerProcess::start(&data.path().join("lw"), &["--no-mysql"]);
+    let mut conn = Conn::from_url(server.url()).await.expect("connect");
+    conn.query_drop("CREATE DATABASE inf").await.expect("database");
+    conn.query_drop("USE inf").await.expect("use");
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE mixed STORED AS CSV LOCATION '{}/' OPTIONS ('format.schema_inference' 'full')",
+        dir.display()
+    ))
+    .await
+    .expect("create");
+    let types: Vec<(String, String)> = conn
+        .query("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'inf' AND TABLE_NAME = 'mixed' ORDER BY ORDINAL_POSITION")
+        .await
+        .expect("columns");
+    let types: Vec<(&str, &str)> = types.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(
+        types,
+        vec![("id", "bigint"), ("qty", "bigint"), ("price", "double"), ("seen", "datetime(6)"), ("code", "text"), ("extra", "text")]
+    );
+    let rows: Vec<(i64, i64, f64, String, String, Option<String>)> =
+        conn.query("SELECT id, qty, price, seen, code, extra FROM mixed ORDER BY id").await.expect("rows");
+    assert_eq!(
+        rows,
+        vec![
+            (1, 5, 10.0, "2024-01-01 00:00:00.000000".into(), "7".into(), None),
+            (2, 6, 11.0, "2024-01-02 00:00:00.000000".into(), "8".into(), None),
+            (3, 5_000_000_000, 10.25, "2024-01-03 10:00:00.000000".into(), "x9".into(), Some("new".into())),
+            (4, 7, 1000.0, "2024-01-04 00:00:00.000000".into(), "10".into(), None),
+        ]
+    );
+    let warnings: Vec<(String, u16, String)> = conn.query("SHOW WARNINGS").await.expect("warnings");
+    assert_eq!(warnings.len(), 2, "a.csv and c.csv lack 'extra': {warnings:?}");
+    assert!(warnings.iter().all(|w| w.1 == 1263 && w.2.contains("has no column 'extra'")), "{warnings:?}");
+    // The schema is stored: a new file with other values does not change it.
+    std::fs::write(dir.join("d.csv"), "id,qty,price,seen,code,extra\n5,8,1.5,2024-01-05,11,z\n").expect("d");
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM mixed WHERE qty > 0").await.expect("count");
+    assert_eq!(n, Some(5));
+}
