@@ -252,6 +252,12 @@ fn listing_options(
 /// The files a stored definition reads, listed exactly as its scans list
 /// them (same prefixes, globs and suffix filter), as absolute paths.
 pub(crate) async fn files_of(state: &SessionState, def: &TableDef) -> Result<Vec<String>> {
+    Ok(files_with_meta(state, def).await?.into_iter().map(|(path, _)| path).collect())
+}
+
+/// [`files_of`] with each file's size, ETag and modification time, listed
+/// afresh (not from the listing cache).
+pub(crate) async fn files_with_meta(state: &SessionState, def: &TableDef) -> Result<Vec<(String, object_store::ObjectMeta)>> {
     use futures::TryStreamExt;
     let urls = listing_urls(state, def, None)?;
     let collection = urls.iter().any(|(l, _)| l.is_collection());
@@ -259,19 +265,56 @@ pub(crate) async fn files_of(state: &SessionState, def: &TableDef) -> Result<Vec
     let mut files = Vec::new();
     for (_, url) in &urls {
         let store = state.runtime_env().object_store(url)?;
-        let mut listed: Vec<String> = url
+        let mut listed: Vec<(String, object_store::ObjectMeta)> = url
             .list_all_files(state, store.as_ref(), &options.file_extension)
             .await?
-            .map_ok(|meta| match url.scheme() {
-                "file" => format!("/{}", meta.location),
-                _ => format!("{}{}", shown_store_url(url.object_store().as_str()), meta.location),
+            .map_ok(|meta| {
+                let path = match url.scheme() {
+                    "file" => format!("/{}", meta.location),
+                    _ => format!("{}{}", shown_store_url(url.object_store().as_str()), meta.location),
+                };
+                (path, meta)
             })
             .try_collect()
             .await?;
-        listed.sort();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
         files.extend(listed);
     }
     Ok(files)
+}
+
+/// The rows of one file of a table, with the table's schema: partition
+/// columns take the values the file's path gives them.
+pub(crate) fn file_frame(state: &SessionState, def: &TableDef, path: &str) -> Result<datafusion::dataframe::DataFrame> {
+    use datafusion::logical_expr::{cast, ident, lit};
+    use datafusion::scalar::ScalarValue;
+    let mut single = def.clone();
+    single.locations = vec![path.to_string()];
+    single.partition_cols.clear();
+    single.columns.retain(|c| !def.partition_cols.contains(&c.name));
+    // A single file is read as written, whatever suffix it has.
+    single.options.remove(FILE_SUFFIX);
+    let provider = build(state, &single, None)?;
+    let schema = def.schema()?;
+    let values: HashMap<&str, &str> = path
+        .split('/')
+        .filter_map(|seg| seg.split_once('='))
+        .filter(|(k, _)| def.partition_cols.iter().any(|p| p == k))
+        .collect();
+    let exprs: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if def.partition_cols.contains(f.name()) {
+                let value = values.get(f.name().as_str()).map(|v| ScalarValue::Utf8(Some((*v).to_string()))).unwrap_or(ScalarValue::Utf8(None));
+                cast(lit(value), f.data_type().clone()).alias(f.name())
+            } else {
+                ident(f.name())
+            }
+        })
+        .collect();
+    let ctx = datafusion::prelude::SessionContext::new_with_state(state.clone());
+    Ok(ctx.read_table(provider)?.select(exprs)?)
 }
 
 /// Up to 1000 names of the files the locations hold, to guess from.

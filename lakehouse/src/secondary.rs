@@ -10,9 +10,13 @@ use std::time::Instant;
 use crate::ddl::now;
 use crate::engine::Lakehouse;
 use crate::error::{LakeError, Result};
+use std::collections::HashMap;
+
+use crate::provider;
+use crate::rapid::encode::{EncodingPlan, chunk_bytes};
 use crate::rapid::load::{self, Estimate, LoadError, SAMPLE_ROWS};
 use crate::rapid::sync::SyncState;
-use crate::rapid::{LoadStatus, RapidError, RapidTable, SourceKind, TableData, human_bytes};
+use crate::rapid::{Chunk, LoadStatus, LoadedFile, RapidError, RapidTable, SourceKind, TableData, human_bytes};
 
 /// The only secondary engine there is.
 pub const RAPID: &str = "RAPID";
@@ -25,6 +29,18 @@ pub struct LoadReport {
     /// What the load estimated before reading (for `heatwave_load`).
     pub estimated_bytes: u64,
     pub seconds: f64,
+    /// For a refresh of a loaded lake table: what changed among its files.
+    pub refreshed: Option<FileChanges>,
+}
+
+/// Files of a loaded lake table found added, changed, removed or
+/// unchanged by a refresh; only added and changed files are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileChanges {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub unchanged: usize,
 }
 
 /// One table of a `heatwave_load` run.
@@ -127,6 +143,15 @@ impl Lakehouse {
         let kind = self.existing_kind(db, table).await?;
         let entry = self.rapid().entry(db, table, kind);
         let previous = entry.status();
+        // A loaded lake table is refreshed: only files added or changed
+        // since are read, and the copy keeps serving meanwhile.
+        if kind == SourceKind::Lake
+            && previous.status == LoadStatus::Available
+            && state == LoadStatus::Loading
+            && entry.raw_data().is_some_and(|d| d.files.is_some())
+        {
+            return self.refresh_lake_copy(&entry).await;
+        }
         let recovering = previous.status == LoadStatus::Recovery && state == LoadStatus::Recovery;
         if matches!(previous.status, LoadStatus::Loading | LoadStatus::Recovery | LoadStatus::Unloading) && !recovering {
             return Err(RapidError::Busy(format!("{db}.{table}")).into());
@@ -178,7 +203,7 @@ impl Lakehouse {
                         Ok(())
                     }
                 }
-                .map(|()| LoadReport { rows, bytes, estimated_bytes, seconds: started.elapsed().as_secs_f64() })
+                .map(|()| LoadReport { rows, bytes, estimated_bytes, seconds: started.elapsed().as_secs_f64(), refreshed: None })
             }
             Err(e) => Err(e),
         };
@@ -217,10 +242,12 @@ impl Lakehouse {
         };
         match kind {
             SourceKind::Lake => {
-                let provider = self.shared.provider(db, table)?.ok_or_else(|| LakeError::UnknownTable { db: db.into(), table: table.into() })?;
-                let streams = load::provider_streams(&self.shared.builder_state, provider).await?;
-                let data = load::load_streams(self.rapid(), entry, &est.plan, streams, est.rows).await.map_err(map_err)?;
-                Ok((data, None, est.bytes))
+                let def = self.catalog().table(db, table).ok_or_else(|| LakeError::UnknownTable { db: db.into(), table: table.into() })?;
+                let files = provider::files_with_meta(&self.shared.builder_state, &def).await?;
+                let (loaded, chunks, size_bytes) =
+                    self.load_lake_files(entry, &def, &est.plan, &files, est.rows).await.map_err(map_err)?;
+                let data = TableData { schema: est.plan.schema.clone(), chunks, size_bytes, files: Some(Arc::new(loaded)) };
+                Ok((Arc::new(data), None, est.bytes))
             }
             SourceKind::MySql => {
                 let unknown = || LakeError::UnknownTable { db: db.into(), table: table.into() };
@@ -243,6 +270,147 @@ impl Lakehouse {
                 Ok((data, Some(state), est.bytes))
             }
         }
+    }
+
+    /// Reads files of a lake table into chunks (numbered from 0), each
+    /// file read on its own so the copy knows which chunks it gave.
+    async fn load_lake_files(
+        &self,
+        entry: &Arc<RapidTable>,
+        def: &crate::model::TableDef,
+        plan: &EncodingPlan,
+        files: &[(String, object_store::ObjectMeta)],
+        expected_rows: u64,
+    ) -> std::result::Result<(Vec<LoadedFile>, Vec<Chunk>, u64), LoadError> {
+        let state = &self.shared.builder_state;
+        let mut streams = Vec::new();
+        for (i, (path, _)) in files.iter().enumerate() {
+            let df = provider::file_frame(state, def, path).map_err(|e| LoadError::Read(datafusion::error::DataFusionError::External(Box::new(e))))?;
+            for s in df.execute_stream_partitioned().await.map_err(LoadError::Read)? {
+                streams.push((i, s));
+            }
+        }
+        let (tagged, size_bytes) = load::load_tagged(self.rapid(), entry, plan, streams, expected_rows, 0).await?;
+        let mut loaded: Vec<LoadedFile> = files
+            .iter()
+            .map(|(path, m)| LoadedFile {
+                path: path.clone(),
+                size: m.size,
+                e_tag: m.e_tag.clone(),
+                modified: m.last_modified.timestamp_micros(),
+                chunks: Vec::new(),
+                bytes: 0,
+            })
+            .collect();
+        let mut chunks = Vec::with_capacity(tagged.len());
+        for (tag, mut c) in tagged {
+            c.id = chunks.len() as u64;
+            loaded[tag].chunks.push(c.id);
+            loaded[tag].bytes += chunk_bytes(&c);
+            chunks.push(c);
+        }
+        Ok((loaded, chunks, size_bytes))
+    }
+
+    /// `REFRESH TABLE t` on a lake table loaded in the secondary engine:
+    /// refreshes the copy from its changed files (None when not loaded).
+    pub async fn refresh_loaded_copy(&self, db: &str, table: &str) -> Result<Option<LoadReport>> {
+        let Some(entry) = self.rapid().table(db, table) else { return Ok(None) };
+        if entry.kind != SourceKind::Lake || entry.status().status != LoadStatus::Available || entry.raw_data().is_none_or(|d| d.files.is_none()) {
+            return Ok(None);
+        }
+        self.refresh_lake_copy(&entry).await.map(Some)
+    }
+
+    /// Brings a loaded lake table up to date with its files: files added or
+    /// changed (size, ETag or modification time) are read, removed files'
+    /// rows dropped, the rest kept as they are.
+    async fn refresh_lake_copy(&self, entry: &Arc<RapidTable>) -> Result<LoadReport> {
+        let started = Instant::now();
+        let (db, table) = (entry.db.as_str(), entry.name.as_str());
+        let label = format!("{db}.{table}");
+        let old = entry.raw_data().ok_or_else(|| secondary(format!("{label} is not loaded")))?;
+        let old_files = old.files.clone().unwrap_or_default();
+        let def = self.catalog().table(db, table).ok_or_else(|| LakeError::UnknownTable { db: db.into(), table: table.into() })?;
+        // The listing cache of the table read in place goes too.
+        self.refresh_table(db, table)?;
+        let current = provider::files_with_meta(&self.shared.builder_state, &def).await?;
+        let before: HashMap<&str, &LoadedFile> = old_files.iter().map(|f| (f.path.as_str(), f)).collect();
+        let mut changes = FileChanges::default();
+        let mut kept: Vec<&LoadedFile> = Vec::new();
+        let mut to_read = Vec::new();
+        for (path, meta) in &current {
+            match before.get(path.as_str()) {
+                Some(f) if f.unchanged(meta) => {
+                    changes.unchanged += 1;
+                    kept.push(f);
+                }
+                Some(_) => {
+                    changes.changed += 1;
+                    to_read.push((path.clone(), meta.clone()));
+                }
+                None => {
+                    changes.added += 1;
+                    to_read.push((path.clone(), meta.clone()));
+                }
+            }
+        }
+        let listed: std::collections::HashSet<&str> = current.iter().map(|(p, _)| p.as_str()).collect();
+        changes.removed = old_files.iter().filter(|f| !listed.contains(f.path.as_str())).count();
+        let report = |data: &TableData, changes: FileChanges| LoadReport {
+            rows: data.rows(),
+            bytes: data.size_bytes,
+            estimated_bytes: data.size_bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            refreshed: Some(changes),
+        };
+        if to_read.is_empty() && changes.removed == 0 {
+            return Ok(report(&old, changes));
+        }
+        let plan = EncodingPlan::of_stored(&old.schema);
+        let (new_files, new_chunks, new_bytes) = self
+            .load_lake_files(entry, &def, &plan, &to_read, 0)
+            .await
+            .map_err(|e| match e {
+                LoadError::Rapid(r) => LakeError::from(r),
+                LoadError::Read(d) => secondary(RapidError::LoadFailed { table: label.clone(), reason: d.to_string() }),
+            })?;
+        let by_id: HashMap<u64, &Chunk> = old.chunks.iter().map(|c| (c.id, c)).collect();
+        let mut chunks: Vec<Chunk> = Vec::with_capacity(new_chunks.len() + old.chunks.len());
+        let mut files: Vec<LoadedFile> = Vec::with_capacity(kept.len() + new_files.len());
+        let mut kept_bytes = 0u64;
+        for f in kept {
+            let mut f = f.clone();
+            for id in f.chunks.iter_mut() {
+                let mut c = by_id.get(id).map(|c| (*c).clone()).ok_or_else(|| secondary(format!("{label}: chunk {id} of {} is missing", f.path)))?;
+                c.id = chunks.len() as u64;
+                *id = c.id;
+                chunks.push(c);
+            }
+            kept_bytes += f.bytes;
+            files.push(f);
+        }
+        let offset = chunks.len() as u64;
+        for mut f in new_files {
+            for id in f.chunks.iter_mut() {
+                *id += offset;
+            }
+            files.push(f);
+        }
+        for mut c in new_chunks {
+            c.id += offset;
+            chunks.push(c);
+        }
+        // The new version holds the kept chunks too; publishing it releases
+        // the old version's bytes.
+        self.rapid().charge(kept_bytes);
+        let data = Arc::new(TableData { schema: old.schema.clone(), chunks, size_bytes: kept_bytes + new_bytes, files: Some(Arc::new(files)) });
+        self.rapid().replace(entry, data.clone());
+        entry.update_status(|s| {
+            s.load_end = Some(now());
+            s.progress = 100.0;
+        });
+        Ok(report(&data, changes))
     }
 
     /// `ALTER TABLE t SECONDARY_UNLOAD`.
@@ -310,7 +478,9 @@ impl Lakehouse {
     /// `CALL sys.heatwave_load(JSON_ARRAY(db, ...), JSON_OBJECT('mode', ...))`.
     /// A dry run estimates each table; a normal run marks and loads them,
     /// several at a time, and reports each table's outcome.
-    pub async fn heatwave_load(&self, dbs: &[String], exclude: &[String], dryrun: bool) -> Result<Vec<LoadPlanRow>> {
+    /// Tables already loaded are left as they are, except lake tables when
+    /// `refresh` (`refresh_external_tables`) asks to bring them up to date.
+    pub async fn heatwave_load(&self, dbs: &[String], exclude: &[String], dryrun: bool, refresh: bool) -> Result<Vec<LoadPlanRow>> {
         let tables = self.tables_of(dbs, exclude).await?;
         let row = |(db, table, kind): &(String, String, SourceKind)| LoadPlanRow {
             db: db.clone(),
@@ -341,15 +511,31 @@ impl Lakehouse {
             .map(|r| {
                 let lake = self.clone();
                 let (db, table) = (r.db.clone(), r.table.clone());
+                let loaded = self.rapid().table(&db, &table).is_some_and(|t| t.status().status == LoadStatus::Available);
+                let skip = loaded && !(refresh && r.kind == SourceKind::Lake);
                 tokio::spawn(async move {
+                    if skip {
+                        return Ok(None);
+                    }
                     lake.set_secondary_engine(&db, &table, Some(RAPID)).await?;
-                    lake.load_marked(&db, &table, LoadStatus::Loading).await
+                    lake.load_marked(&db, &table, LoadStatus::Loading).await.map(Some)
                 })
             })
             .collect();
         for (r, task) in rows.iter_mut().zip(tasks) {
             match task.await {
-                Ok(Ok(report)) => {
+                Ok(Ok(None)) => {
+                    let data = self.rapid().table(&r.db, &r.table).and_then(|t| t.raw_data());
+                    r.rows = data.as_ref().map_or(0, |d| d.rows());
+                    r.loaded_bytes = data.map(|d| d.size_bytes);
+                    r.outcome = "already loaded".into();
+                }
+                Ok(Ok(Some(report))) if report.refreshed.is_some() => {
+                    r.outcome = describe(&report);
+                    r.rows = report.rows;
+                    r.loaded_bytes = Some(report.bytes);
+                }
+                Ok(Ok(Some(report))) => {
                     r.outcome = format!("loaded in {:.2} s", report.seconds);
                     r.rows = report.rows;
                     r.estimated_bytes = report.estimated_bytes;
@@ -384,5 +570,12 @@ impl Lakehouse {
 
 /// A short summary for OK packets and logs.
 pub fn describe(report: &LoadReport) -> String {
-    format!("{} rows, {} in memory, {:.2} s", report.rows, human_bytes(report.bytes), report.seconds)
+    let base = format!("{} rows, {} in memory, {:.2} s", report.rows, human_bytes(report.bytes), report.seconds);
+    match report.refreshed {
+        Some(c) => format!(
+            "refreshed: {} files added, {} changed, {} removed, {} unchanged; {base}",
+            c.added, c.changed, c.removed, c.unchanged
+        ),
+        None => base,
+    }
 }

@@ -249,7 +249,7 @@ impl Session {
             self.last_local = true;
             return Ok(r);
         }
-        if let Some(r) = self.refresh_statement(sql)? {
+        if let Some(r) = self.refresh_statement(sql).await? {
             self.last_local = true;
             return Ok(r);
         }

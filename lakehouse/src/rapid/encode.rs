@@ -61,6 +61,17 @@ fn stored_type(dt: &DataType, enc: Encoding) -> DataType {
 }
 
 impl EncodingPlan {
+    /// The plan a loaded table was stored with (new rows must be encoded
+    /// as its chunks are).
+    pub fn of_stored(schema: &SchemaRef) -> Self {
+        let encodings = schema
+            .fields()
+            .iter()
+            .map(|f| if matches!(f.data_type(), DataType::Dictionary(..)) { Encoding::Dictionary } else { Encoding::Plain })
+            .collect();
+        EncodingPlan { schema: schema.clone(), encodings }
+    }
+
     /// Chooses encodings from sample batches of the source.
     pub fn choose(source: &SchemaRef, sample: &[RecordBatch]) -> Self {
         let encodings: Vec<Encoding> = source

@@ -97,6 +97,33 @@ pub struct TableData {
     pub chunks: Vec<Chunk>,
     /// Bytes of Arrow buffers held, as charged against the memory limit.
     pub size_bytes: u64,
+    /// For lake tables: the files the chunks came from, so a refresh reads
+    /// only files that were added or changed.
+    pub files: Option<Arc<Vec<LoadedFile>>>,
+}
+
+/// A file of a lake table as it was when loaded, and its chunks.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    pub path: String,
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub modified: i64,
+    pub chunks: Vec<u64>,
+    /// Memory the file's chunks hold.
+    pub bytes: u64,
+}
+
+impl LoadedFile {
+    /// Whether the file still is what was loaded (same size and ETag, or
+    /// same size and modification time where the store has no ETags).
+    pub fn unchanged(&self, meta: &object_store::ObjectMeta) -> bool {
+        self.size == meta.size
+            && match (&self.e_tag, &meta.e_tag) {
+                (Some(a), Some(b)) => a == b && self.modified == meta.last_modified.timestamp_micros(),
+                _ => self.modified == meta.last_modified.timestamp_micros(),
+            }
+    }
 }
 
 impl TableData {
@@ -313,7 +340,7 @@ impl RapidStore {
         }
     }
 
-    fn release(&self, bytes: u64) {
+    pub(crate) fn release(&self, bytes: u64) {
         let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| Some(u.saturating_sub(bytes)));
     }
 

@@ -1,6 +1,8 @@
 //! `REFRESH TABLE t` and `FLUSH TABLES [t, ...]`: forget what is cached
 //! about external tables' files, so the next query lists their locations
 //! again (files added, changed or removed since show up at once).
+//! `REFRESH TABLE` also brings a table's copy in the secondary engine up to
+//! date, reading only the files added or changed since it was loaded.
 
 use super::{Response, Session};
 use crate::wire::codes::*;
@@ -80,7 +82,7 @@ fn name_list(text: &str) -> Option<Vec<(Option<String>, String)>> {
 impl Session {
     /// Answers a refresh statement when it concerns lake tables; None lets
     /// it go on (to the backend, for MySQL tables).
-    pub(super) fn refresh_statement(&mut self, sql: &str) -> Result<Option<Response>, MyError> {
+    pub(super) async fn refresh_statement(&mut self, sql: &str) -> Result<Option<Response>, MyError> {
         let Some(refresh) = parse_refresh(sql) else { return Ok(None) };
         let current = self.database();
         let resolve = |(db, t): (Option<String>, String)| -> Result<(String, String), MyError> {
@@ -95,11 +97,15 @@ impl Session {
             }
             Refresh::Tables(names) => {
                 self.warnings.clear();
+                let mut info = Vec::new();
                 for name in names {
                     let (db, t) = resolve(name)?;
                     self.lake.refresh_table(&db, &t)?;
+                    if let Some(report) = self.lake.refresh_loaded_copy(&db, &t).await? {
+                        info.push(format!("{db}.{t}: {}", lakehouse::secondary::describe(&report)));
+                    }
                 }
-                Ok(Some(Response::ok()))
+                Ok(Some(Response::Ok { affected: 0, info: info.join("; ") }))
             }
             Refresh::Flush(names) => {
                 let mut other = None;

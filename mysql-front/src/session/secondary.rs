@@ -103,12 +103,17 @@ impl Session {
         let dbs = args.first().map(|e| json_strings(e)).transpose()?.ok_or_else(|| bad("the first argument lists databases, e.g. JSON_ARRAY('db')"))?;
         let mut mode = "normal".to_string();
         let mut exclude = Vec::new();
+        let mut refresh = false;
         if let Some(opts) = args.get(1) {
             for (k, v) in json_object(opts)? {
                 match k.to_lowercase().as_str() {
                     "mode" => mode = json_strings(&v)?.into_iter().next().unwrap_or_default().to_lowercase(),
                     "exclude_list" => exclude = json_strings(&v)?,
-                    "output" | "policy" | "refresh_external_tables" | "set_load_parallelism" | "auto_enc" | "sql_mode" => {}
+                    "refresh_external_tables" => {
+                        let text = v.to_string().trim_matches('\'').to_lowercase();
+                        refresh = text == "true" || text == "1";
+                    }
+                    "output" | "policy" | "set_load_parallelism" | "auto_enc" | "sql_mode" => {}
                     other => return Err(bad(&format!("unknown option '{other}'"))),
                 }
             }
@@ -119,7 +124,7 @@ impl Session {
             other => return Err(bad(&format!("mode '{other}' (expected 'normal' or 'dryrun')"))),
         };
         self.warnings.clear();
-        let rows = self.lake.heatwave_load(&dbs, &exclude, dryrun).await?;
+        let rows = self.lake.heatwave_load(&dbs, &exclude, dryrun, refresh).await?;
         let mut out: Vec<Vec<Option<String>>> = Vec::new();
         let mut total_est = 0u64;
         let mut total_rows = 0u64;

@@ -147,7 +147,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> PacketIo<R, W> {
                     b.put_lenenc_str(state);
                 }
             } else if !ok.info.is_empty() {
-                b.extend_from_slice(ok.info.as_bytes());
+                // Documented as string<EOF>, but servers send (and clients
+                // parse) a length-encoded string.
+                b.put_lenenc_str(ok.info.as_bytes());
             }
         });
     }
