@@ -92,7 +92,7 @@ def main():
                     raise SystemExit(f"loaded copy total {got} != files' total {expected_sum}")
 
             def files_total():
-                return int(duckdb.sql(f"SELECT SUM(amount) FROM read_parquet('{data}/*.parquet')").fetchone()[0])
+                return int(duckdb.sql(f"SELECT SUM(amount) FROM read_parquet('{data}/*.parquet')").fetchall()[0][0])
 
             times = {"refresh": [], "full_reload": [], "duckdb_reload": []}
             duck = duckdb.connect()

@@ -283,14 +283,24 @@ impl Lakehouse {
         expected_rows: u64,
     ) -> std::result::Result<(Vec<LoadedFile>, Vec<Chunk>, u64), LoadError> {
         let state = &self.shared.builder_state;
-        let mut streams = Vec::new();
-        for (i, (path, _)) in files.iter().enumerate() {
-            let df = provider::file_frame(state, def, path).map_err(|e| LoadError::Read(datafusion::error::DataFusionError::External(Box::new(e))))?;
-            for s in df.execute_stream_partitioned().await.map_err(LoadError::Read)? {
-                streams.push((i, s));
+        // Many files: one scan of the table, rows tagged with the file
+        // they come from. Few files (a refresh), or a table whose scan
+        // cannot name files: one scan per file.
+        let (streams, splitter) = match self.scan_naming_files(entry, files).await {
+            Some(found) if files.len() > FILES_SCANNED_ONE_BY_ONE => found,
+            _ => {
+                let mut streams = Vec::new();
+                for (i, (path, _)) in files.iter().enumerate() {
+                    let df = provider::file_frame(state, def, path)
+                        .map_err(|e| LoadError::Read(datafusion::error::DataFusionError::External(Box::new(e))))?;
+                    for s in df.execute_stream_partitioned().await.map_err(LoadError::Read)? {
+                        streams.push((i, s));
+                    }
+                }
+                (streams, None)
             }
-        }
-        let (tagged, size_bytes) = load::load_tagged(self.rapid(), entry, plan, streams, expected_rows, 0).await?;
+        };
+        let (tagged, size_bytes) = load::load_tagged(self.rapid(), entry, plan, streams, expected_rows, splitter).await?;
         let mut loaded: Vec<LoadedFile> = files
             .iter()
             .map(|(path, m)| LoadedFile {
@@ -320,6 +330,54 @@ impl Lakehouse {
             return Ok(None);
         }
         self.refresh_lake_copy(&entry).await.map(Some)
+    }
+
+    /// Streams of one scan of a whole lake table with each row's file
+    /// (DataFusion's `input_file_name()`), and a splitter that cuts batches
+    /// by file and drops that column. None when the scan cannot name files
+    /// (the table is a view over its files) or names one not listed.
+    async fn scan_naming_files(
+        &self,
+        entry: &Arc<RapidTable>,
+        files: &[(String, object_store::ObjectMeta)],
+    ) -> Option<(Vec<(usize, datafusion::execution::SendableRecordBatchStream)>, Option<load::Splitter>)> {
+        use datafusion::arrow::array::{Array, AsArray};
+        use datafusion::logical_expr::ident;
+        let provider = self.shared.provider(&entry.db, &entry.name).ok()??;
+        if provider.table_type() != datafusion::datasource::TableType::Base {
+            return None;
+        }
+        let ctx = datafusion::prelude::SessionContext::new_with_state(self.shared.builder_state.clone());
+        let schema = provider.schema();
+        let mut exprs: Vec<_> = schema.fields().iter().map(|f| ident(f.name())).collect();
+        exprs.push(datafusion::functions::core::expr_fn::input_file_name().alias("__lakewave_file"));
+        let streams = ctx.read_table(provider).ok()?.select(exprs).ok()?.execute_stream_partitioned().await.ok()?;
+        let index: Arc<HashMap<String, usize>> = Arc::new(files.iter().enumerate().map(|(i, (_, m))| (m.location.to_string(), i)).collect());
+        let width = schema.fields().len();
+        let splitter: load::Splitter = Arc::new(move |batch| {
+            let names = batch.column(width).as_string_opt::<i32>().cloned();
+            let tag_of = |row: usize| -> datafusion::error::Result<usize> {
+                let name = names.as_ref().filter(|n| n.is_valid(row)).map(|n| n.value(row)).unwrap_or_default();
+                let name = name.strip_prefix('/').unwrap_or(name);
+                index.get(name).copied().ok_or_else(|| {
+                    datafusion::error::DataFusionError::Execution(format!("a row came from '{name}', which the table's listing did not hold"))
+                })
+            };
+            let data = batch.project(&(0..width).collect::<Vec<_>>())?;
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            while start < data.num_rows() {
+                let tag = tag_of(start)?;
+                let mut end = start + 1;
+                while end < data.num_rows() && tag_of(end)? == tag {
+                    end += 1;
+                }
+                pieces.push((tag, data.slice(start, end - start)));
+                start = end;
+            }
+            Ok(pieces)
+        });
+        Some((streams.into_iter().map(|s| (0, s)).collect(), Some(splitter)))
     }
 
     /// Brings a loaded lake table up to date with its files: files added or
@@ -567,6 +625,10 @@ impl Lakehouse {
         bytes.div_ceil(self.rapid().node_memory).max(1)
     }
 }
+
+/// Files read by one scan each when loading; more are read in one scan of
+/// the table.
+const FILES_SCANNED_ONE_BY_ONE: usize = 8;
 
 /// A short summary for OK packets and logs.
 pub fn describe(report: &LoadReport) -> String {

@@ -41,7 +41,7 @@ async fn loaded_lake_tables_refresh_only_changed_files() {
     let data = tempfile::tempdir().expect("temp dir");
     let dir = data.path().join("sales");
     std::fs::create_dir_all(&dir).expect("dir");
-    for i in 0..5 {
+    for i in 0..12 {
         write_part(&dir, &format!("part-{i}.csv"), i * 100, 100, 1);
     }
     let server = lakewave_tests::ServerProcess::start(&data.path().join("lw"), &["--no-mysql"]);
@@ -57,22 +57,22 @@ async fn loaded_lake_tables_refresh_only_changed_files() {
     conn.query_drop("ALTER TABLE sales SECONDARY_ENGINE = RAPID").await.expect("mark");
     conn.query_drop("ALTER TABLE sales SECONDARY_LOAD").await.expect("load");
     let (rows, ids, _) = totals(&mut conn).await;
-    assert_eq!((rows, ids), (500, (0..500).sum()));
+    assert_eq!((rows, ids), (1200, (0..1200).sum()));
 
     // Add one file, replace one (new content, new size), delete one.
-    write_part(&dir, "part-5.csv", 500, 50, 1);
+    write_part(&dir, "part-12.csv", 1200, 50, 1);
     write_part(&dir, "part-1.csv", 100, 120, 3);
     std::fs::remove_file(dir.join("part-3.csv")).expect("delete");
     let info = info_of(&mut conn, "REFRESH TABLE sales").await;
-    assert!(info.contains("1 files added, 1 changed, 1 removed, 3 unchanged"), "{info}");
+    assert!(info.contains("1 files added, 1 changed, 1 removed, 10 unchanged"), "{info}");
     let (rows, ids, amount) = totals(&mut conn).await;
-    let expected_ids: i64 = (0..100).sum::<i64>() + (100..220).sum::<i64>() + (200..300).sum::<i64>() + (400..500).sum::<i64>() + (500..550).sum::<i64>();
-    assert_eq!((rows, ids), (100 + 120 + 100 + 100 + 50, expected_ids));
+    let expected_ids: i64 = (0..1200).sum::<i64>() - (300..400).sum::<i64>() + (200..220).sum::<i64>() + (1200..1250).sum::<i64>();
+    assert_eq!((rows, ids), (1200 - 100 + 20 + 50, expected_ids));
     assert!(!amount.is_empty());
 
     // Nothing changed: nothing is read.
     let info = info_of(&mut conn, "ALTER TABLE sales SECONDARY_LOAD").await;
-    assert!(info.contains("0 files added, 0 changed, 0 removed, 5 unchanged"), "{info}");
+    assert!(info.contains("0 files added, 0 changed, 0 removed, 12 unchanged"), "{info}");
 
     // A rewrite of the same size is caught by its modification time.
     let before = std::fs::metadata(dir.join("part-0.csv")).expect("meta").len();
@@ -81,28 +81,38 @@ async fn loaded_lake_tables_refresh_only_changed_files() {
     std::fs::write(dir.join("part-0.csv"), text).expect("rewrite");
     assert_eq!(std::fs::metadata(dir.join("part-0.csv")).expect("meta").len(), before);
     let info = info_of(&mut conn, "ALTER TABLE sales SECONDARY_LOAD").await;
-    assert!(info.contains("0 files added, 1 changed, 0 removed, 4 unchanged"), "{info}");
+    assert!(info.contains("0 files added, 1 changed, 0 removed, 11 unchanged"), "{info}");
     conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
     let r9: Option<i64> = conn.query_first("SELECT COUNT(*) FROM sales WHERE region = 'r9'").await.expect("r9");
     assert_eq!(r9, Some(25));
     conn.query_drop("SET use_secondary_engine = ON").await.expect("on");
 
     // heatwave_load leaves loaded tables alone unless asked to refresh them.
-    std::fs::remove_file(dir.join("part-5.csv")).expect("delete");
+    std::fs::remove_file(dir.join("part-12.csv")).expect("delete");
     let rows: Vec<mysql_async::Row> =
         conn.query("CALL sys.heatwave_load(JSON_ARRAY('shop'), JSON_OBJECT('mode', 'normal'))").await.expect("heatwave_load");
     let outcome: Vec<String> = rows.iter().filter_map(|r| r.get::<Option<String>, _>(r.len() - 1).flatten()).collect();
     assert!(outcome.iter().any(|o| o.contains("already loaded")), "{outcome:?}");
     conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
     let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM sales").await.expect("count");
-    assert_eq!(n, Some(470), "the copy is not refreshed yet");
+    assert_eq!(n, Some(1170), "the copy is not refreshed yet");
     conn.query_drop("SET use_secondary_engine = ON").await.expect("on");
     let rows: Vec<mysql_async::Row> = conn
         .query("CALL sys.heatwave_load(JSON_ARRAY('shop'), JSON_OBJECT('mode', 'normal', 'refresh_external_tables', TRUE))")
         .await
         .expect("heatwave_load refresh");
     let outcome: Vec<String> = rows.iter().filter_map(|r| r.get::<Option<String>, _>(r.len() - 1).flatten()).collect();
-    assert!(outcome.iter().any(|o| o.contains("0 files added, 0 changed, 1 removed, 4 unchanged")), "{outcome:?}");
+    assert!(outcome.iter().any(|o| o.contains("0 files added, 0 changed, 1 removed, 11 unchanged")), "{outcome:?}");
     let (rows, _, _) = totals(&mut conn).await;
-    assert_eq!(rows, 420);
+    assert_eq!(rows, 1120);
+
+    // A reload from scratch reads all files in one scan and still knows
+    // which rows each gave.
+    conn.query_drop("ALTER TABLE sales SECONDARY_UNLOAD").await.expect("unload");
+    conn.query_drop("ALTER TABLE sales SECONDARY_LOAD").await.expect("load");
+    std::fs::remove_file(dir.join("part-7.csv")).expect("delete");
+    let info = info_of(&mut conn, "REFRESH TABLE sales").await;
+    assert!(info.contains("0 files added, 0 changed, 1 removed, 10 unchanged"), "{info}");
+    let (rows, ids, _) = totals(&mut conn).await;
+    assert_eq!((rows, ids), (1020, expected_ids - (1200..1250).sum::<i64>() - (700..800).sum::<i64>()));
 }

@@ -74,7 +74,7 @@ pub async fn load_streams(
     expected_rows: u64,
 ) -> std::result::Result<Arc<TableData>, LoadError> {
     let tagged = streams.into_iter().map(|s| (0, s)).collect();
-    let (chunks, size_bytes) = load_tagged(store, table, plan, tagged, expected_rows, 0).await?;
+    let (chunks, size_bytes) = load_tagged(store, table, plan, tagged, expected_rows, None).await?;
     let mut chunks: Vec<Chunk> = chunks.into_iter().map(|(_, c)| c).collect();
     for (i, c) in chunks.iter_mut().enumerate() {
         c.id = i as u64;
@@ -82,30 +82,33 @@ pub async fn load_streams(
     Ok(Arc::new(TableData { schema: plan.schema.clone(), chunks, size_bytes, files: None }))
 }
 
+/// Cuts a batch into pieces, each tagged with the file it came from.
+pub type Splitter = Arc<dyn Fn(RecordBatch) -> Result<Vec<(usize, RecordBatch)>> + Send + Sync>;
+
 /// Streams read at once by [`load_tagged`].
 const PARALLEL_STREAMS: usize = 16;
 
 /// Reads tagged streams (a tag names the file a stream reads) into chunks,
 /// each with its stream's tag, at most [`PARALLEL_STREAMS`] at a time.
 /// Returns the chunks and the bytes they hold, charged to the store; on
-/// failure nothing stays charged. `done_before` rows count as read already
-/// for progress.
+/// failure nothing stays charged. A `splitter` tags rows instead: it cuts
+/// each batch into tagged pieces (by a file-name column, say).
 pub async fn load_tagged(
     store: &Arc<RapidStore>,
     table: &Arc<RapidTable>,
     plan: &EncodingPlan,
     streams: Vec<(usize, SendableRecordBatchStream)>,
     expected_rows: u64,
-    done_before: u64,
+    splitter: Option<Splitter>,
 ) -> std::result::Result<(Vec<(usize, Chunk)>, u64), LoadError> {
     let label = format!("{}.{}", table.db, table.name);
     let reservation = Arc::new(Mutex::new(store.reservation()));
-    let done = Arc::new(AtomicU64::new(done_before));
+    let done = Arc::new(AtomicU64::new(0));
     let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL_STREAMS));
     let mut tasks = Vec::with_capacity(streams.len());
     for (tag, mut stream) in streams {
-        let (plan, reservation, done, table, label, permits) =
-            (plan.clone(), reservation.clone(), done.clone(), table.clone(), label.clone(), permits.clone());
+        let (plan, reservation, done, table, label, permits, splitter) =
+            (plan.clone(), reservation.clone(), done.clone(), table.clone(), label.clone(), permits.clone(), splitter.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await.map_err(|e| LoadError::Read(DataFusionError::External(Box::new(e))))?;
             let mut chunks: Vec<(usize, Chunk)> = Vec::new();
@@ -114,11 +117,18 @@ pub async fn load_tagged(
                 if batch.num_rows() == 0 {
                     continue;
                 }
-                let chunk = plan.encode(&batch).map_err(LoadError::Read)?;
-                let bytes = chunk_bytes(&chunk);
-                reservation.lock().unwrap_or_else(|p| p.into_inner()).grow(bytes, &label).map_err(LoadError::Rapid)?;
-                chunks.push((tag, chunk));
-                let n = done.fetch_add(batch.num_rows() as u64, Ordering::Relaxed) + batch.num_rows() as u64;
+                let rows = batch.num_rows() as u64;
+                let pieces = match &splitter {
+                    Some(split) => split(batch).map_err(LoadError::Read)?,
+                    None => vec![(tag, batch)],
+                };
+                for (tag, piece) in pieces {
+                    let chunk = plan.encode(&piece).map_err(LoadError::Read)?;
+                    let bytes = chunk_bytes(&chunk);
+                    reservation.lock().unwrap_or_else(|p| p.into_inner()).grow(bytes, &label).map_err(LoadError::Rapid)?;
+                    chunks.push((tag, chunk));
+                }
+                let n = done.fetch_add(rows, Ordering::Relaxed) + rows;
                 let pct = if expected_rows == 0 { 99.0 } else { (n as f64 * 100.0 / expected_rows as f64).min(99.0) };
                 table.update_status(|s| s.progress = pct);
             }
