@@ -210,9 +210,11 @@ fn dialect_options(dialect: &Map<String, Json>) -> Result<(String, BTreeMap<Stri
     let mut opts = BTreeMap::new();
     let mut allow_missing = false;
     if format == "csv" {
-        // HeatWave's CSV defaults: '|' between fields, no header.
+        // HeatWave's CSV defaults: '|' between fields, no header, '\'
+        // escapes (so `\N` is NULL and `\|` a literal '|').
         opts.insert("format.delimiter".into(), "|".into());
         opts.insert("format.has_header".into(), "false".into());
+        opts.insert("format.escape".into(), "\\".into());
     }
     let mut skip_rows = 0u64;
     for (key, v) in dialect {
@@ -496,6 +498,19 @@ pub fn from_create_table(ct: &CreateTable, attribute: &str, base: &Path) -> Resu
         created_at: now(),
     };
     Ok(CreateTablePlan { database, def, if_not_exists: ct.if_not_exists, or_replace: ct.or_replace })
+}
+
+/// The CREATE TABLE of a definition, qualified with its database.
+pub fn show_create_in(db: &str, def: &TableDef) -> String {
+    let cols: Vec<String> = def.columns.iter().map(column_sql).collect();
+    let attr = def.engine_attribute.clone().unwrap_or_default();
+    format!(
+        "CREATE TABLE {}.{} ({}) ENGINE=lakehouse SECONDARY_ENGINE=RAPID ENGINE_ATTRIBUTE={}",
+        quote_ident(db),
+        quote_ident(&def.name),
+        cols.join(", "),
+        quote_str(&attr)
+    )
 }
 
 pub fn show_create(def: &TableDef) -> Result<String> {

@@ -43,6 +43,33 @@ pub struct FileChanges {
     pub unchanged: usize,
 }
 
+/// A table `heatwave_load` creates before loading (its `external_tables`
+/// option): where it goes and its HeatWave ENGINE_ATTRIBUTE.
+#[derive(Debug, Clone)]
+pub struct ExternalTable {
+    pub db: String,
+    pub table: String,
+    pub engine_attribute: String,
+}
+
+impl Lakehouse {
+    fn external_plan(&self, ext: &ExternalTable) -> Result<crate::ddl::CreateTablePlan> {
+        use datafusion::sql::sqlparser::{ast::Statement, dialect::MySqlDialect, parser::Parser};
+        let quote = |s: &str| format!("`{}`", s.replace('`', "``"));
+        let sql = format!("CREATE TABLE {}.{} (x INT)", quote(&ext.db), quote(&ext.table));
+        let parsed = Parser::parse_sql(&MySqlDialect {}, &sql).map_err(|e| LakeError::InvalidDefinition(e.to_string()))?;
+        let Some(Statement::CreateTable(mut ct)) = parsed.into_iter().next() else {
+            return Err(LakeError::InvalidDefinition(format!("Incorrect table name '{}'", ext.table)));
+        };
+        // No columns: the schema is inferred from the files.
+        ct.columns.clear();
+        let mut plan = crate::heatwave::from_create_table(&ct, &ext.engine_attribute, self.base_dir())?;
+        plan.database = Some(ext.db.to_lowercase());
+        plan.def.name = plan.def.name.to_lowercase();
+        Ok(plan)
+    }
+}
+
 /// One table of a `heatwave_load` run.
 #[derive(Debug, Clone)]
 pub struct LoadPlanRow {
@@ -538,8 +565,61 @@ impl Lakehouse {
     /// several at a time, and reports each table's outcome.
     /// Tables already loaded are left as they are, except lake tables when
     /// `refresh` (`refresh_external_tables`) asks to bring them up to date.
-    pub async fn heatwave_load(&self, dbs: &[String], exclude: &[String], dryrun: bool, refresh: bool) -> Result<Vec<LoadPlanRow>> {
-        let tables = self.tables_of(dbs, exclude).await?;
+    /// `external` tables (HeatWave's `external_tables` option) are created
+    /// first with their schema inferred from their files; a dry run shows
+    /// the DDL it would run instead.
+    pub async fn heatwave_load(
+        &self,
+        dbs: &[String],
+        exclude: &[String],
+        dryrun: bool,
+        refresh: bool,
+        external: &[ExternalTable],
+    ) -> Result<Vec<LoadPlanRow>> {
+        let mut created_rows = Vec::new();
+        let mut dbs = dbs.to_vec();
+        for ext in external {
+            let plan = self.external_plan(ext)?;
+            let mut def = plan.def.clone();
+            let db = ext.db.to_lowercase();
+            let mut row = LoadPlanRow {
+                db: db.clone(),
+                table: def.name.clone(),
+                kind: SourceKind::Lake,
+                rows: 0,
+                estimated_bytes: 0,
+                outcome: String::new(),
+                loaded_bytes: None,
+            };
+            if self.catalog().table(&db, &def.name).is_some() {
+                if !dbs.iter().any(|d| d.eq_ignore_ascii_case(&db)) {
+                    dbs.push(db.clone());
+                }
+                continue;
+            }
+            if dryrun {
+                let result: Result<String> = async {
+                    provider::resolve(&self.shared.builder_state, &mut def).await?;
+                    let table = provider::build(&self.shared.builder_state, &def, None)?;
+                    let est = load::estimate_provider(&self.shared.builder_state, table).await?;
+                    row.rows = est.rows;
+                    row.estimated_bytes = est.bytes;
+                    Ok(format!("would create and load: {};", crate::heatwave::show_create_in(&db, &def)))
+                }
+                .await;
+                row.outcome = result.unwrap_or_else(|e| format!("cannot be created: {e}"));
+                created_rows.push(row);
+                continue;
+            }
+            if !self.catalog().database_exists(&db) {
+                self.create_database(&db, true)?;
+            }
+            self.create_table(Some(&db), plan).await?;
+            if !dbs.iter().any(|d| d.eq_ignore_ascii_case(&db)) {
+                dbs.push(db.clone());
+            }
+        }
+        let tables = self.tables_of(&dbs, exclude).await?;
         let row = |(db, table, kind): &(String, String, SourceKind)| LoadPlanRow {
             db: db.clone(),
             table: table.clone(),
@@ -561,7 +641,8 @@ impl Lakehouse {
                     Err(e) => r.outcome = format!("cannot be loaded: {e}"),
                 }
             }
-            return Ok(rows);
+            created_rows.extend(rows);
+            return Ok(created_rows);
         }
         // Each load estimates its table itself before reading it.
         let tasks: Vec<_> = rows

@@ -668,3 +668,48 @@ async fn inference_widens_across_files() {
     let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM mixed WHERE qty > 0").await.expect("count");
     assert_eq!(n, Some(5));
 }
+
+/// `heatwave_load` with `external_tables`: a dry run shows the DDL with
+/// the schema inferred from the files (and creates nothing); a normal run
+/// creates the table with that schema and loads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heatwave_load_infers_external_tables() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let file = data.path().join("orders.csv");
+    std::fs::write(&file, "1|2024-01-05|19.99|open\n2|2024-02-29|5.00|\\N\n3|1999-12-31|120.50|closed\n").expect("file");
+    let server = lakewave_tests::ServerProcess::start(&data.path().join("lw"), &["--no-mysql"]);
+    let mut conn = Conn::from_url(server.url()).await.expect("connect");
+    let options = format!(
+        "JSON_OBJECT('mode', '{{mode}}', 'external_tables', JSON_ARRAY(JSON_OBJECT('db_name', 'shop', 'tables', \
+         JSON_ARRAY(JSON_OBJECT('table_name', 'orders', 'engine_attribute', \
+         JSON_OBJECT('dialect', JSON_OBJECT('format', 'csv'), 'file', JSON_ARRAY(JSON_OBJECT('uri', '{}'))))))))",
+        file.display()
+    );
+    let call = |mode: &str| format!("CALL sys.heatwave_load(JSON_ARRAY(), {})", options.replace("{mode}", mode));
+    let rows: Vec<mysql_async::Row> = conn.query(call("dryrun")).await.expect("dry run");
+    let outcome: Option<String> = rows[0].get(6).flatten();
+    let outcome = outcome.expect("an outcome");
+    assert!(
+        outcome.starts_with("would create and load: CREATE TABLE `shop`.`orders` (`col_1` bigint, `col_2` date, `col_3` decimal(5,2), `col_4` text) ENGINE=lakehouse"),
+        "{outcome}"
+    );
+    let nrows: Option<String> = rows[0].get(3).flatten();
+    assert_eq!(nrows.as_deref(), Some("3"));
+    let dbs: Vec<String> = conn.query("SHOW DATABASES").await.expect("databases");
+    assert!(!dbs.iter().any(|d| d == "shop"), "a dry run creates nothing: {dbs:?}");
+
+    let rows: Vec<mysql_async::Row> = conn.query(call("normal")).await.expect("load");
+    let outcome: Option<String> = rows[0].get(6).flatten();
+    assert!(outcome.as_deref().is_some_and(|o| o.starts_with("loaded")), "{outcome:?}");
+    conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
+    let got: Vec<(i64, String, String, Option<String>)> =
+        conn.query("SELECT col_1, col_2, col_3, col_4 FROM shop.orders ORDER BY col_1").await.expect("rows");
+    assert_eq!(
+        got,
+        vec![
+            (1, "2024-01-05".into(), "19.99".into(), Some("open".into())),
+            (2, "2024-02-29".into(), "5.00".into(), None),
+            (3, "1999-12-31".into(), "120.50".into(), Some("closed".into())),
+        ]
+    );
+}

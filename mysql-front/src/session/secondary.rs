@@ -104,6 +104,7 @@ impl Session {
         let mut mode = "normal".to_string();
         let mut exclude = Vec::new();
         let mut refresh = false;
+        let mut external = Vec::new();
         if let Some(opts) = args.get(1) {
             for (k, v) in json_object(opts)? {
                 match k.to_lowercase().as_str() {
@@ -113,6 +114,7 @@ impl Session {
                         let text = v.to_string().trim_matches('\'').to_lowercase();
                         refresh = text == "true" || text == "1";
                     }
+                    "external_tables" => external = external_tables(&v)?,
                     "output" | "policy" | "set_load_parallelism" | "auto_enc" | "sql_mode" => {}
                     other => return Err(bad(&format!("unknown option '{other}'"))),
                 }
@@ -124,7 +126,7 @@ impl Session {
             other => return Err(bad(&format!("mode '{other}' (expected 'normal' or 'dryrun')"))),
         };
         self.warnings.clear();
-        let rows = self.lake.heatwave_load(&dbs, &exclude, dryrun, refresh).await?;
+        let rows = self.lake.heatwave_load(&dbs, &exclude, dryrun, refresh, &external).await?;
         let mut out: Vec<Vec<Option<String>>> = Vec::new();
         let mut total_est = 0u64;
         let mut total_rows = 0u64;
@@ -141,7 +143,7 @@ impl Session {
                 Some(r.rows.to_string()),
                 Some(r.estimated_bytes.to_string()),
                 r.loaded_bytes.map(|b| b.to_string()),
-                Some(r.outcome.clone()),
+                Some(connectors::stores::redact_sql(&connectors::stores::redact_text(&r.outcome)).into_owned()),
             ]);
         }
         let nodes = self.lake.nodes_needed(total_est);
@@ -328,6 +330,80 @@ fn json_strings(e: &Expr) -> Result<Vec<String>, MyError> {
         },
         _ => Err(bad()),
     }
+}
+
+/// A JSON value written as SQL: `JSON_OBJECT(...)`, `JSON_ARRAY(...)`,
+/// literals, or a string holding JSON text.
+fn json_value(e: &Expr) -> Result<serde_json::Value, MyError> {
+    use datafusion::sql::sqlparser::ast::Value;
+    use serde_json::Value as Json;
+    let bad = || MyError::new(ER_WRONG_ARGUMENTS, S_HY000, format!("Incorrect arguments to heatwave_load: not a JSON value: {e}"));
+    let args = |f: &datafusion::sql::sqlparser::ast::Function| -> Vec<Expr> {
+        match &f.args {
+            FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    Ok(match e {
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("json_array") => {
+            Json::Array(args(f).iter().map(json_value).collect::<Result<_, _>>()?)
+        }
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("json_object") => {
+            let items = args(f);
+            if !items.len().is_multiple_of(2) {
+                return Err(bad());
+            }
+            let mut map = serde_json::Map::new();
+            for kv in items.chunks(2) {
+                let Json::String(k) = json_value(&kv[0])? else { return Err(bad()) };
+                map.insert(k, json_value(&kv[1])?);
+            }
+            Json::Object(map)
+        }
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => match serde_json::from_str::<Json>(s) {
+                Ok(j @ (Json::Object(_) | Json::Array(_))) => j,
+                _ => Json::String(s.clone()),
+            },
+            Value::Number(n, _) => serde_json::from_str(n).map_err(|_| bad())?,
+            Value::Boolean(b) => Json::Bool(*b),
+            Value::Null => Json::Null,
+            _ => return Err(bad()),
+        },
+        Expr::Identifier(i) if i.value.eq_ignore_ascii_case("true") || i.value.eq_ignore_ascii_case("false") => {
+            Json::Bool(i.value.eq_ignore_ascii_case("true"))
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// HeatWave's `external_tables`: `[{"db_name": ..., "tables": [{"table_name":
+/// ..., "engine_attribute": {...}}]}]`.
+fn external_tables(e: &Expr) -> Result<Vec<lakehouse::secondary::ExternalTable>, MyError> {
+    let bad = |what: &str| MyError::new(ER_WRONG_ARGUMENTS, S_HY000, format!("Incorrect arguments to heatwave_load: external_tables {what}"));
+    let serde_json::Value::Array(dbs) = json_value(e)? else { return Err(bad("must be an array")) };
+    let mut out = Vec::new();
+    for d in dbs {
+        let db = d.get("db_name").and_then(|v| v.as_str()).ok_or_else(|| bad("entries need \"db_name\""))?;
+        let tables = d.get("tables").and_then(|v| v.as_array()).ok_or_else(|| bad("entries need a \"tables\" array"))?;
+        for t in tables {
+            let table = t.get("table_name").and_then(|v| v.as_str()).ok_or_else(|| bad("tables need \"table_name\""))?;
+            let attr = t.get("engine_attribute").ok_or_else(|| bad("tables need \"engine_attribute\""))?;
+            let attr = match attr {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push(lakehouse::secondary::ExternalTable { db: db.to_string(), table: table.to_string(), engine_attribute: attr });
+        }
+    }
+    Ok(out)
 }
 
 /// Key/value pairs of a `JSON_OBJECT(...)` call or a JSON object literal.
