@@ -116,6 +116,38 @@ pub const MANIFEST_OPTION: &str = "format.manifest";
 /// Resolves a manifest: the table reads exactly the files it lists, and,
 /// when it was written with `MANIFEST VERBOSE` and the table declares no
 /// columns, with the schema it gives.
+/// Files whose size differs from the manifest's `meta.content_length` were
+/// cut short or rewritten since the UNLOAD: the table is refused rather than
+/// read with rows missing.
+async fn check_lengths(state: &SessionState, def: &TableDef, uri: &str, files: &[String], lengths: &[Option<u64>]) -> Result<()> {
+    use futures::StreamExt;
+    let checks: Vec<_> = files
+        .iter()
+        .zip(lengths)
+        .filter_map(|(f, l)| l.map(|l| (f.clone(), l)))
+        .map(|(file, expected)| check_length(state.clone(), def.clone(), uri.to_string(), file, expected))
+        .collect();
+    let results: Vec<Result<()>> = futures::stream::iter(checks).buffered(16).collect().await;
+    results.into_iter().collect()
+}
+
+async fn check_length(state: SessionState, mut probe: TableDef, uri: String, file: String, expected: u64) -> Result<()> {
+    use object_store::ObjectStoreExt;
+    probe.locations = vec![file.clone()];
+    let (store, path) = crate::provider::store_of(&state, &probe).await?;
+    match store.head(&path).await {
+        Ok(meta) if meta.size == expected => Ok(()),
+        Ok(meta) => Err(LakeError::Data(format!(
+            "the manifest '{uri}' gives '{file}' {expected} bytes, but it has {}: the unload is incomplete or the file was replaced",
+            meta.size
+        ))),
+        Err(object_store::Error::NotFound { .. }) => Err(LakeError::Data(format!(
+            "Can't find file: '{file}' (errno: 2 - No such file or directory), listed in the manifest '{uri}'"
+        ))),
+        Err(e) => Err(LakeError::Data(format!("cannot read '{file}', listed in the manifest '{uri}': {e}"))),
+    }
+}
+
 pub async fn resolve_manifest(state: &SessionState, def: &mut TableDef) -> Result<()> {
     let Some(uri) = def.options.remove(MANIFEST_OPTION) else { return Ok(()) };
     let uri = Location::parse(&uri, Path::new("/")).map_err(crate::provider::location_error)?.as_str().to_string();
@@ -139,7 +171,9 @@ pub async fn resolve_manifest(state: &SessionState, def: &mut TableDef) -> Resul
         .and_then(|e| e.as_array())
         .ok_or_else(|| LakeError::Data(format!("the manifest '{uri}' has no \"entries\" array")))?;
     let mut files = Vec::with_capacity(entries.len());
+    let mut lengths = Vec::with_capacity(entries.len());
     for e in entries {
+        lengths.push(e.pointer("/meta/content_length").and_then(|n| n.as_u64()));
         let url = e
             .get("url")
             .and_then(|u| u.as_str())
@@ -156,6 +190,7 @@ pub async fn resolve_manifest(state: &SessionState, def: &mut TableDef) -> Resul
     if files.is_empty() {
         return Err(LakeError::Data(format!("the manifest '{uri}' lists no files")));
     }
+    check_lengths(state, def, &uri, &files, &lengths).await?;
     def.locations = files;
     if !def.declared_columns
         && let Some(elements) = doc.pointer("/schema/elements").and_then(|e| e.as_array())

@@ -266,4 +266,22 @@ async fn redshift_unload_manifests() {
         other => panic!("expected an error, got {other:?}"),
     };
     assert_eq!(e.code, 1017, "{e:?}");
+
+    // A part shorter than the manifest says (a cut-off copy) is refused.
+    let cut = data.path().join("unload/gz/venue_0001_part_00.gz");
+    let bytes = std::fs::read(&cut).expect("part");
+    std::fs::write(&cut, &bytes[..bytes.len() - 5]).expect("cut");
+    let e = match conn
+        .query_drop(format!(
+            "CREATE EXTERNAL TABLE cut {columns} STORED AS CSV LOCATION '{}' OPTIONS ('manifest' '{}', 'delimiter' '|', 'has_header' 'false')",
+            gz.parent().expect("dir").display(),
+            gz.display()
+        ))
+        .await
+    {
+        Err(mysql_async::Error::Server(e)) => e,
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert_eq!(e.code, 1030, "{e:?}");
+    assert!(e.message.contains("venue_0001_part_00.gz") && e.message.contains(&format!("{} bytes, but it has {}", bytes.len(), bytes.len() - 5)), "{e:?}");
 }

@@ -713,3 +713,54 @@ async fn heatwave_load_infers_external_tables() {
         ]
     );
 }
+
+/// Dates and times in MySQL `STR_TO_DATE` notation, per table (HeatWave's
+/// dialect keys) and per column (`format.date_format.<column>`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_and_time_formats() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let file = data.path().join("events.csv");
+    std::fs::write(&file, "1|31/12/1999|February 29, 2024|11:05 PM|20240102 030405.5\n2|01/01/2000|March 1, 2024|12:00 AM|19700101 000000\n")
+        .expect("file");
+    let server = lakewave_tests::ServerProcess::start(&data.path().join("lw"), &["--no-mysql"]);
+    let mut conn = Conn::from_url(server.url()).await.expect("connect");
+    conn.query_drop("CREATE DATABASE ev").await.expect("database");
+    conn.query_drop("USE ev").await.expect("use");
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE events (id INT, d1 DATE, d2 DATE, t TIME, ts DATETIME(6)) STORED AS CSV LOCATION '{}' \
+         OPTIONS ('format.delimiter' '|', 'format.has_header' 'false', 'format.date_format' '%d/%m/%Y', \
+         'format.date_format.d2' '%M %e, %Y', 'format.time_format' '%h:%i %p', 'format.timestamp_format' '%Y%m%d %H%i%s.%f')",
+        file.display()
+    ))
+    .await
+    .expect("create");
+    let got: Vec<(i64, String, String, String)> = conn.query("SELECT id, d1, d2, CAST(t AS CHAR) FROM events ORDER BY id").await.expect("rows");
+    assert_eq!(
+        got,
+        vec![
+            (1, "1999-12-31".into(), "2024-02-29".into(), "23:05:00".into()),
+            (2, "2000-01-01".into(), "2024-03-01".into(), "00:00:00".into()),
+        ]
+    );
+    // The second row's timestamp has no fraction: the format's '.%f' does
+    // not match, and strict mode says so.
+    let e = match conn.query_drop("SELECT ts FROM events").await {
+        Err(mysql_async::Error::Server(e)) => e,
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert_eq!(e.code, 1366, "{e:?}");
+    assert!(e.message.contains("line 2, column 'ts': Incorrect datetime value: '19700101 000000'"), "{e:?}");
+
+    // HeatWave's dialect keys.
+    conn.query_drop(format!(
+        "CREATE TABLE hw (id INT, d1 DATE) ENGINE=lakehouse SECONDARY_ENGINE=RAPID ENGINE_ATTRIBUTE='{{\"dialect\": \
+         {{\"format\": \"csv\", \"date_format\": \"%d/%m/%Y\", \"is_strict_mode\": false}}, \"file\": [{{\"uri\": \"{}\"}}]}}'",
+        file.display()
+    ))
+    .await
+    .expect("heatwave table");
+    let got: Vec<(i64, String)> = conn.query("SELECT id, d1 FROM hw ORDER BY id").await.expect("heatwave rows");
+    assert_eq!(got, vec![(1, "1999-12-31".into()), (2, "2000-01-01".into())]);
+    let warnings: Vec<(String, u16, String)> = conn.query("SHOW WARNINGS").await.expect("warnings");
+    assert_eq!(warnings.len(), 2, "each row has three fields more than the table: {warnings:?}");
+}
