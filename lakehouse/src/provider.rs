@@ -225,6 +225,56 @@ async fn check_remote(state: &SessionState, loc: &Location, url: &ListingTableUr
     }
 }
 
+/// A location naming the start of file names rather than a file or a
+/// folder (`unload/venue_`, as Redshift's `UNLOAD ... TO '.../venue_'`
+/// writes `venue_0000_part_00`) becomes a glob over the names it starts;
+/// with a manifest beside the parts (`venue_manifest`), over those that
+/// continue with a digit, so the manifest is not read as data.
+async fn name_prefix_glob(state: &SessionState, def: &TableDef, raw: &str) -> Result<Option<String>> {
+    if raw.contains(['*', '?', '[']) || raw.ends_with('/') {
+        return Ok(None);
+    }
+    let Some((parent, stem)) = raw.rsplit_once('/') else { return Ok(None) };
+    if stem.is_empty() || parent.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<String> = if stores::is_remote(raw) {
+        use object_store::ObjectStoreExt;
+        let mut probe = def.clone();
+        probe.locations = vec![raw.to_string()];
+        let Ok((store, path)) = store_of(state, &probe).await else { return Ok(None) };
+        if store.head(&path).await.is_ok() {
+            return Ok(None);
+        }
+        let mut dir = probe.clone();
+        dir.locations = vec![format!("{parent}/")];
+        let Ok((store, dir_path)) = store_of(state, &dir).await else { return Ok(None) };
+        match store.list_with_delimiter(Some(&dir_path)).await {
+            Ok(listed) => {
+                if listed.common_prefixes.iter().any(|p| p.filename() == Some(stem)) {
+                    return Ok(None);
+                }
+                listed.objects.iter().filter_map(|o| o.location.filename().map(str::to_string)).collect()
+            }
+            Err(_) => return Ok(None),
+        }
+    } else {
+        if Path::new(raw).exists() {
+            return Ok(None);
+        }
+        match std::fs::read_dir(parent) {
+            Ok(entries) => entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect(),
+            Err(_) => return Ok(None),
+        }
+    };
+    let matching: Vec<&String> = names.iter().filter(|n| n.starts_with(stem) && n.as_str() != stem).collect();
+    if matching.is_empty() {
+        return Ok(None);
+    }
+    let manifest = matching.iter().any(|n| n.strip_prefix(stem) == Some("manifest"));
+    Ok(Some(format!("{raw}{}*", if manifest { "[0-9]" } else { "" })))
+}
+
 /// Whether any location is a glob (its files are taken as the pattern
 /// says, without a suffix filter).
 fn has_glob(def: &TableDef) -> bool {
@@ -408,6 +458,11 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
         return Err(LakeError::InvalidDefinition(format!("unknown option '{k}' (the Aurora export option is {})", crate::exports::TABLE_OPTION)));
     }
     list_cache_ttl(def)?;
+    for i in 0..def.locations.len() {
+        if let Some(glob) = name_prefix_glob(state, def, &def.locations[i].clone()).await? {
+            def.locations[i] = glob;
+        }
+    }
     let mut urls = listing_urls(state, def, None)?;
     let mut changed = false;
     for (i, (loc, url)) in urls.iter().enumerate() {

@@ -232,6 +232,17 @@ async fn redshift_unload_manifests() {
         let got: Vec<Row> = conn.query(select(name)).await.expect("read the parts");
         assert_eq!(got, plain, "{name}");
     }
+    // A name prefix, as UNLOAD's TO '.../venue_' is written: the parts it
+    // starts, not the manifest beside them.
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE by_prefix {columns} STORED AS CSV LOCATION '{}/venue_' OPTIONS ('delimiter' '|', 'has_header' 'false')",
+        gz.parent().expect("dir").display()
+    ))
+    .await
+    .expect("UNLOAD name prefix");
+    let got: Vec<Row> = conn.query(select("by_prefix")).await.expect("read the parts by prefix");
+    assert_eq!(got, plain, "by_prefix");
+
     // Uncompressed parts beside a manifest: the error points at it.
     let plain_dir = data.path().join("unload/plain");
     std::fs::create_dir_all(&plain_dir).expect("dir");

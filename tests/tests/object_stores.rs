@@ -725,6 +725,7 @@ async fn aurora_exports() {
     let root = data.path().join("exports/lakewave-export-1");
     let written = fixtures::write_aurora_export(&root);
     let customers = &written[0].1;
+    fixtures::write_redshift_unload(&data.path().join("exports/unload"));
     let s3 = S3Server::start(BUCKET, Some(&data.path().join("exports")));
     let server = ServerProcess::start(&data.path().join("lw"), &["--no-mysql"]);
     let mut conn = mysql_async::Conn::from_url(server.url()).await.expect("connect");
@@ -768,6 +769,21 @@ async fn aurora_exports() {
         let again: Vec<(String, String, String, String)> = conn.query(&call).await.expect("import again");
         assert!(again.iter().all(|r| r.3 == "exists, kept"), "{again:?}");
     }
+
+    // Redshift UNLOAD parts on S3 named by their name prefix (the manifest
+    // beside them is not read as data).
+    let store_options = format!(
+        "'aws.endpoint' '{}', 'aws.allow_http' 'true', 'aws.region' 'us-east-1', 'aws.access_key_id' 'AKIDLAKEWAVE', 'aws.secret_access_key' '{TABLE_SECRET}'",
+        s3.endpoint()
+    );
+    conn.query_drop(format!(
+        "CREATE EXTERNAL TABLE s3_export.venues (venueid INT, venuename VARCHAR(100), city VARCHAR(30), seats BIGINT, price DECIMAL(8,2))          STORED AS CSV LOCATION 's3://{BUCKET}/unload/gz/venue_' OPTIONS ('delimiter' '|', 'has_header' 'false', {store_options})"
+    ))
+    .await
+    .expect("UNLOAD name prefix on S3");
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM s3_export.venues").await.expect("count venues");
+    let plain = fixtures::redshift_venues().iter().filter(|r| !r.1.contains('|')).count() as i64;
+    assert_eq!(n, Some(plain));
 
     // One table chosen from the root.
     conn.query_drop("CREATE DATABASE pick").await.expect("database");
