@@ -69,8 +69,77 @@ fn value_text(v: Option<&BinlogValue<'_>>) -> Option<Vec<u8>> {
     }
 }
 
-fn row_text(row: &mysql_async::binlog::row::BinlogRow) -> TextRow {
-    (0..row.len()).map(|i| value_text(row.as_ref(i))).collect()
+/// The value names of a table's ENUM and SET columns, by column, from the
+/// table map's optional metadata (`binlog_row_metadata=FULL`): row images
+/// carry an ENUM as its 1-based index and a SET as a bit mask.
+#[derive(Debug, Clone)]
+enum Names {
+    Enum(Vec<Vec<u8>>),
+    Set(Vec<Vec<u8>>),
+}
+
+fn enum_set_names(tme: &mysql_async::binlog::events::TableMapEvent<'_>) -> Vec<Option<Names>> {
+    use mysql_async::binlog::events::OptionalMetadataField;
+    use mysql_async::consts::ColumnType;
+    let n = tme.columns_count() as usize;
+    let mut out: Vec<Option<Names>> = vec![None; n];
+    let of_type = |t: ColumnType| -> Vec<usize> { (0..n).filter(|&i| matches!(tme.get_column_type(i), Ok(Some(c)) if c == t)).collect() };
+    let (enums, sets) = (of_type(ColumnType::MYSQL_TYPE_ENUM), of_type(ColumnType::MYSQL_TYPE_SET));
+    if enums.is_empty() && sets.is_empty() {
+        return out;
+    }
+    for field in tme.iter_optional_meta() {
+        match field {
+            Ok(OptionalMetadataField::EnumStrValue(values)) => {
+                for (&col, names) in enums.iter().zip(values.iter_values()) {
+                    if let Ok(names) = names {
+                        out[col] = Some(Names::Enum(names.values().iter().map(|v| v.value_raw().to_vec()).collect()));
+                    }
+                }
+            }
+            Ok(OptionalMetadataField::SetStrValue(values)) => {
+                for (&col, names) in sets.iter().zip(values.iter_values()) {
+                    if let Ok(names) = names {
+                        out[col] = Some(Names::Set(names.values().iter().map(|v| v.value_raw().to_vec()).collect()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// An ENUM index or SET mask as MySQL shows it: the value's name, or the
+/// names of the set bits joined by commas (index 0 is MySQL's '' error
+/// value).
+fn named(value: Vec<u8>, names: &Names) -> Vec<u8> {
+    match names {
+        Names::Enum(list) => {
+            let index: usize = std::str::from_utf8(&value).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+            index.checked_sub(1).and_then(|i| list.get(i)).cloned().unwrap_or_default()
+        }
+        Names::Set(list) => {
+            let mut mask = 0u64;
+            for (i, b) in value.iter().enumerate().take(8) {
+                mask |= u64::from(*b) << (8 * i);
+            }
+            let picked: Vec<&[u8]> = list.iter().enumerate().filter(|(i, _)| *i < 64 && mask & (1 << i) != 0).map(|(_, n)| n.as_slice()).collect();
+            picked.join(&b","[..])
+        }
+    }
+}
+
+fn row_text(row: &mysql_async::binlog::row::BinlogRow, names: &[Option<Names>]) -> TextRow {
+    (0..row.len())
+        .map(|i| {
+            let v = value_text(row.as_ref(i));
+            match (v, names.get(i).and_then(Option::as_ref)) {
+                (Some(v), Some(n)) => Some(named(v, n)),
+                (v, _) => v,
+            }
+        })
+        .collect()
 }
 
 /// The file name of a rotate event. The server's first (artificial) rotate
@@ -181,12 +250,13 @@ pub async fn stream_changes(
                 let mut inserts = Vec::new();
                 let mut deletes = Vec::new();
                 let mut updates = Vec::new();
+                let names = enum_set_names(tme);
                 for r in rows.rows(tme) {
                     let (before, after) = r.map_err(other)?;
                     match (&rows, before, after) {
-                        (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_), _, Some(a)) => inserts.push(row_text(&a)),
-                        (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(b), _) => deletes.push(row_text(&b)),
-                        (_, Some(b), Some(a)) => updates.push((row_text(&b), row_text(&a))),
+                        (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_), _, Some(a)) => inserts.push(row_text(&a, &names)),
+                        (RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_), Some(b), _) => deletes.push(row_text(&b, &names)),
+                        (_, Some(b), Some(a)) => updates.push((row_text(&b, &names), row_text(&a, &names))),
                         _ => {}
                     }
                 }
