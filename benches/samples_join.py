@@ -88,9 +88,9 @@ def normalise(rows):
     return out
 
 
-def start_lakewave(binary, data_dir):
+def start_lakewave(binary, data_dir, no_mysql=False):
     proc = subprocess.Popen(
-        [binary, "serve", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"],
+        [binary, "serve", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"] + (["--no-mysql"] if no_mysql else []),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -105,7 +105,7 @@ def start_lakewave(binary, data_dir):
         if m:
             lake_port = int(m.group(1))
             break
-    if lake_port is None or mysql_port is None:
+    if lake_port is None or (mysql_port is None and not no_mysql):
         proc.kill()
         raise SystemExit("Lakewave did not start with a managed MariaDB (is mariadb-server installed?)")
     return proc, lake_port, mysql_port

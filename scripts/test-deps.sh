@@ -20,8 +20,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check PyMySQL mysql-connector-python "moto[server]" azure-storage-blob
-import pymysql, mysql.connector, moto.server, boto3, azure.storage.blob
+python3 - <<'PY' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check PyMySQL mysql-connector-python "moto[server]" azure-storage-blob duckdb
+import pymysql, mysql.connector, moto.server, boto3, azure.storage.blob, duckdb
 PY
 
 # Azurite from the npm registry, into a cache folder of its own.

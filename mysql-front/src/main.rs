@@ -72,6 +72,19 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         parts: usize,
     },
+    /// Lakewave's engine in-process, for benchmarks that measure what the
+    /// wire costs: reads one SQL statement per line on standard input, runs
+    /// it in a session like a client's (lake-only), and answers on standard
+    /// output `OK <rows> <seconds>` (result rows read, not encoded) or
+    /// `ERR <message>`.
+    BenchEngine {
+        /// Directory for the catalog (a fresh one per run is best).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Query parallelism (default: number of cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Write the sample data set (Parquet, CSV, gzip CSV, JSON lines, Avro).
     Samples {
         #[arg(long)]
@@ -146,6 +159,7 @@ fn main() -> ExitCode {
                 println!("done in {:.1} s", started.elapsed().as_secs_f64());
                 Ok(())
             }
+            Cmd::BenchEngine { data_dir, threads } => bench_engine(data_dir, threads).await,
             Cmd::Samples { out, rows, seed } => {
                 let opts = SampleOptions { rows, seed, ..SampleOptions::default() };
                 let summary = samples::generate(&out, &opts).map_err(|e| e.to_string())?;
@@ -294,6 +308,52 @@ async fn align_databases(lake: &Lakehouse, backend: &BackendConfig) -> Result<()
         conn.query(&format!("CREATE DATABASE IF NOT EXISTS {}", connectors::sql::quote_ident(&db)))
             .await
             .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn bench_engine(data_dir: PathBuf, threads: Option<usize>) -> Result<(), String> {
+    use futures::StreamExt;
+    use lakewave_mysql_front::session::Response;
+    use std::io::{BufRead, Write};
+    let mut options = LakehouseOptions::new(&data_dir);
+    options.target_partitions = threads;
+    let lake = Lakehouse::open(options).map_err(|e| e.to_string())?;
+    let vars = lakewave_mysql_front::server::ServerContext::new(lake.clone()).new_vars();
+    let mut session = lakewave_mysql_front::session::Session::new(0, "root".into(), "localhost".into(), lake, vars, String::new());
+    // Waiting for the next line blocks this thread only; queries run on the
+    // runtime's workers.
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    for sql in stdin.lock().lines() {
+        let sql = sql.map_err(|e| e.to_string())?;
+        if sql.trim().is_empty() {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let answer = match session.execute(&sql).await {
+            Ok(Response::Rows { mut stream, .. }) => {
+                let mut rows = 0usize;
+                let mut failure = None;
+                while let Some(batch) = stream.next().await {
+                    match batch {
+                        Ok(b) => rows += b.num_rows(),
+                        Err(e) => {
+                            failure = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                match failure {
+                    None => format!("OK {rows} {:.6}", started.elapsed().as_secs_f64()),
+                    Some(e) => format!("ERR {}", e.replace('\n', " ")),
+                }
+            }
+            Ok(Response::Ok { affected, .. }) => format!("OK {affected} {:.6}", started.elapsed().as_secs_f64()),
+            Ok(Response::Backend(_)) => "ERR this statement needs a MySQL backend".to_string(),
+            Err(e) => format!("ERR {}", e.to_string().replace('\n', " ")),
+        };
+        writeln!(out, "{answer}").and_then(|()| out.flush()).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -82,3 +82,32 @@ async fn tpch_queries_agree_in_place_and_in_memory() {
     }
     server.stop().await;
 }
+
+/// The benchmark harness itself (`benches/tpch.py`) at SF 0.01, one run:
+/// it generates the data, checks every system's answers against DuckDB's
+/// (the in-process engine by row count), and writes its report with a row
+/// per query and the wire's overhead. A smoke test: the timings mean
+/// nothing in a debug build.
+#[test]
+fn benchmark_harness_runs_at_a_tiny_scale() {
+    let python = lakewave_tests::require_program("python3", "install Python 3");
+    let work = tempfile::tempdir().expect("work dir");
+    let out = work.path().join("results");
+    let status = std::process::Command::new(python)
+        .arg(workspace().join("benches/tpch.py"))
+        .args(["--lakewave", &lakewave_tests::lakewave_bin().display().to_string()])
+        .args(["--sf", "0.01", "--runs", "1", "--no-chart", "--no-mysql"])
+        .args(["--systems", "lakewave,lakewave_inprocess,lakewave_rapid,duckdb,duckdb_memory"])
+        .args(["--work", &work.path().join("data").display().to_string()])
+        .args(["--out", &out.display().to_string()])
+        .status()
+        .expect("run benches/tpch.py (pip install duckdb PyMySQL)");
+    assert!(status.success(), "benches/tpch.py failed: {status}");
+    let report = std::fs::read_to_string(out.join("tpch_sf0.01.md")).expect("the report");
+    let query_rows = report.lines().filter(|l| l.starts_with("| q") && !l.starts_with("| query")).count();
+    assert_eq!(query_rows, 22, "{report}");
+    assert!(report.contains("| lakewave | lakewave_inprocess | lakewave_rapid | duckdb | duckdb_memory |"), "{report}");
+    assert!(report.contains("Wire overhead (through the wire / in-process)"), "{report}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("tpch_sf0.01.json")).expect("json")).expect("valid JSON");
+    assert_eq!(json["queries"]["q06"]["rows"], 1);
+}
