@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod bench;
 use tokio::net::TcpListener;
 
 use lakehouse::{Lakehouse, LakehouseOptions};
@@ -85,6 +87,33 @@ enum Cmd {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Benchmark client: streams a query's rows (mysql_async) and prints
+    /// rows, bytes and seconds per run as JSON.
+    BenchFetch {
+        /// mysql://user:pass@host:port/db
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        sql: String,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Benchmark clients: N connections running short queries in turn for a
+    /// while; prints throughput and p50/p99 latency as JSON.
+    BenchClients {
+        #[arg(long)]
+        url: String,
+        /// A query to run (repeat for several; clients take turns).
+        #[arg(long = "sql", required = true)]
+        queries: Vec<String>,
+        /// A statement each connection runs first (repeatable).
+        #[arg(long)]
+        setup: Vec<String>,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
     /// Write the sample data set (Parquet, CSV, gzip CSV, JSON lines, Avro).
     Samples {
         #[arg(long)]
@@ -160,6 +189,8 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Cmd::BenchEngine { data_dir, threads } => bench_engine(data_dir, threads).await,
+            Cmd::BenchFetch { url, sql, runs } => bench::fetch(&url, &sql, runs).await,
+            Cmd::BenchClients { url, queries, setup, clients, seconds } => bench::clients(&url, queries, clients, seconds, setup).await,
             Cmd::Samples { out, rows, seed } => {
                 let opts = SampleOptions { rows, seed, ..SampleOptions::default() };
                 let summary = samples::generate(&out, &opts).map_err(|e| e.to_string())?;
