@@ -52,9 +52,9 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
 /// `string_agg`: the arguments as text joined (a row with a NULL argument is
 /// skipped, as MySQL skips it), DISTINCT and ORDER BY kept, `,` by default.
 fn group_concat(f: &Function, a: Vec<Expr>) -> Option<Expr> {
-    use datafusion::sql::sqlparser::ast::{CastKind, FunctionArgumentClause, FunctionArgumentList};
+    use datafusion::sql::sqlparser::ast::{FunctionArgumentClause, FunctionArgumentList};
     let FunctionArguments::List(list) = &f.args else { return None };
-    let text = |e: Expr| Expr::Cast { kind: CastKind::Cast, expr: Box::new(e), data_type: DataType::Text, array: false, format: None };
+    let text = |e: Expr| call(MYSQL_TEXT, vec![e]);
     let single = (a.len() == 1).then(|| a[0].clone());
     let value = a
         .into_iter()
@@ -106,12 +106,23 @@ fn case(cond: Expr, then: Expr, otherwise: Expr) -> Expr {
     }
 }
 
+/// MySQL cast targets DataFusion names differently: `SIGNED`/`UNSIGNED`
+/// are BIGINTs, `DATETIME` is a timestamp without a zone.
 fn integer_type(dt: &DataType) -> Option<DataType> {
     match dt {
         DataType::Signed | DataType::SignedInteger => Some(DataType::BigInt(None)),
         DataType::Unsigned | DataType::UnsignedInteger => Some(DataType::BigIntUnsigned(None)),
+        DataType::Datetime(p) => Some(DataType::Timestamp(*p, datafusion::sql::sqlparser::ast::TimezoneInfo::None)),
         _ => None,
     }
+}
+
+/// `CHAR`, `VARCHAR`, `TEXT` and the like: MySQL's text of a value.
+fn is_text_type(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Char(_) | DataType::Varchar(_) | DataType::Text | DataType::String(_) | DataType::CharacterVarying(_) | DataType::Nvarchar(_)
+    )
 }
 
 fn is_string_literal(e: &Expr) -> bool {
@@ -156,11 +167,18 @@ fn rewrite_expr(e: &mut Expr, case_insensitive: bool) {
                 _ => None,
             }
         }
-        Expr::Cast { data_type, .. } => {
+        Expr::Cast { data_type, expr, .. } => {
             if let Some(t) = integer_type(data_type) {
                 *data_type = t;
+                None
+            } else if is_text_type(data_type) {
+                Some(call(MYSQL_TEXT, vec![(**expr).clone()]))
+            } else {
+                None
             }
-            None
+        }
+        Expr::Convert { expr, data_type: Some(dt), charset: None, .. } if is_text_type(dt) => {
+            Some(call(MYSQL_TEXT, vec![(**expr).clone()]))
         }
         Expr::Convert { expr, data_type: Some(dt), charset: None, .. } => {
             let data_type = integer_type(dt).unwrap_or_else(|| dt.clone());
@@ -216,5 +234,75 @@ mod tests {
         assert_eq!(rewritten("SELECT CAST(a AS SIGNED INTEGER), CONVERT(b, UNSIGNED)", false), "SELECT CAST(a AS BIGINT), CAST(b AS BIGINT UNSIGNED)");
         assert_eq!(rewritten("SELECT 1 WHERE t = 'YES'", true), "SELECT 1 WHERE lower(t) = lower('YES')");
         assert_eq!(rewritten("SELECT 1 WHERE t = 'YES'", false), "SELECT 1 WHERE t = 'YES'");
+    }
+}
+
+/// `mysql_text(x)`: `x` as MySQL writes it as text, for `CAST(x AS CHAR)`
+/// and `GROUP_CONCAT`. DataFusion's cast writes timestamps in ISO form
+/// (`2024-01-01T10:00:00`); MySQL separates date and time with a space and
+/// shows microseconds only when there are some.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct MysqlText {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl Default for MysqlText {
+    fn default() -> Self {
+        MysqlText { signature: datafusion::logical_expr::Signature::any(1, datafusion::logical_expr::Volatility::Immutable) }
+    }
+}
+
+pub const MYSQL_TEXT: &str = "mysql_text";
+
+impl datafusion::logical_expr::ScalarUDFImpl for MysqlText {
+    fn name(&self) -> &str {
+        MYSQL_TEXT
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[datafusion::arrow::datatypes::DataType]) -> datafusion::error::Result<datafusion::arrow::datatypes::DataType> {
+        Ok(datafusion::arrow::datatypes::DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: datafusion::logical_expr::ScalarFunctionArgs) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::arrow::array::{Array, ArrayRef, StringBuilder, TimestampMicrosecondArray};
+        use datafusion::arrow::compute::cast;
+        use datafusion::arrow::datatypes::{DataType as Arrow, TimeUnit};
+        use datafusion::logical_expr::ColumnarValue;
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let input = args.args[0].to_array(args.number_rows)?;
+        let out: ArrayRef = match input.data_type() {
+            Arrow::Timestamp(_, tz) => {
+                // Timestamps with a zone show in UTC, as DataFusion computes.
+                let micros = cast(&input, &Arrow::Timestamp(TimeUnit::Microsecond, tz.clone()))?;
+                let micros = micros
+                    .as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .ok_or_else(|| datafusion::error::DataFusionError::Internal("timestamp cast".into()))?;
+                let mut b = StringBuilder::with_capacity(micros.len(), micros.len() * 26);
+                for i in 0..micros.len() {
+                    if micros.is_null(i) {
+                        b.append_null();
+                        continue;
+                    }
+                    let v = micros.value(i);
+                    match chrono::DateTime::from_timestamp_micros(v) {
+                        Some(t) if v.rem_euclid(1_000_000) != 0 => b.append_value(t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
+                        Some(t) => b.append_value(t.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string()),
+                        None => b.append_null(),
+                    }
+                }
+                std::sync::Arc::new(b.finish())
+            }
+            _ => cast(&input, &Arrow::Utf8)?,
+        };
+        Ok(if scalar {
+            ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
     }
 }

@@ -180,6 +180,7 @@ impl Session {
         self.ctx.register_udf(constant("connection_id", ScalarValue::UInt64(Some(self.id.into()))));
         self.ctx.register_udf(constant("last_insert_id", ScalarValue::UInt64(Some(0))));
         self.ctx.register_udf(constant("found_rows", ScalarValue::UInt64(Some(0))));
+        self.ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(crate::dialect::MysqlText::default()));
     }
 
     pub fn database(&self) -> Option<String> {
