@@ -18,11 +18,7 @@ the files.
 
 import argparse
 import json
-import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,22 +26,9 @@ from pathlib import Path
 import duckdb
 import pymysql
 
+from samples_join import log, start_lakewave
+
 HERE = Path(__file__).resolve().parent
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def start_lakewave(binary, data_dir):
-    env = {**os.environ, "LAKEWAVE_LOG": "warn"}
-    proc = subprocess.Popen([binary, "serve", "--no-mysql", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    for line in proc.stdout:
-        m = re.search(r"Lakewave listening on [\d.]+:(\d+)", line)
-        if m:
-            return proc, int(m.group(1))
-    raise SystemExit("Lakewave did not start")
 
 
 def write_file(path, first, rows, factor):
@@ -70,7 +53,7 @@ def main():
         log(f"writing {args.files} files of {args.rows} rows")
         for i in range(args.files):
             write_file(data / f"part-{i:05}.parquet", i * args.rows, args.rows, 1)
-        proc, port = start_lakewave(args.lakewave, tmp / "lw")
+        proc, port, _ = start_lakewave(args.lakewave, tmp / "lw", no_mysql=True)
         try:
             conn = pymysql.connect(host="127.0.0.1", port=port, user="root", autocommit=True)
             cur = conn.cursor()
