@@ -99,12 +99,7 @@ fn physical_lines(message: &str, def: &TableDef) -> String {
 pub async fn locate(state: &SessionState, def: &TableDef) -> Option<String> {
     let files = provider::files_of(state, def).await.unwrap_or_default();
     for file in files {
-        let mut single = def.clone();
-        single.locations = vec![file.clone()];
-        // Partition values come from the directory names of the full table.
-        single.partition_cols.clear();
-        single.columns.retain(|c| !def.partition_cols.contains(&c.name));
-        let Ok(table) = provider::build(state, &single, None) else { continue };
+        let Ok(table) = provider::build(state, &provider::single_file(def, &file), None) else { continue };
         let ctx = SessionContext::new_with_state(state.clone());
         let failure = match ctx.read_table(table) {
             Err(e) => Some(e),

@@ -96,6 +96,13 @@ impl Shared {
         cache.retain(|(d, t), _| !(d == db && table.is_none_or(|x| x == t)));
         self.list_cache.invalidate_scope(db, table);
     }
+
+    /// [`Shared::forget`] for a table defined anew or dropped (every table
+    /// of `db` when None): its read statistics go too.
+    fn forget_definition(&self, db: &str, table: Option<&str>) {
+        self.forget(db, table);
+        self.read_stats.forget(db, table);
+    }
 }
 
 /// The lakehouse engine shared by all sessions.
@@ -219,7 +226,7 @@ impl Lakehouse {
             )));
         }
         let out = self.catalog().drop_database(db, if_exists)?;
-        self.shared.forget(db, None);
+        self.shared.forget_definition(db, None);
         self.shared.rapid.remove_database(db);
         Ok(out)
     }
@@ -249,7 +256,7 @@ impl Lakehouse {
         provider::build(&self.shared.builder_state, &def, None)?;
         let name = def.name.clone();
         let created = self.catalog().create_table(&db, def, plan.if_not_exists, plan.or_replace)?;
-        self.shared.forget(&db, Some(&name));
+        self.shared.forget_definition(&db, Some(&name));
         Ok(created)
     }
 
@@ -287,7 +294,7 @@ impl Lakehouse {
             return Err(LakeError::UnknownTable { db: db.into(), table: table.into() });
         }
         let out = self.catalog().drop_table(db, table, if_exists)?;
-        self.shared.forget(db, Some(table));
+        self.shared.forget_definition(db, Some(table));
         self.shared.rapid.remove(db, table);
         Ok(out)
     }

@@ -31,7 +31,7 @@ pub const FORMATS: [&str; 4] = ["parquet", "csv", "json", "avro"];
 const OPTION_NAMESPACES: [&str; 7] = ["format.", "aws.", "azure.", "gcp.", "oci.", "storage.", "aurora."];
 
 /// Compression suffixes recognised on file names, with the option value.
-const COMPRESSION_SUFFIXES: [(&str, &str); 4] =
+pub(crate) const COMPRESSION_SUFFIXES: [(&str, &str); 4] =
     [(".gz", "gzip"), (".bz2", "bzip2"), (".zst", "zstd"), (".xz", "xz")];
 
 pub(crate) fn location_error(e: LocationError) -> LakeError {
@@ -48,12 +48,12 @@ fn file_format(state: &SessionState, def: &TableDef) -> Result<Arc<dyn FileForma
 
 /// The file format of a table; `table` names it in read statistics.
 fn file_format_for(state: &SessionState, def: &TableDef, table: Option<&TableReference>) -> Result<Arc<dyn FileFormat>> {
+    if let Some(k) = def.options.keys().find(|k| !OPTION_NAMESPACES.iter().any(|ns| k.starts_with(ns))) {
+        return Err(LakeError::InvalidDefinition(format!(
+            "unknown option '{k}' (options are format.*, aws.*, azure.*, gcp.*, oci.*, storage.* or aurora.table)"
+        )));
+    }
     if crate::text::wanted(def) {
-        if let Some(k) = def.options.keys().find(|k| !OPTION_NAMESPACES.iter().any(|ns| k.starts_with(ns))) {
-            return Err(LakeError::InvalidDefinition(format!(
-                "unknown option '{k}' (options are format.*, aws.*, azure.*, gcp.*, oci.*, storage.* or aurora.table)"
-            )));
-        }
         let options = crate::text::TextOptions::from_table(def)?;
         let name = table.map_or_else(|| def.name.clone(), |t| t.to_string());
         let stats = state.config().get_extension::<crate::text::ReadStats>();
@@ -66,11 +66,6 @@ fn file_format_for(state: &SessionState, def: &TableDef, table: Option<&TableRef
             FORMATS.join(", ")
         ))
     })?;
-    if let Some(k) = def.options.keys().find(|k| !OPTION_NAMESPACES.iter().any(|ns| k.starts_with(ns))) {
-        return Err(LakeError::InvalidDefinition(format!(
-            "unknown option '{k}' (options are format.*, aws.*, azure.*, gcp.*, oci.*, storage.* or aurora.table)"
-        )));
-    }
     // Storage options (aws.*, azure.*, ...) configure the store, not the format.
     let mut options: HashMap<String, String> =
         def.options.iter().filter(|(k, _)| k.starts_with("format.")).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -333,18 +328,24 @@ pub(crate) async fn files_with_meta(state: &SessionState, def: &TableDef) -> Res
     Ok(files)
 }
 
+/// A definition reading one file of a table: its file columns only
+/// (partition values come from the full table's directory names), the
+/// file read as written whatever its suffix.
+pub(crate) fn single_file(def: &TableDef, path: &str) -> TableDef {
+    let mut single = def.clone();
+    single.locations = vec![path.to_string()];
+    single.partition_cols.clear();
+    single.columns.retain(|c| !def.partition_cols.contains(&c.name));
+    single.options.remove(FILE_SUFFIX);
+    single
+}
+
 /// The rows of one file of a table, with the table's schema: partition
 /// columns take the values the file's path gives them.
 pub(crate) fn file_frame(state: &SessionState, def: &TableDef, path: &str) -> Result<datafusion::dataframe::DataFrame> {
     use datafusion::logical_expr::{cast, ident, lit};
     use datafusion::scalar::ScalarValue;
-    let mut single = def.clone();
-    single.locations = vec![path.to_string()];
-    single.partition_cols.clear();
-    single.columns.retain(|c| !def.partition_cols.contains(&c.name));
-    // A single file is read as written, whatever suffix it has.
-    single.options.remove(FILE_SUFFIX);
-    let provider = build(state, &single, None)?;
+    let provider = build(state, &single_file(def, path), None)?;
     let schema = def.schema()?;
     let values: HashMap<&str, &str> = path
         .split('/')

@@ -426,6 +426,13 @@ async fn malformed_and_tricky_files() {
         .await
         .expect("read statistics");
     assert_eq!(stats, vec![("corpus.few_skip".into(), 0, 1), ("corpus.too_few_fields_null".into(), 1, 0)]);
+    // A dropped table's counts go with it.
+    conn.query_drop("DROP TABLE few_skip").await.expect("drop");
+    let left: Vec<String> = conn
+        .query("SELECT table_name FROM performance_schema.lakewave_read_errors WHERE table_name IN ('corpus.few_skip', 'corpus.too_few_fields_null')")
+        .await
+        .expect("read statistics after DROP");
+    assert_eq!(left, vec!["corpus.too_few_fields_null".to_string()]);
 
     // HeatWave's dialect: is_strict_mode false is the permissive mode.
     let path = data.path().join("bad_date.csv");

@@ -126,45 +126,17 @@ async fn read_head(
     limit: Option<u64>,
 ) -> datafusion::error::Result<Vec<u8>> {
     use object_store::ObjectStoreExt;
-    use std::io::Read;
     let c = options.compression;
+    let prefix = limit.is_some_and(|n| !c.is_compressed() && meta.size > n);
     let bytes = match limit {
-        Some(n) if !c.is_compressed() && meta.size > n => store.get_range(&meta.location, 0..n).await?,
+        Some(n) if prefix => store.get_range(&meta.location, 0..n).await?,
         _ => store.get(&meta.location).await?.bytes().await?,
     };
-    let mut data = Vec::new();
-    let partial = if c.is_compressed() {
-        let reader = c.convert_read(std::io::Cursor::new(bytes))?;
-        let result = match limit {
-            Some(n) => reader.take(n).read_to_end(&mut data),
-            None => { let mut r = reader; r.read_to_end(&mut data) }
-        };
-        if let Err(e) = result {
-            if options.bad_rows == BadRows::Error {
-                return Err(DataFusionError::Execution(format!(
-                    "file '/{}': the {} data is corrupt or truncated after {} bytes ({e})",
-                    meta.location,
-                    super::compression_name(&c),
-                    data.len()
-                )));
-            }
-            true
-        } else {
-            limit.is_some_and(|n| data.len() as u64 >= n)
-        }
-    } else {
-        data = bytes.to_vec();
-        limit.is_some_and(|n| meta.size > n)
-    };
-    if partial {
-        // Only whole lines.
-        let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        data.truncate(keep);
+    let (data, damage) = super::decode(options, &format!("/{}", meta.location), bytes, limit, prefix)?;
+    match damage {
+        Some(message) if options.bad_rows == BadRows::Error => Err(DataFusionError::Execution(message)),
+        _ => Ok(data),
     }
-    if data.starts_with(b"\xEF\xBB\xBF") {
-        data.drain(..3);
-    }
-    Ok(data)
 }
 
 /// Column names and classes of one file.

@@ -296,8 +296,15 @@ impl ReadStats {
         v
     }
 
-    pub fn forget(&self, table: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(table);
+    /// Forgets a dropped or redefined table's counts (every table of `db`
+    /// when `table` is None). Keys are the tables' references (`db.table`).
+    pub fn forget(&self, db: &str, table: Option<&str>) {
+        use datafusion::common::TableReference;
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|key, _| {
+            let r = TableReference::from(key.as_str());
+            !(r.schema() == Some(db) && table.is_none_or(|t| r.table() == t))
+        });
     }
 }
 
@@ -341,14 +348,8 @@ pub(crate) fn compression_name(c: &FileCompressionType) -> &'static str {
 }
 
 fn compression_suffix(c: &FileCompressionType) -> &'static str {
-    use datafusion::common::parsers::CompressionTypeVariant as V;
-    match c.get_variant() {
-        V::GZIP => ".gz",
-        V::BZIP2 => ".bz2",
-        V::XZ => ".xz",
-        V::ZSTD => ".zst",
-        V::UNCOMPRESSED => "",
-    }
+    let name = compression_name(c);
+    crate::provider::COMPRESSION_SUFFIXES.iter().find(|(_, codec)| *codec == name).map_or("", |(suffix, _)| suffix)
 }
 
 #[async_trait]
@@ -565,32 +566,14 @@ impl<'a> FileReader<'a> {
     /// truncated compressed data fails in strict mode; permissive mode keeps
     /// the complete lines before the damage, with a warning.
     fn decompress<B: AsRef<[u8]> + Send + 'static>(&mut self, bytes: B) -> datafusion::error::Result<Vec<u8>> {
-        use std::io::Read;
-        let c = self.options.compression;
-        let mut data = Vec::new();
-        if !c.is_compressed() {
-            data = bytes.as_ref().to_vec();
-        } else {
-            let mut reader = c.convert_read(std::io::Cursor::new(bytes))?;
-            if let Err(e) = reader.read_to_end(&mut data) {
-                let message = format!(
-                    "file '{}': the {} data is corrupt or truncated after {} bytes ({e})",
-                    self.file,
-                    compression_name(&c),
-                    data.len()
-                );
-                if self.options.bad_rows == BadRows::Error {
-                    return Err(read_failure(ER_READ, message));
-                }
-                let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                data.truncate(keep);
-                self.warn(ER_READ, format!("{message}; the {} complete lines before it were read", bytecount_lines(&data)), |t| {
-                    t.skipped_rows += 1
-                });
+        let (data, damage) = decode(self.options, self.file, bytes, None, false)?;
+        if let Some(message) = damage {
+            if self.options.bad_rows == BadRows::Error {
+                return Err(read_failure(ER_READ, message));
             }
-        }
-        if self.options.encoding == Encoding::Utf8 && data.starts_with(b"\xEF\xBB\xBF") {
-            data.drain(..3);
+            self.warn(ER_READ, format!("{message}; the {} complete lines before it were read", bytecount_lines(&data)), |t| {
+                t.skipped_rows += 1
+            });
         }
         Ok(data)
     }
@@ -607,9 +590,9 @@ impl<'a> FileReader<'a> {
         let next = |tok: &mut Tokenizer, rec: &mut Record, this: &Self| -> datafusion::error::Result<bool> {
             match tok.next_record(rec) {
                 Ok(more) => Ok(more),
-                Err(e) if this.options.bad_rows == BadRows::Error => Err(read_failure(ER_BAD_FIELDS_CODE, token_error(e, this.file))),
+                Err(e) if this.options.bad_rows == BadRows::Error => Err(read_failure(convert::ER_BAD_VALUE, token_error(e, this.file))),
                 Err(e) => {
-                    this.warn(ER_BAD_FIELDS_CODE, format!("{}; the rest of the file was skipped", token_error(e, this.file)), |t| {
+                    this.warn(convert::ER_BAD_VALUE, format!("{}; the rest of the file was skipped", token_error(e, this.file)), |t| {
                         t.skipped_rows += 1
                     });
                     Ok(false)
@@ -700,7 +683,7 @@ impl<'a> FileReader<'a> {
             };
             let (raw, kind) = rec.field(i);
             let buf = &mut self.bufs[k];
-            let raw = if o.trim || !buf.is_text() { trim_ascii(raw) } else { raw };
+            let raw = if o.trim || !buf.is_text() { raw.trim_ascii() } else { raw };
             let is_null = match kind {
                 FieldKind::EscapedNull => true,
                 FieldKind::Quoted => !buf.is_text() && raw.is_empty(),
@@ -744,13 +727,56 @@ impl<'a> FileReader<'a> {
     }
 }
 
-/// ER_BAD_FIELDS_CODE: a file whose fields cannot be split (an open quote).
-const ER_BAD_FIELDS_CODE: u16 = 1366;
-
 fn bytecount_lines(data: &[u8]) -> usize {
     data.iter().filter(|&&b| b == b'\n').count()
 }
 
-fn trim_ascii(raw: &[u8]) -> &[u8] {
-    raw.trim_ascii()
+/// A file's bytes (or their first `limit` after decompression; `prefix`
+/// when `bytes` are only the start of an uncompressed file) as text: a
+/// UTF-8 byte-order mark removed, and, when the data stops early, only whole
+/// lines. Damaged compressed data gives the lines before the damage and a
+/// message naming `file`.
+pub(crate) fn decode<B: AsRef<[u8]> + Send + 'static>(
+    options: &TextOptions,
+    file: &str,
+    bytes: B,
+    limit: Option<u64>,
+    prefix: bool,
+) -> datafusion::error::Result<(Vec<u8>, Option<String>)> {
+    use std::io::Read;
+    let c = options.compression;
+    let mut data = Vec::new();
+    let mut damage = None;
+    let partial = if c.is_compressed() {
+        let reader = c.convert_read(std::io::Cursor::new(bytes))?;
+        let result = match limit {
+            Some(n) => reader.take(n).read_to_end(&mut data),
+            None => {
+                let mut reader = reader;
+                reader.read_to_end(&mut data)
+            }
+        };
+        match result {
+            Err(e) => {
+                damage = Some(format!(
+                    "file '{file}': the {} data is corrupt or truncated after {} bytes ({e})",
+                    compression_name(&c),
+                    data.len()
+                ));
+                true
+            }
+            Ok(_) => limit.is_some_and(|n| data.len() as u64 >= n),
+        }
+    } else {
+        data = bytes.as_ref().to_vec();
+        prefix
+    };
+    if partial {
+        let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        data.truncate(keep);
+    }
+    if options.encoding == Encoding::Utf8 && data.starts_with(b"\xEF\xBB\xBF") {
+        data.drain(..3);
+    }
+    Ok((data, damage))
 }
