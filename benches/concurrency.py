@@ -19,7 +19,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from samples_join import connect, log, start_lakewave
+from samples_join import connect, load_innodb, log, start_lakewave
 from tpch import MARIADB_DDL, TABLES
 
 HERE = Path(__file__).resolve().parent
@@ -83,11 +83,7 @@ def main():
                 m.execute(f"DROP TABLE IF EXISTS {t}")
                 ddl = MARIADB_DDL.get(t, "p_partkey BIGINT PRIMARY KEY, p_name VARCHAR(55), p_mfgr CHAR(25), p_brand CHAR(10), "
                                           "p_type VARCHAR(25), p_size INT, p_container CHAR(10), p_retailprice DECIMAL(15,2), p_comment VARCHAR(23)")
-                tsv = work / f"{t}.tsv"
-                duckdb.sql(f"COPY (SELECT * FROM read_parquet('{data}/{t}/*.parquet')) TO '{tsv}' (HEADER false, DELIMITER '\t')")
-                m.execute(f"CREATE TABLE {t} ({ddl}) ENGINE=InnoDB")
-                m.execute(f"LOAD DATA LOCAL INFILE '{tsv}' INTO TABLE {t}")
-                tsv.unlink()
+                load_innodb(m, duckdb.connect(), t, ddl, f"SELECT * FROM read_parquet('{data}/{t}/*.parquet')", work)
             log("MariaDB")
             results["mariadb"] = run_clients(args.lakewave, mysql_port, "tpch_innodb_small", queries, args.clients, args.seconds)
     finally:

@@ -111,6 +111,20 @@ def start_lakewave(binary, data_dir, no_mysql=False):
     return proc, lake_port, mysql_port
 
 
+def load_innodb(cur, duck, table, ddl, select, work):
+    """Creates `table` (columns `ddl`) in InnoDB through the MySQL cursor
+    `cur` and fills it with the rows of a DuckDB query (run on `duck`),
+    exported as tab-separated text and read with LOAD DATA LOCAL INFILE;
+    returns the load's seconds."""
+    export = Path(work) / f"{table}.tsv"
+    duck.execute(f"COPY ({select}) TO '{export}' (HEADER false, DELIMITER '\t', NULLSTR '\\N')")
+    cur.execute(f"CREATE TABLE {table} ({ddl}) ENGINE=InnoDB")
+    t = time.perf_counter()
+    cur.execute(f"LOAD DATA LOCAL INFILE '{export}' INTO TABLE {table}")
+    export.unlink()
+    return time.perf_counter() - t
+
+
 def connect(port, db=None):
     return pymysql.connect(host="127.0.0.1", port=port, user="root", password="", database=db,
                            local_infile=True, autocommit=True)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import duckdb
 
-from samples_join import connect, interleaved, log, run_mysql, start_lakewave
+from samples_join import connect, interleaved, load_innodb, log, run_mysql, start_lakewave
 
 TABLES = ["nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem"]
 QUERY_DIR = Path(__file__).parent / "tpch"
@@ -199,13 +199,8 @@ def main():
                 mc.execute(f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'tpch_innodb' AND TABLE_NAME = '{t}'")
                 if mc.fetchone()[0]:
                     continue
-                export = work / f"{t}.tsv"
-                duck.execute(f"COPY (SELECT * FROM {t}) TO '{export}' (HEADER false, DELIMITER '\t')")
-                mc.execute(f"CREATE TABLE {t} ({ddl}) ENGINE=InnoDB")
-                t0 = time.perf_counter()
-                mc.execute(f"LOAD DATA LOCAL INFILE '{export}' INTO TABLE {t}")
-                log(f"MariaDB: {t} loaded into InnoDB in {time.perf_counter() - t0:.0f} s")
-                export.unlink()
+                secs = load_innodb(mc, duck, t, ddl, f"SELECT * FROM {t}", work)
+                log(f"MariaDB: {t} loaded into InnoDB in {secs:.0f} s")
             mc.execute("ANALYZE TABLE lineitem, orders, customer")
             mc.fetchall()
             systems["mariadb"] = lambda q: run_mysql(my, q)

@@ -31,7 +31,7 @@ import duckdb
 import pymysql
 import pymysql.cursors
 
-from samples_join import connect, log, start_lakewave
+from samples_join import connect, load_innodb, log, start_lakewave
 
 HERE = Path(__file__).resolve().parent
 
@@ -108,14 +108,9 @@ def main():
         m.execute("USE wire_innodb")
         m.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'wire_innodb' AND TABLE_NAME = 'rows_innodb'")
         if not m.fetchone()[0]:
-            tsv = work / "rows.tsv"
-            duckdb.sql(f"COPY (SELECT * REPLACE (CASE WHEN flag THEN 1 ELSE 0 END AS flag) FROM read_parquet('{data}')) "
-                       f"TO '{tsv}' (HEADER false, DELIMITER '\t', NULLSTR '\\N')")
-            m.execute(f"CREATE TABLE rows_innodb ({COLUMNS.replace('BOOLEAN', 'TINYINT(1)')}, PRIMARY KEY (id)) ENGINE=InnoDB")
-            t = time.perf_counter()
-            m.execute(f"LOAD DATA LOCAL INFILE '{tsv}' INTO TABLE rows_innodb")
-            log(f"MariaDB: {args.rows} rows loaded into InnoDB in {time.perf_counter() - t:.0f} s")
-            tsv.unlink()
+            secs = load_innodb(m, duckdb.connect(), "rows_innodb", f"{COLUMNS.replace('BOOLEAN', 'TINYINT(1)')}, PRIMARY KEY (id)",
+                               f"SELECT * REPLACE (CASE WHEN flag THEN 1 ELSE 0 END AS flag) FROM read_parquet('{data}')", work)
+            log(f"MariaDB: {args.rows} rows loaded into InnoDB in {secs:.0f} s")
 
         py_rows = min(args.pymysql_rows, args.rows)
         limit = f" LIMIT {py_rows}" if py_rows < args.rows else ""
