@@ -288,7 +288,13 @@ async fn azure_table_credentials() {
         .await,
     );
     assert_eq!(e.code, 1030, "{e:?}");
-    assert!(e.message.contains("access denied (HTTP 403") && e.message.contains("the table's azure.account_key"), "{e:?}");
+    // Azurite refuses a wrong shared key with 403, and now and then with 401
+    // (seen in one full run of eight); both are the same refusal.
+    assert!(
+        (e.message.contains("access denied (HTTP 403") || e.message.contains("access denied (HTTP 401"))
+            && e.message.contains("the table's azure.account_key"),
+        "{e:?}"
+    );
     assert!(!e.message.contains(wrong), "{e:?}");
 }
 
