@@ -127,6 +127,7 @@ impl Lakehouse {
             .with_runtime_env(runtime.clone())
             .with_default_features()
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
+            .with_physical_optimizer_rules(crate::runtime_filter::physical_optimizer_rules())
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();
         let limit = options.rapid_memory.unwrap_or_else(|| physical_memory() / 2);
@@ -191,6 +192,7 @@ impl Lakehouse {
             .with_catalog_list(Arc::new(LakeCatalogList { shared: self.shared.clone(), offload }))
             .with_default_features()
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
+            .with_physical_optimizer_rules(crate::runtime_filter::physical_optimizer_rules())
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state);

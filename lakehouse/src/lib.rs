@@ -21,6 +21,7 @@ pub mod listing;
 pub mod model;
 pub mod provider;
 pub mod rapid;
+pub mod runtime_filter;
 pub mod secondary;
 pub mod text;
 pub mod types;

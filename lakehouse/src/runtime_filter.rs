@@ -1,0 +1,475 @@
+//! Runtime join filters applied to rows right after a scan.
+//!
+//! DataFusion's hash joins build a filter from their build side (the key
+//! bounds, and a membership test of the keys) and push it to the scans of
+//! the probe side. DataFusion 55 applies such a filter to rows only inside
+//! the Parquet decoder, together with every static filter of the query, and
+//! evaluating static filters there was measured slower (see `base_config`);
+//! memory scans (the loaded copies) and the other formats ignore it. So
+//! every scan gets a [`RuntimeFilterExec`] above it that:
+//!
+//! * passes parent filters to the scan first, which still uses them to prune
+//!   row groups, pages or chunks by their statistics;
+//! * keeps the dynamic filters the scan does not apply to rows itself, and
+//!   evaluates them on each batch, so rows that cannot join are dropped
+//!   before they reach the repartitioning and the join;
+//! * stops evaluating a filter that turns out to keep nearly every row (its
+//!   cost would then be pure loss), and starts again when the filter changes.
+//!
+//! [`WrapScans`] inserts the wrappers just before DataFusion's post-
+//! optimisation filter pushdown, and [`UnwrapIdleScans`] removes the ones
+//! that received no filter after it.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{and, filter_record_batch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result, ScalarValue};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Literal;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr_common::physical_expr::{snapshot_generation, snapshot_physical_expr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::{Stream, StreamExt};
+
+/// A filter is given up when, after this many rows, it kept more than
+/// [`GIVE_UP_KEEP_RATIO`] of them.
+const GIVE_UP_AFTER_ROWS: u64 = 32 * 1024;
+const GIVE_UP_KEEP_RATIO: f64 = 0.9;
+
+/// Applies the runtime (dynamic) filters pushed to a scan to its rows.
+#[derive(Debug, Clone)]
+pub struct RuntimeFilterExec {
+    input: Arc<dyn ExecutionPlan>,
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl RuntimeFilterExec {
+    pub fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+        Self { input, filters: Vec::new(), metrics: ExecutionPlanMetricsSet::new() }
+    }
+
+    pub fn filters(&self) -> &[Arc<dyn PhysicalExpr>] {
+        &self.filters
+    }
+
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+}
+
+impl DisplayAs for RuntimeFilterExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "RuntimeFilterExec: ")?;
+        for (i, filter) in self.filters.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{filter}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for RuntimeFilterExec {
+    fn name(&self) -> &str {
+        "RuntimeFilterExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        // Rows are only dropped: partitioning, ordering and equivalences
+        // are the scan's.
+        self.input.properties()
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        // A hash join computes its filter only when a node below it shows
+        // the filter here.
+        for filter in &self.filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return datafusion::common::internal_err!("RuntimeFilterExec takes one child, got {}", children.len());
+        }
+        Ok(Arc::new(Self { input: children.swap_remove(0), ..Self::clone(&self) }))
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let metric = || MetricBuilder::new(&self.metrics);
+        let stream = RuntimeFilterStream {
+            schema: input.schema(),
+            input,
+            filters: self.filters.iter().cloned().map(FilterState::new).collect(),
+            rows_in: metric().counter("rows_in", partition),
+            rows_dropped: metric().counter("rows_dropped", partition),
+            filters_given_up: metric().counter("filters_given_up", partition),
+            time: metric().subset_time("filter_time", partition),
+        };
+        Ok(Box::pin(stream))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn gather_filters_for_pushdown(
+        &self,
+        _phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> Result<FilterDescription> {
+        FilterDescription::from_children(parent_filters, &self.children())
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        // Only the post-optimisation phase carries dynamic filters; static
+        // filters stay where the planner put them.
+        if phase != FilterPushdownPhase::Post {
+            return Ok(FilterPushdownPropagation::if_all(child_pushdown_result));
+        }
+        let mut taken = Vec::new();
+        let mut answers = Vec::with_capacity(child_pushdown_result.parent_filters.len());
+        for result in child_pushdown_result.parent_filters {
+            if matches!(result.all(), PushedDown::No) {
+                taken.push(result.filter);
+            }
+            answers.push(PushedDown::Yes);
+        }
+        let propagation = FilterPushdownPropagation::with_parent_pushdown_result(answers);
+        if taken.is_empty() {
+            return Ok(propagation);
+        }
+        let mut node = self.clone();
+        node.filters.extend(taken);
+        Ok(propagation.with_updated_node(Arc::new(node)))
+    }
+}
+
+/// One filter as a stream sees it.
+struct FilterState {
+    expr: Arc<dyn PhysicalExpr>,
+    /// The generation the snapshot was taken at; None before the first.
+    generation: Option<u64>,
+    /// The filter as it stands, or None while it keeps every row.
+    current: Option<Arc<dyn PhysicalExpr>>,
+    seen: u64,
+    kept: u64,
+    given_up: bool,
+}
+
+impl FilterState {
+    fn new(expr: Arc<dyn PhysicalExpr>) -> Self {
+        Self { expr, generation: None, current: None, seen: 0, kept: 0, given_up: false }
+    }
+
+    /// Takes a new snapshot when the filter changed since the last one.
+    fn refresh(&mut self) -> Result<()> {
+        let generation = snapshot_generation(&self.expr);
+        if self.generation == Some(generation) {
+            return Ok(());
+        }
+        self.generation = Some(generation);
+        let snapshot = snapshot_physical_expr(Arc::clone(&self.expr))?;
+        let always_true = snapshot
+            .downcast_ref::<Literal>()
+            .is_some_and(|l| matches!(l.value(), ScalarValue::Boolean(Some(true))));
+        self.current = if always_true { None } else { Some(snapshot) };
+        self.seen = 0;
+        self.kept = 0;
+        self.given_up = false;
+        Ok(())
+    }
+}
+
+struct RuntimeFilterStream {
+    schema: SchemaRef,
+    input: SendableRecordBatchStream,
+    filters: Vec<FilterState>,
+    rows_in: Count,
+    rows_dropped: Count,
+    filters_given_up: Count,
+    time: Time,
+}
+
+impl RuntimeFilterStream {
+    fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let _timer = self.time.timer();
+        let rows = batch.num_rows();
+        self.rows_in.add(rows);
+        let mut mask: Option<BooleanArray> = None;
+        for state in &mut self.filters {
+            state.refresh()?;
+            let Some(expr) = state.current.as_ref() else { continue };
+            if state.given_up {
+                continue;
+            }
+            let value = expr.evaluate(&batch)?.into_array(rows)?;
+            let keep = value.as_boolean_opt().cloned().ok_or_else(|| {
+                datafusion::common::DataFusionError::Internal(format!(
+                    "runtime filter {expr} gave {} instead of booleans",
+                    value.data_type()
+                ))
+            })?;
+            let kept = keep.true_count() as u64;
+            state.seen += rows as u64;
+            state.kept += kept;
+            if state.seen >= GIVE_UP_AFTER_ROWS && state.kept as f64 > state.seen as f64 * GIVE_UP_KEEP_RATIO {
+                state.given_up = true;
+                self.filters_given_up.add(1);
+            }
+            mask = Some(match mask {
+                Some(m) => and(&m, &keep)?,
+                None => keep,
+            });
+        }
+        let Some(mask) = mask else { return Ok(batch) };
+        let kept = mask.true_count();
+        if kept == rows {
+            return Ok(batch);
+        }
+        self.rows_dropped.add(rows - kept);
+        Ok(filter_record_batch(&batch, &mask)?)
+    }
+}
+
+impl Stream for RuntimeFilterStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match self.input.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(batch))) => {
+                    let filtered = self.apply(batch);
+                    match filtered {
+                        // Empty batches are not passed on.
+                        Ok(b) if b.num_rows() == 0 => continue,
+                        other => return Poll::Ready(Some(other)),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl RecordBatchStream for RuntimeFilterStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// Puts a [`RuntimeFilterExec`] above every data source scan. Must run just
+/// before DataFusion's post-optimisation `FilterPushdown`.
+#[derive(Debug, Default)]
+pub struct WrapScans;
+
+impl PhysicalOptimizerRule for WrapScans {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        if !config.optimizer.enable_dynamic_filter_pushdown {
+            return Ok(plan);
+        }
+        plan.transform_up(|node| {
+            if node.downcast_ref::<DataSourceExec>().is_some() {
+                Ok(Transformed::yes(Arc::new(RuntimeFilterExec::new(node)) as Arc<dyn ExecutionPlan>))
+            } else {
+                Ok(Transformed::no(node))
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "lakewave_wrap_scans_for_runtime_filters"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// Removes the [`RuntimeFilterExec`]s that received no filter.
+#[derive(Debug, Default)]
+pub struct UnwrapIdleScans;
+
+impl PhysicalOptimizerRule for UnwrapIdleScans {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| match node.downcast_ref::<RuntimeFilterExec>() {
+            Some(wrapper) if wrapper.filters.is_empty() => Ok(Transformed::yes(Arc::clone(&wrapper.input))),
+            _ => Ok(Transformed::no(node)),
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "lakewave_unwrap_idle_scans"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// DataFusion's physical optimiser rules with the runtime-filter wrapping
+/// around the post-optimisation filter pushdown.
+pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    // The post-optimisation pushdown is the last FilterPushdown in the list.
+    let post = rules.iter().rposition(|r| r.name() == "FilterPushdown(Post)");
+    match post {
+        Some(i) => {
+            rules.insert(i + 1, Arc::new(UnwrapIdleScans));
+            rules.insert(i, Arc::new(WrapScans));
+        }
+        None => tracing::warn!("DataFusion's post-optimisation filter pushdown was not found; runtime filters stay in the decoders"),
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::MemTable;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::physical_plan::collect;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    fn table(keys: Vec<i64>) -> Result<Arc<MemTable>> {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false), Field::new("v", DataType::Int64, false)]));
+        let values: Vec<i64> = keys.iter().map(|k| k * 2).collect();
+        let batches: Vec<RecordBatch> = keys
+            .chunks(8192)
+            .zip(values.chunks(8192))
+            .map(|(k, v)| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(Int64Array::from(k.to_vec())), Arc::new(Int64Array::from(v.to_vec()))],
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+    }
+
+    fn context() -> Result<SessionContext> {
+        let state = SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_target_partitions(2))
+            .with_default_features()
+            .with_physical_optimizer_rules(physical_optimizer_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_table("small", table(vec![5, 50_000, 99_999])?)?;
+        ctx.register_table("big", table((1..=100_000).collect())?)?;
+        Ok(ctx)
+    }
+
+    fn wrappers(plan: &Arc<dyn ExecutionPlan>) -> Vec<RuntimeFilterExec> {
+        let mut found = Vec::new();
+        let _ = plan.apply(|node| {
+            if let Some(w) = node.downcast_ref::<RuntimeFilterExec>() {
+                found.push(w.clone());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    }
+
+    #[tokio::test]
+    async fn a_join_filter_drops_probe_rows_at_the_scan() -> Result<()> {
+        let ctx = context()?;
+        let plan = ctx
+            .sql("SELECT count(*), sum(big.v) FROM small JOIN big ON small.k = big.k")
+            .await?
+            .create_physical_plan()
+            .await?;
+        let batches = collect(plan.clone(), ctx.task_ctx()).await?;
+        let count = batches[0].column(0).as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0);
+        let sum = batches[0].column(1).as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0);
+        assert_eq!((count, sum), (3, 2 * (5 + 50_000 + 99_999)));
+        let found = wrappers(&plan);
+        assert_eq!(found.len(), 1, "one scan takes the join's filter");
+        let metrics = found[0].metrics().expect("metrics");
+        let rows_in = metrics.sum_by_name("rows_in").map(|m| m.as_usize()).unwrap_or(0);
+        let dropped = metrics.sum_by_name("rows_dropped").map(|m| m.as_usize()).unwrap_or(0);
+        assert_eq!(rows_in, 100_000);
+        assert_eq!(dropped, 100_000 - 3);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_filter_that_keeps_everything_is_given_up() -> Result<()> {
+        let ctx = context()?;
+        ctx.register_table("all_keys", table((1..=100_000).step_by(1).collect())?)?;
+        let plan = ctx
+            .sql("SELECT count(*) FROM all_keys JOIN big ON all_keys.k = big.k")
+            .await?
+            .create_physical_plan()
+            .await?;
+        let batches = collect(plan.clone(), ctx.task_ctx()).await?;
+        assert_eq!(batches[0].column(0).as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0), 100_000);
+        let found = wrappers(&plan);
+        assert_eq!(found.len(), 1);
+        let metrics = found[0].metrics().expect("metrics");
+        assert_eq!(metrics.sum_by_name("rows_dropped").map(|m| m.as_usize()), Some(0));
+        assert!(metrics.sum_by_name("filters_given_up").map(|m| m.as_usize()).unwrap_or(0) >= 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn scans_without_a_runtime_filter_are_not_wrapped() -> Result<()> {
+        let ctx = context()?;
+        let plan = ctx.sql("SELECT sum(v) FROM big WHERE k > 10").await?.create_physical_plan().await?;
+        assert!(wrappers(&plan).is_empty());
+        Ok(())
+    }
+}
