@@ -453,25 +453,31 @@ mod tests {
         found
     }
 
+    /// Runs a query; gives its first row's integer columns and the wrappers
+    /// of its plan, with their metrics filled in.
+    async fn run(ctx: &SessionContext, sql: &str) -> Result<(Vec<i64>, Vec<RuntimeFilterExec>)> {
+        let plan = ctx.sql(sql).await?.create_physical_plan().await?;
+        let batches = collect(plan.clone(), ctx.task_ctx()).await?;
+        let row = batches[0]
+            .columns()
+            .iter()
+            .map(|c| c.as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0))
+            .collect();
+        Ok((row, wrappers(&plan)))
+    }
+
+    fn metric(wrapper: &RuntimeFilterExec, name: &str) -> Option<usize> {
+        wrapper.metrics().expect("metrics").sum_by_name(name).map(|m| m.as_usize())
+    }
+
     #[tokio::test]
     async fn a_join_filter_drops_probe_rows_at_the_scan() -> Result<()> {
         let ctx = context()?;
-        let plan = ctx
-            .sql("SELECT count(*), sum(big.v) FROM small JOIN big ON small.k = big.k")
-            .await?
-            .create_physical_plan()
-            .await?;
-        let batches = collect(plan.clone(), ctx.task_ctx()).await?;
-        let count = batches[0].column(0).as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0);
-        let sum = batches[0].column(1).as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0);
-        assert_eq!((count, sum), (3, 2 * (5 + 50_000 + 99_999)));
-        let found = wrappers(&plan);
+        let (row, found) = run(&ctx, "SELECT count(*), sum(big.v) FROM small JOIN big ON small.k = big.k").await?;
+        assert_eq!(row, vec![3, 2 * (5 + 50_000 + 99_999)]);
         assert_eq!(found.len(), 1, "one scan takes the join's filter");
-        let metrics = found[0].metrics().expect("metrics");
-        let rows_in = metrics.sum_by_name("rows_in").map(|m| m.as_usize()).unwrap_or(0);
-        let dropped = metrics.sum_by_name("rows_dropped").map(|m| m.as_usize()).unwrap_or(0);
-        assert_eq!(rows_in, 100_000);
-        assert_eq!(dropped, 100_000 - 3);
+        assert_eq!(metric(&found[0], "rows_in"), Some(100_000));
+        assert_eq!(metric(&found[0], "rows_dropped"), Some(100_000 - 3));
         Ok(())
     }
 
@@ -479,40 +485,27 @@ mod tests {
     async fn a_filter_that_keeps_everything_is_given_up() -> Result<()> {
         // One partition: the join builds one table, whose filter is evaluated.
         let ctx = context_with(1)?;
-        ctx.register_table("all_keys", table((1..=100_000).step_by(1).collect())?)?;
-        let plan = ctx
-            .sql("SELECT count(*) FROM all_keys JOIN big ON all_keys.k = big.k")
-            .await?
-            .create_physical_plan()
-            .await?;
-        let batches = collect(plan.clone(), ctx.task_ctx()).await?;
-        assert_eq!(batches[0].column(0).as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0), 100_000);
-        let found = wrappers(&plan);
+        ctx.register_table("all_keys", table((1..=100_000).collect())?)?;
+        let (row, found) = run(&ctx, "SELECT count(*) FROM all_keys JOIN big ON all_keys.k = big.k").await?;
+        assert_eq!(row, vec![100_000]);
         assert_eq!(found.len(), 1);
-        let metrics = found[0].metrics().expect("metrics");
-        assert_eq!(metrics.sum_by_name("rows_dropped").map(|m| m.as_usize()), Some(0));
-        assert!(metrics.sum_by_name("filters_given_up").map(|m| m.as_usize()).unwrap_or(0) >= 1);
+        assert_eq!(metric(&found[0], "rows_dropped"), Some(0));
+        assert!(metric(&found[0], "filters_given_up").unwrap_or(0) >= 1);
         Ok(())
     }
 
     #[tokio::test]
     async fn the_filter_runs_after_the_static_filters_of_the_scan() -> Result<()> {
         let ctx = context()?;
-        let plan = ctx
-            .sql("SELECT count(*) FROM small JOIN big ON small.k = big.k WHERE big.v > 100")
-            .await?
-            .create_physical_plan()
-            .await?;
-        let batches = collect(plan.clone(), ctx.task_ctx()).await?;
+        let (row, found) =
+            run(&ctx, "SELECT count(*) FROM small JOIN big ON small.k = big.k WHERE big.v > 100").await?;
         // Key 5 has v = 10: the static filter removes it.
-        assert_eq!(batches[0].column(0).as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0), 2);
-        let found = wrappers(&plan);
+        assert_eq!(row, vec![2]);
         assert_eq!(found.len(), 1);
         assert!(found[0].input().downcast_ref::<FilterExec>().is_some(), "{}", found[0].input().name());
-        let metrics = found[0].metrics().expect("metrics");
         // The 50 rows with v <= 100 never reach the runtime filter.
-        assert_eq!(metrics.sum_by_name("rows_in").map(|m| m.as_usize()), Some(100_000 - 50));
-        assert_eq!(metrics.sum_by_name("rows_dropped").map(|m| m.as_usize()), Some(100_000 - 50 - 2));
+        assert_eq!(metric(&found[0], "rows_in"), Some(100_000 - 50));
+        assert_eq!(metric(&found[0], "rows_dropped"), Some(100_000 - 50 - 2));
         Ok(())
     }
 
