@@ -46,7 +46,9 @@ impl Default for Capture {
 }
 
 impl Capture {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Held>> {
+    /// Held while changes are applied; holding it gives a consistent view
+    /// of the loaded MySQL tables and the applied position.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Held>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -101,12 +103,14 @@ impl Lakehouse {
 
     /// Publishes a freshly loaded MySQL table: installs its data and change
     /// state, applies what committed after its snapshot while it loaded, and
-    /// makes it available, all under the reader's lock.
-    pub(crate) fn adopt(&self, entry: &Arc<RapidTable>, data: Arc<TableData>, state: SyncState) -> Result<(), String> {
+    /// makes it available, all under the reader's lock. Returns the number
+    /// of the version `data` was published as.
+    pub(crate) fn adopt(&self, entry: &Arc<RapidTable>, data: Arc<TableData>, state: SyncState) -> Result<u64, String> {
         let snapshot = state.snapshot.clone();
         let mut held = self.capture().lock();
         *entry.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
         self.rapid().replace(entry, data);
+        let version = entry.version();
         let pending = held.remove(&key(&entry.db, &entry.name)).unwrap_or_default();
         for (end, changes) in pending {
             if end > snapshot {
@@ -117,7 +121,7 @@ impl Lakehouse {
         entry.update_status(|s| s.status = LoadStatus::Available);
         drop(held);
         self.start_capture(snapshot);
-        Ok(())
+        Ok(version)
     }
 
     /// Starts the binlog reader once, from `from` (the first snapshot).
@@ -128,32 +132,49 @@ impl Lakehouse {
         let Some(source) = self.mysql().cloned() else { return };
         let lake = self.clone();
         let server_id = 1_000_000 + std::process::id() % 1_000_000;
+        let mut closing = self.shared.closing.subscribe();
         tokio::spawn(async move {
+            let mut from = from;
             let mut backoff = Duration::from_millis(200);
             loop {
+                if *closing.borrow() {
+                    return;
+                }
                 let start = lake.capture().applied().unwrap_or_else(|| from.clone());
                 lake.capture().connected.store(true, Ordering::Relaxed);
                 let store = lake.rapid().clone();
                 let interested = move |db: &str, table: &str| {
                     store.table(&db.to_lowercase(), &table.to_lowercase()).is_some_and(|t| t.kind == SourceKind::MySql)
                 };
-                let result = stream_changes(source.url(), server_id, &start, interested, |event| {
+                let stream = stream_changes(source.url(), server_id, &start, interested, |event| {
                     backoff = Duration::from_millis(200);
                     lake.on_capture_event(event);
                     true
-                })
-                .await;
+                });
+                let result = tokio::select! {
+                    r = stream => r,
+                    _ = closing.wait_for(|c| *c) => {
+                        lake.capture().connected.store(false, Ordering::Relaxed);
+                        return;
+                    }
+                };
                 lake.capture().connected.store(false, Ordering::Relaxed);
                 match result {
                     Ok(()) => tracing::warn!("change capture: the binlog stream ended; reconnecting"),
                     Err(CaptureError::Purged(pos, msg)) => {
                         tracing::warn!("change capture cannot resume at {pos} ({msg}); reloading the loaded MySQL tables");
-                        lake.reload_all_mysql_tables().await;
+                        // Capture goes on from the earliest of the new snapshots.
+                        if let Some(p) = lake.reload_all_mysql_tables().await {
+                            from = p;
+                        }
                         continue;
                     }
                     Err(CaptureError::Other(msg)) => tracing::warn!("change capture stopped: {msg}; retrying in {backoff:?}"),
                 }
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = closing.wait_for(|c| *c) => return,
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         });
@@ -183,13 +204,21 @@ impl Lakehouse {
                         _ => {}
                     }
                 }
-                drop(held);
+                // Advanced before the lock is let go, so whoever holds it sees
+                // the rows and the position they are current to together.
                 self.capture().advance(&end);
+                drop(held);
             }
             CaptureEvent::Ddl { schema, query, end } => {
                 let lower = query.trim_start().to_lowercase();
                 for entry in self.rapid().tables() {
                     if entry.kind != SourceKind::MySql || !mentions(&query, &schema, &entry.db, &entry.name) {
+                        continue;
+                    }
+                    // A copy loaded after the statement already reflects it
+                    // (capture replaying from an earlier position).
+                    let snapshot = entry.sync.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|st| st.snapshot.clone());
+                    if snapshot.is_some_and(|s| s >= end) {
                         continue;
                     }
                     if lower.starts_with("truncate") {
@@ -203,6 +232,7 @@ impl Lakehouse {
                         self.mark_stale_and_reload(&entry, format!("its definition changed: {query}"));
                     }
                 }
+                let _held = self.capture().lock();
                 self.capture().advance(&end);
             }
         }
@@ -223,16 +253,27 @@ impl Lakehouse {
         });
     }
 
-    async fn reload_all_mysql_tables(&self) {
+    /// Reloads every loaded MySQL table from a new snapshot; returns the
+    /// earliest of their snapshots' positions.
+    async fn reload_all_mysql_tables(&self) -> Option<BinlogPosition> {
         self.capture().applied.send_replace(None);
+        let mut earliest: Option<BinlogPosition> = None;
         for entry in self.rapid().tables() {
             if entry.kind == SourceKind::MySql && entry.raw_data().is_some() {
                 entry.update_status(|s| s.status = LoadStatus::Stale);
                 if let Err(e) = self.reload(&entry.db, &entry.name).await {
                     tracing::warn!("reloading {}.{} failed: {e}", entry.db, entry.name);
+                    continue;
+                }
+                let snapshot = entry.sync.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|st| st.snapshot.clone());
+                if let Some(s) = snapshot {
+                    if earliest.as_ref().is_none_or(|e| &s < e) {
+                        earliest = Some(s);
+                    }
                 }
             }
         }
+        earliest
     }
 
     /// Read-your-writes: waits until every change committed on the backend

@@ -44,13 +44,27 @@ pub struct LakehouseOptions {
     /// Memory of one node, for `heatwave_load` dry runs' node count;
     /// defaults to `rapid_memory`.
     pub rapid_node_memory: Option<u64>,
+    /// How often loaded tables are checkpointed to the data directory (so
+    /// a restart restores them without reading their sources); None turns
+    /// checkpoints off.
+    pub rapid_checkpoint_interval: Option<std::time::Duration>,
 }
+
+/// The default for [`LakehouseOptions::rapid_checkpoint_interval`].
+pub const DEFAULT_CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl LakehouseOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        Self { data_dir, target_partitions: None, base_dir, rapid_memory: None, rapid_node_memory: None }
+        Self {
+            data_dir,
+            target_partitions: None,
+            base_dir,
+            rapid_memory: None,
+            rapid_node_memory: None,
+            rapid_checkpoint_interval: Some(DEFAULT_CHECKPOINT_INTERVAL),
+        }
     }
 }
 
@@ -75,6 +89,10 @@ pub(crate) struct Shared {
     pub(crate) list_cache: Arc<ListCache>,
     /// What permissive text reads let through, per table.
     pub(crate) read_stats: Arc<crate::text::ReadStats>,
+    /// Checkpoints of loaded tables, unless turned off.
+    pub(crate) persist: Option<Arc<crate::persist::Persistence>>,
+    /// Set when the server shuts down: background tasks stop.
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -132,6 +150,13 @@ impl Lakehouse {
             .build();
         let limit = options.rapid_memory.unwrap_or_else(|| physical_memory() / 2);
         let rapid = Arc::new(RapidStore::new(limit, options.rapid_node_memory.unwrap_or(limit)));
+        let persist = match options.rapid_checkpoint_interval {
+            Some(every) => Some(Arc::new(
+                crate::persist::Persistence::open(&options.data_dir, every.max(std::time::Duration::from_millis(100)))
+                    .map_err(crate::error::LakeError::InvalidDefinition)?,
+            )),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             catalog,
             mysql: std::sync::OnceLock::new(),
@@ -141,6 +166,8 @@ impl Lakehouse {
             capture: Arc::default(),
             list_cache,
             read_stats,
+            persist,
+            closing: tokio::sync::watch::Sender::new(false),
         });
         Ok(Self { shared, runtime, options })
     }

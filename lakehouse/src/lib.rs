@@ -19,6 +19,7 @@ pub mod heatwave;
 pub mod info_schema;
 pub mod listing;
 pub mod model;
+pub mod persist;
 pub mod provider;
 pub mod rapid;
 pub mod runtime_filter;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::ddl::now;
 use crate::engine::Lakehouse;
 use crate::error::{LakeError, Result};
+use crate::model::SecondaryDef;
 use std::collections::HashMap;
 
 use crate::provider;
@@ -219,11 +220,15 @@ impl Lakehouse {
                     s.load_end = Some(now());
                     s.position = sync_state.as_ref().map(|st| st.snapshot.to_string());
                     s.changes_applied = 0;
+                    s.load_source = Some(if kind == SourceKind::MySql { "MySQL" } else { "Files" });
+                    // Not on disk until the next checkpoint.
+                    s.persisted_at = None;
+                    s.persisted_position = None;
                 });
                 match sync_state {
                     // MySQL tables become available through change capture,
                     // which first applies what committed during the load.
-                    Some(st) => self.adopt(&entry, data, st).map_err(secondary),
+                    Some(st) => self.adopt(&entry, data, st).map(|_| ()).map_err(secondary),
                     None => {
                         self.rapid().replace(&entry, data);
                         entry.update_status(|s| s.status = LoadStatus::Available);
@@ -237,6 +242,7 @@ impl Lakehouse {
         match result {
             Ok(report) => {
                 self.catalog().set_loaded(db, table, true)?;
+                self.checkpoint_soon();
                 Ok(report)
             }
             Err(e) => {
@@ -293,7 +299,7 @@ impl Lakehouse {
                 // Progress counts against the estimate's row count (the
                 // snapshot is not counted again).
                 let data = load::load_streams(self.rapid(), entry, &est.plan, snap.streams, est.rows).await.map_err(map_err)?;
-                let state = SyncState::new(est.plan.clone(), snap.table.clone(), position, &pk, data.chunks.len());
+                let state = SyncState::new(est.plan.clone(), snap.table.clone(), position, &pk, data.chunks.len() as u64);
                 Ok((data, Some(state), est.bytes))
             }
         }
@@ -491,6 +497,7 @@ impl Lakehouse {
         self.rapid().charge(kept_bytes);
         let data = Arc::new(TableData { schema: old.schema.clone(), chunks, size_bytes: kept_bytes + new_bytes, files: Some(Arc::new(files)) });
         self.rapid().replace(entry, data.clone());
+        self.checkpoint_soon();
         entry.update_status(|s| {
             s.load_end = Some(now());
             s.progress = 100.0;
@@ -511,24 +518,36 @@ impl Lakehouse {
         self.catalog().set_loaded(db, table, false)
     }
 
-    /// Loads again, in the background, every table that was loaded when
-    /// the server stopped. Status shows INRECOVERY with progress meanwhile.
+    /// Brings back, in the background, every table that was loaded when
+    /// the server stopped: from its checkpoint when it has a usable one,
+    /// else by loading it from its source. Status shows INRECOVERY with
+    /// progress meanwhile. Starts the background checkpoints too.
     pub fn recover_loaded_tables(&self) {
-        for def in self.catalog().secondary_all() {
-            if !def.loaded {
-                continue;
-            }
+        let defs: Vec<SecondaryDef> = self.catalog().secondary_all().into_iter().filter(|d| d.loaded).collect();
+        for def in &defs {
             // Listed at once as in recovery, before the load gets going.
             let kind = if self.table(&def.db, &def.table).is_some() { SourceKind::Lake } else { SourceKind::MySql };
             self.rapid().entry(&def.db, &def.table, kind).update_status(|s| s.status = LoadStatus::Recovery);
-            let lake = self.clone();
-            tokio::spawn(async move {
-                match lake.load_marked(&def.db, &def.table, LoadStatus::Recovery).await {
-                    Ok(r) => tracing::info!(table = %format!("{}.{}", def.db, def.table), rows = r.rows, bytes = r.bytes, "reloaded into the secondary engine"),
-                    Err(e) => tracing::warn!(table = %format!("{}.{}", def.db, def.table), error = %e, "reload into the secondary engine failed"),
-                }
-            });
         }
+        self.start_checkpoints();
+        let lake = self.clone();
+        tokio::spawn(async move {
+            // Checkpoints first: change capture must start at the earliest
+            // restored position, before any fresh load starts it later.
+            let restored = lake.restore_checkpoints(&defs).await;
+            for def in defs {
+                if restored.contains(&(def.db.clone(), def.table.clone())) {
+                    continue;
+                }
+                let lake = lake.clone();
+                tokio::spawn(async move {
+                    match lake.load_marked(&def.db, &def.table, LoadStatus::Recovery).await {
+                        Ok(r) => tracing::info!(table = %format!("{}.{}", def.db, def.table), rows = r.rows, bytes = r.bytes, "reloaded into the secondary engine"),
+                        Err(e) => tracing::warn!(table = %format!("{}.{}", def.db, def.table), error = %e, "reload into the secondary engine failed"),
+                    }
+                });
+            }
+        });
     }
 
     /// The tables of the given databases (lake and MySQL), minus exclusions

@@ -62,6 +62,11 @@ enum Cmd {
         /// (default: --rapid-memory).
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         rapid_node_memory: Option<u64>,
+        /// Seconds between checkpoints of loaded tables to DATA_DIR/rapid
+        /// (a restart restores them from there instead of reading their
+        /// sources again); 0 turns checkpoints off.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+        rapid_checkpoint_interval: f64,
     },
     /// Write TPC-H tables as Parquet (for benchmarks): DIR/<table>/part-N.parquet.
     TpchData {
@@ -171,9 +176,11 @@ fn main() -> ExitCode {
                 no_mysql,
                 rapid_memory,
                 rapid_node_memory,
+                rapid_checkpoint_interval,
             } => {
                 let backend = BackendChoice { url: mysql, disabled: no_mysql };
-                let memory = RapidMemory { limit: rapid_memory, node: rapid_node_memory };
+                let checkpoints = std::time::Duration::try_from_secs_f64(rapid_checkpoint_interval).ok().filter(|d| !d.is_zero());
+                let memory = RapidMemory { limit: rapid_memory, node: rapid_node_memory, checkpoints };
                 serve(listen, data_dir, samples, sample_rows, max_connections, threads, backend, memory).await
             }
             Cmd::TpchData { out, sf, parts } => {
@@ -241,6 +248,8 @@ fn parse_size(text: &str) -> Result<u64, String> {
 struct RapidMemory {
     limit: Option<u64>,
     node: Option<u64>,
+    /// None: checkpoints off.
+    checkpoints: Option<std::time::Duration>,
 }
 
 struct BackendChoice {
@@ -294,6 +303,7 @@ async fn serve(
     options.target_partitions = threads;
     options.rapid_memory = memory.limit;
     options.rapid_node_memory = memory.node;
+    options.rapid_checkpoint_interval = memory.checkpoints;
     let lake = Lakehouse::open(options).map_err(|e| e.to_string())?;
     if with_samples {
         register_samples(&lake, &data_dir, sample_rows).await?;

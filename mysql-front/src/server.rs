@@ -131,6 +131,8 @@ pub async fn run(listener: TcpListener, lake: Lakehouse, options: ServerOptions,
         tracing::warn!("sessions still open after the grace period; closing them");
         sessions.abort_all();
     }
+    // Change capture stops and loaded tables get a last checkpoint.
+    ctx.lake.close().await;
 }
 
 async fn handle(stream: tokio::net::TcpStream, peer: SocketAddr, ctx: ServerContext, id: u32) {

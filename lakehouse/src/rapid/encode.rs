@@ -40,7 +40,8 @@ pub struct EncodingPlan {
     pub encodings: Vec<Encoding>,
 }
 
-fn plain_type(dt: &DataType) -> DataType {
+/// The type a column has once its encoding is undone.
+pub(crate) fn plain_type(dt: &DataType) -> DataType {
     match dt {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
@@ -126,6 +127,21 @@ impl EncodingPlan {
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?;
         Ok(Chunk { id: 0, batch, stats: Arc::new(stats), visible: None })
     }
+}
+
+/// A chunk rebuilt from stored arrays (a checkpoint). A dictionary
+/// column's bounds are those of its dictionary, which may hold values no
+/// live row has: wider than the rows', so still right for pruning.
+pub fn stored_chunk(id: u64, batch: RecordBatch) -> Chunk {
+    let stats = batch
+        .columns()
+        .iter()
+        .map(|a| match a.as_any_dictionary_opt() {
+            Some(d) => ColumnStats { nulls: a.null_count() as u64, ..column_stats(d.values()) },
+            None => column_stats(a),
+        })
+        .collect();
+    Chunk { id, batch, stats: Arc::new(stats), visible: None }
 }
 
 /// A sliced array keeps its parent's buffers; copying it frees them.

@@ -13,6 +13,7 @@
 //! * [`scan::RapidScanTable`] is the DataFusion provider over one version; it
 //!   skips chunks by their min/max statistics.
 
+pub mod checkpoint;
 pub mod encode;
 pub mod load;
 pub mod scan;
@@ -103,7 +104,7 @@ pub struct TableData {
 }
 
 /// A file of a lake table as it was when loaded, and its chunks.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LoadedFile {
     pub path: String,
     pub size: u64,
@@ -146,6 +147,13 @@ pub struct TableStatus {
     pub position: Option<String>,
     /// How many changes change capture applied since the load.
     pub changes_applied: u64,
+    /// Where the copy came from when it was last loaded: `MySQL` or
+    /// `Files` (read from the source) or `Checkpoint` (restored from disk
+    /// after a restart).
+    pub load_source: Option<&'static str>,
+    /// The last checkpoint written: when, and the source position it holds.
+    pub persisted_at: Option<i64>,
+    pub persisted_position: Option<String>,
 }
 
 #[derive(Debug)]
@@ -163,6 +171,9 @@ pub struct RapidTable {
     pub sync: Mutex<Option<sync::SyncState>>,
     query_count: AtomicU64,
     last_queried: AtomicI64,
+    /// Counts the versions published, so a checkpoint knows whether the
+    /// rows changed since it last wrote them.
+    version: AtomicU64,
 }
 
 impl RapidTable {
@@ -181,11 +192,15 @@ impl RapidTable {
                 error: None,
                 position: None,
                 changes_applied: 0,
+                load_source: None,
+                persisted_at: None,
+                persisted_position: None,
             }),
             data: RwLock::new(None),
             sync: Mutex::new(None),
             query_count: AtomicU64::new(0),
             last_queried: AtomicI64::new(0),
+            version: AtomicU64::new(0),
         }
     }
 
@@ -208,6 +223,11 @@ impl RapidTable {
     /// The current version whatever the status (for change capture).
     pub fn raw_data(&self) -> Option<Arc<TableData>> {
         self.data.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The number of the current version of the rows.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     pub fn query_count(&self) -> u64 {
@@ -369,7 +389,11 @@ impl RapidStore {
     /// version's memory. The new version's bytes must already be charged
     /// (by a load's reservation, or [`RapidStore::charge`]).
     pub fn replace(&self, table: &RapidTable, data: Arc<TableData>) {
-        let old = table.data.write().unwrap_or_else(|p| p.into_inner()).replace(data);
+        let old = {
+            let mut slot = table.data.write().unwrap_or_else(|p| p.into_inner());
+            table.version.fetch_add(1, Ordering::AcqRel);
+            slot.replace(data)
+        };
         if let Some(old) = old {
             self.release(old.size_bytes);
         }
@@ -378,7 +402,11 @@ impl RapidStore {
     /// Frees a table's memory and forgets its rows; the entry stays (as
     /// NOLOAD) so its identity and counters survive a reload.
     pub fn unload(&self, table: &RapidTable) {
-        let old = table.data.write().unwrap_or_else(|p| p.into_inner()).take();
+        let old = {
+            let mut slot = table.data.write().unwrap_or_else(|p| p.into_inner());
+            table.version.fetch_add(1, Ordering::AcqRel);
+            slot.take()
+        };
         if let Some(old) = old {
             self.release(old.size_bytes);
         }

@@ -71,10 +71,14 @@ impl RpdSchema {
                     field("load_start_timestamp", ts_type(), true),
                     field("load_end_timestamp", ts_type(), true),
                     field("load_error", DataType::Utf8, true),
+                    field("load_source", DataType::Utf8, true),
+                    field("persisted_timestamp", ts_type(), true),
+                    field("persisted_position", DataType::Utf8, true),
                 ]);
                 let (mut ids, mut scns, mut positions, mut nrows, mut statuses) = (vec![], vec![], vec![], vec![], vec![]);
                 let (mut progress, mut size, mut queries, mut last, mut start, mut end, mut err) =
                     (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+                let (mut source, mut persisted_at, mut persisted_pos) = (vec![], vec![], vec![]);
                 for t in &tables {
                     let s = t.status();
                     let data = t.raw_data();
@@ -90,6 +94,9 @@ impl RpdSchema {
                     start.push(ts(s.load_start));
                     end.push(ts(s.load_end));
                     err.push(s.error.clone());
+                    source.push(s.load_source.map(str::to_string));
+                    persisted_at.push(ts(s.persisted_at));
+                    persisted_pos.push(s.persisted_position.clone());
                 }
                 let arrays = vec![
                     u64s(ids),
@@ -104,6 +111,9 @@ impl RpdSchema {
                     times(start),
                     times(end),
                     texts(err),
+                    texts(source),
+                    times(persisted_at),
+                    texts(persisted_pos),
                 ];
                 (Arc::new(schema), arrays)
             }

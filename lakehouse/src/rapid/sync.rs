@@ -41,13 +41,15 @@ pub struct SyncState {
 }
 
 impl SyncState {
-    pub fn new(plan: EncodingPlan, source: Arc<MySqlTable>, snapshot: BinlogPosition, primary_key: &[String], chunks: usize) -> Self {
+    /// `next_chunk_id`: the id new chunks start at (one past the highest
+    /// id of the loaded chunks).
+    pub fn new(plan: EncodingPlan, source: Arc<MySqlTable>, snapshot: BinlogPosition, primary_key: &[String], next_chunk_id: u64) -> Self {
         let schema = plan.schema.clone();
         let mut key_columns: Vec<usize> = primary_key.iter().filter_map(|k| schema.index_of(k).ok()).collect();
         if key_columns.len() != primary_key.len() || key_columns.is_empty() {
             key_columns = (0..schema.fields().len()).collect();
         }
-        Self { plan, source, snapshot, key_columns, index: None, next_id: chunks as u64 }
+        Self { plan, source, snapshot, key_columns, index: None, next_id: next_chunk_id }
     }
 }
 
