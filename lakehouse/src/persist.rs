@@ -334,7 +334,8 @@ impl Lakehouse {
         if batches.len() != e.chunk_ids.len() {
             return Err(format!("the data file holds {} chunks, the manifest names {}", batches.len(), e.chunk_ids.len()));
         }
-        let chunks: Vec<Chunk> = batches.into_iter().zip(&e.chunk_ids).map(|(b, id)| stored_chunk(*id, b)).collect();
+        let chunks: Vec<Chunk> =
+            batches.into_iter().zip(&e.chunk_ids).map(|(b, id)| stored_chunk(*id, b)).collect::<datafusion::error::Result<_>>().map_err(|e| e.to_string())?;
         let bytes: u64 = chunks.iter().map(chunk_bytes).sum();
         let mut reservation = self.rapid().reservation();
         reservation.grow(bytes, &label).map_err(|e| e.to_string())?;

@@ -136,9 +136,12 @@ impl CheckpointDir {
         let written = (|| -> Result<(), String> {
             let mut writer = StreamWriter::try_new(BufWriter::with_capacity(1 << 20, &file), schema).map_err(|e| e.to_string())?;
             for c in chunks {
+                // In the table's types: narrow storage is chosen again on
+                // reading.
+                let wide = c.wide_batch(schema).map_err(|e| e.to_string())?;
                 let batch = match &c.visible {
-                    Some(v) => filter_record_batch(&c.batch, v).map_err(|e| e.to_string())?,
-                    None => c.batch.clone(),
+                    Some(v) => filter_record_batch(&wide, v).map_err(|e| e.to_string())?,
+                    None => wide,
                 };
                 writer.write(&batch).map_err(|e| e.to_string())?;
             }
@@ -214,7 +217,7 @@ fn owned_batch(b: &RecordBatch) -> Result<RecordBatch, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rapid::encode::{EncodingPlan, chunk_bytes};
+    use crate::rapid::encode::{EncodingPlan, chunk_bytes, stored_chunk};
     use datafusion::arrow::array::{BooleanArray, Int64Array, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
 
@@ -247,12 +250,14 @@ mod tests {
         assert_eq!(read_schema, plan.schema);
         assert_eq!(batches.len(), 2);
         assert_eq!(batches[0].num_rows(), 150, "hidden rows are not written");
-        let expected = filter_record_batch(&first.batch, first.visible.as_ref().unwrap()).map_err(|e| e.to_string())?;
+        let wide = |c: &Chunk| c.wide_batch(&plan.schema).map_err(|e| e.to_string());
+        let expected = filter_record_batch(&wide(&first)?, first.visible.as_ref().unwrap()).map_err(|e| e.to_string())?;
         assert_eq!(batches[0], expected);
-        assert_eq!(batches[1], second.batch);
+        assert_eq!(batches[1], wide(&second)?);
         // Read-back columns own their buffers: about the size of the
         // original chunk, not the size of the whole message per column.
-        let restored = Chunk { id: 1, batch: batches[1].clone(), stats: second.stats.clone(), visible: None };
+        let restored = stored_chunk(1, batches[1].clone()).map_err(|e| e.to_string())?;
+        assert_eq!(restored.batch, second.batch, "stored as it was before");
         assert!(chunk_bytes(&restored) <= chunk_bytes(&second) * 2, "{} vs {}", chunk_bytes(&restored), chunk_bytes(&second));
 
         let manifest = Manifest {

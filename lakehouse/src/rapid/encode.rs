@@ -18,6 +18,7 @@ use datafusion::error::Result;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
 
+use super::narrow::{self, Narrowed};
 use super::{Chunk, ColumnStats};
 
 /// A text column is dictionary-encoded when its sample has at most one
@@ -123,17 +124,41 @@ impl EncodingPlan {
             let stored = if plain.data_type() == field.data_type() { plain } else { cast(&plain, field.data_type())? };
             columns.push(compact(stored));
         }
-        let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?;
-        Ok(Chunk { id: 0, batch, stats: Arc::new(stats), visible: None })
+        narrowed_chunk(0, &self.schema, columns, stats, batch.num_rows())
     }
 }
 
-/// A chunk rebuilt from stored arrays (a checkpoint). A dictionary
-/// column's bounds are those of its dictionary, which may hold values no
-/// live row has: wider than the rows', so still right for pruning.
-pub fn stored_chunk(id: u64, batch: RecordBatch) -> Chunk {
-    let stats = batch
+/// A chunk of `columns` (in the table's types), with narrow storage for
+/// the columns where it pays.
+fn narrowed_chunk(id: u64, schema: &SchemaRef, mut columns: Vec<ArrayRef>, stats: Vec<ColumnStats>, rows: usize) -> Result<Chunk> {
+    let mut how: Vec<Option<Narrowed>> = vec![None; columns.len()];
+    if narrow::enabled() {
+        for (i, c) in columns.iter_mut().enumerate() {
+            if let Some((stored, n)) = narrow::narrow(c, &stats[i]) {
+                *c = stored;
+                how[i] = Some(n);
+            }
+        }
+    }
+    let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    let any = how.iter().any(Option::is_some);
+    let schema = if any {
+        let fields: Vec<Field> =
+            schema.fields().iter().zip(&columns).map(|(f, c)| Field::new(f.name(), c.data_type().clone(), f.is_nullable())).collect();
+        Arc::new(Schema::new(fields))
+    } else {
+        schema.clone()
+    };
+    let batch = RecordBatch::try_new_with_options(schema, columns, &options)?;
+    Ok(Chunk { id, batch, stats: Arc::new(stats), visible: None, narrow: any.then(|| Arc::new(how)) })
+}
+
+/// A chunk rebuilt from stored arrays in the table's types (a
+/// checkpoint). A dictionary column's bounds are those of its dictionary,
+/// which may hold values no live row has: wider than the rows', so still
+/// right for pruning.
+pub fn stored_chunk(id: u64, batch: RecordBatch) -> Result<Chunk> {
+    let stats: Vec<ColumnStats> = batch
         .columns()
         .iter()
         .map(|a| match a.as_any_dictionary_opt() {
@@ -141,7 +166,12 @@ pub fn stored_chunk(id: u64, batch: RecordBatch) -> Chunk {
             None => column_stats(a),
         })
         .collect();
-    Chunk { id, batch, stats: Arc::new(stats), visible: None }
+    narrowed_chunk(id, &batch.schema(), batch.columns().to_vec(), stats, batch.num_rows())
+}
+
+#[cfg(test)]
+pub(crate) fn column_stats_for_tests(a: &ArrayRef) -> ColumnStats {
+    column_stats(a)
 }
 
 /// A sliced array keeps its parent's buffers; copying it frees them.

@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod encode;
 pub mod load;
+pub mod narrow;
 pub mod scan;
 pub mod status;
 pub mod sync;
@@ -77,12 +78,41 @@ pub struct Chunk {
     /// Stable within a table across versions (change capture refers to
     /// rows as chunk id and row number).
     pub id: u64,
+    /// The stored columns: narrowed ones (see [`narrow`]) in their narrow
+    /// type, the rest in the table's.
     pub batch: RecordBatch,
+    /// Statistics of each column in the table's type.
     pub stats: Arc<Vec<ColumnStats>>,
     pub visible: Option<BooleanArray>,
+    /// Per column, how it was narrowed; None when no column is.
+    pub narrow: Option<Arc<Vec<Option<narrow::Narrowed>>>>,
 }
 
 impl Chunk {
+    /// Column `i` in the table's type.
+    pub fn column(&self, i: usize) -> datafusion::error::Result<datafusion::arrow::array::ArrayRef> {
+        let stored = self.batch.column(i);
+        match self.narrow.as_ref().and_then(|n| n.get(i)).and_then(Option::as_ref) {
+            Some(n) => narrow::widen(stored, n),
+            None => Ok(stored.clone()),
+        }
+    }
+
+    /// Every column in the table's type (`schema`), hidden rows included.
+    pub fn wide_batch(&self, schema: &SchemaRef) -> datafusion::error::Result<RecordBatch> {
+        if self.narrow.is_none() {
+            return Ok(self.batch.clone());
+        }
+        let columns = (0..self.batch.num_columns()).map(|i| self.column(i)).collect::<datafusion::error::Result<Vec<_>>>()?;
+        let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(self.batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
+    }
+
+    /// Whether column `i` is stored narrowed.
+    pub fn is_narrowed(&self, i: usize) -> bool {
+        self.narrow.as_ref().is_some_and(|n| n.get(i).is_some_and(Option::is_some))
+    }
+
     pub fn live_rows(&self) -> usize {
         match &self.visible {
             Some(v) => v.true_count(),

@@ -147,7 +147,16 @@ impl RpdSchema {
                         ids.push(t.id);
                         cids.push(i as u64);
                         names.push(Some(f.name().clone()));
-                        let enc = if matches!(f.data_type(), DataType::Dictionary(_, _)) { "DICTIONARY" } else { "PLAIN" };
+                        let narrowed = data.chunks.iter().filter(|c| c.is_narrowed(i)).count();
+                        let enc = if matches!(f.data_type(), DataType::Dictionary(_, _)) {
+                            "DICTIONARY"
+                        } else if narrowed > 0 && narrowed == data.chunks.len() {
+                            "NARROW"
+                        } else if narrowed > 0 {
+                            "NARROW_PARTIAL"
+                        } else {
+                            "PLAIN"
+                        };
                         encs.push(Some(enc.to_string()));
                         sizes.push(data.chunks.iter().map(|c| c.batch.column(i).get_array_memory_size() as u64).sum());
                     }

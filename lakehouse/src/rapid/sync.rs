@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use connectors::mysql::binlog::{RowChange, TextRow};
 use connectors::mysql::{BinlogPosition, MySqlSource, MySqlTable};
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -60,9 +60,11 @@ fn plain(a: &ArrayRef) -> Result<ArrayRef, String> {
     }
 }
 
-/// Key bytes of every row of a batch.
-fn row_keys(batch: &RecordBatch, key_columns: &[usize]) -> Result<Vec<Box<[u8]>>, String> {
-    let cols: Vec<ArrayRef> = key_columns.iter().map(|i| plain(batch.column(*i))).collect::<Result<_, _>>()?;
+/// Key bytes of every row of a chunk (from the table's types, however
+/// the chunk stores them).
+fn row_keys(chunk: &Chunk, key_columns: &[usize]) -> Result<Vec<Box<[u8]>>, String> {
+    let cols: Vec<ArrayRef> =
+        key_columns.iter().map(|i| chunk.column(*i).map_err(|e| e.to_string()).and_then(|c| plain(&c))).collect::<Result<_, _>>()?;
     let fields: Vec<SortField> = cols.iter().map(|c| SortField::new(c.data_type().clone())).collect();
     let converter = RowConverter::new(fields).map_err(|e| e.to_string())?;
     let rows = converter.convert_columns(&cols).map_err(|e| e.to_string())?;
@@ -72,7 +74,7 @@ fn row_keys(batch: &RecordBatch, key_columns: &[usize]) -> Result<Vec<Box<[u8]>>
 fn build_index(chunks: &[Chunk], key_columns: &[usize]) -> Result<Index, String> {
     let mut index = Index::new();
     for c in chunks {
-        let keys = row_keys(&c.batch, key_columns)?;
+        let keys = row_keys(c, key_columns)?;
         for (row, key) in keys.into_iter().enumerate() {
             if c.visible.as_ref().is_none_or(|v| v.value(row)) {
                 index.entry(key).or_default().push((c.id, row as u32));
@@ -99,7 +101,7 @@ impl Work<'_> {
         let mut chunk = self.encode(rows)?;
         chunk.id = self.st.next_id;
         self.st.next_id += 1;
-        let keys = row_keys(&chunk.batch, &self.st.key_columns)?;
+        let keys = row_keys(&chunk, &self.st.key_columns)?;
         let index = self.st.index.as_mut().ok_or("index missing")?;
         for (row, key) in keys.into_iter().enumerate() {
             index.entry(key).or_default().push((chunk.id, row as u32));
@@ -111,7 +113,7 @@ impl Work<'_> {
 
     fn delete(&mut self, rows: &[TextRow]) -> Result<(), String> {
         let probe = self.encode(rows)?;
-        let keys = row_keys(&probe.batch, &self.st.key_columns)?;
+        let keys = row_keys(&probe, &self.st.key_columns)?;
         let index = self.st.index.as_mut().ok_or("index missing")?;
         for key in keys {
             let found = index.get_mut(&key).and_then(|v| v.pop());
@@ -222,16 +224,17 @@ fn compact(st: &mut SyncState, chunks: &mut Vec<Chunk>) -> Result<(), String> {
                     origin.push((c.id, row as u32));
                 }
             }
+            let wide = c.wide_batch(&st.plan.schema).map_err(|e| e.to_string())?;
             batches.push(match &c.visible {
-                Some(v) => filter_record_batch(&c.batch, v).map_err(|e| e.to_string())?,
-                None => c.batch.clone(),
+                Some(v) => filter_record_batch(&wide, v).map_err(|e| e.to_string())?,
+                None => wide,
             });
         }
         let merged = concat_batches(&st.plan.schema, &batches).map_err(|e| e.to_string())?;
         let mut chunk = st.plan.encode(&merged).map_err(|e| e.to_string())?;
         chunk.id = st.next_id;
         st.next_id += 1;
-        let keys = row_keys(&chunk.batch, &st.key_columns)?;
+        let keys = row_keys(&chunk, &st.key_columns)?;
         if let Some(index) = st.index.as_mut() {
             for (new_row, (key, old)) in keys.into_iter().zip(origin).enumerate() {
                 if let Some(slot) = index.get_mut(&key).and_then(|v| v.iter_mut().find(|p| **p == old)) {
