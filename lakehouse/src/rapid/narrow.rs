@@ -149,6 +149,18 @@ pub fn widen(a: &ArrayRef, n: &Narrowed) -> Result<ArrayRef> {
         DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
             Arc::new(values!(a, TimestampNanosecondType, i64, n.base).with_timezone_opt(tz.clone()))
         }
+        // Additions in i64 where every value fits (any DECIMAL(p <= 18)
+        // framed in 4 bytes or less): twice as fast as in i128.
+        DataType::Decimal128(p, s) if !matches!(a.data_type(), DataType::UInt64) && i64::try_from(n.base).is_ok_and(|b| b.checked_add(u32::MAX as i64).is_some()) => {
+            let base = n.base as i64;
+            let out: PrimitiveArray<Decimal128Type> = match a.data_type() {
+                DataType::UInt8 => a.as_primitive::<UInt8Type>().unary(|o| (base + o as i64) as i128),
+                DataType::UInt16 => a.as_primitive::<UInt16Type>().unary(|o| (base + o as i64) as i128),
+                DataType::UInt32 => a.as_primitive::<UInt32Type>().unary(|o| (base + o as i64) as i128),
+                other => return Err(DataFusionError::Internal(format!("a narrowed column stored as {other}"))),
+            };
+            Arc::new(out.with_precision_and_scale(*p, *s)?)
+        }
         DataType::Decimal128(p, s) => Arc::new(values!(a, Decimal128Type, i128, n.base).with_precision_and_scale(*p, *s)?),
         other => return Err(DataFusionError::Internal(format!("narrow storage of {other}"))),
     })
@@ -180,6 +192,10 @@ mod tests {
         let prices: ArrayRef =
             Arc::new(Decimal128Array::from(vec![Some(90_100), Some(10_494_950), None, Some(-3)]).with_precision_and_scale(15, 2).unwrap());
         assert_eq!(round_trip(prices), Some(DataType::UInt32));
+        let huge: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(i64::MAX as i128 * 1000), Some(i64::MAX as i128 * 1000 + 70_000)]).with_precision_and_scale(38, 0).unwrap(),
+        );
+        assert_eq!(round_trip(huge), Some(DataType::UInt32));
         let dates: ArrayRef = Arc::new(Date32Array::from(vec![Some(8_035), Some(10_561), None]));
         assert_eq!(round_trip(dates), Some(DataType::UInt16));
         let times: ArrayRef =
