@@ -129,7 +129,73 @@ fn is_string_literal(e: &Expr) -> bool {
     matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_)))
 }
 
+/// Whether an expression is a condition by its form (a comparison, a test,
+/// a logical operation): MySQL gives those the integer 1 or 0.
+fn is_condition(e: &Expr) -> bool {
+    match e {
+        Expr::BinaryOp { op, .. } => matches!(
+            op,
+            BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+                | BinaryOperator::Spaceship
+                | BinaryOperator::And
+                | BinaryOperator::Or
+                | BinaryOperator::Xor
+        ),
+        Expr::UnaryOp { op: datafusion::sql::sqlparser::ast::UnaryOperator::Not, .. } => true,
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..)
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::RLike { .. }
+        | Expr::Exists { .. } => true,
+        Expr::Nested(inner) => is_condition(inner),
+        _ => false,
+    }
+}
+
+/// `SUM(a > b)` and `AVG(flag IS NULL)` (also as window functions): the
+/// condition becomes a BIGINT, as in MySQL, since DataFusion has no sum or
+/// average of booleans.
+fn count_conditions(f: &mut Function) {
+    let name = f.name.to_string().to_lowercase();
+    if !matches!(name.as_str(), "sum" | "avg") {
+        return;
+    }
+    let FunctionArguments::List(list) = &mut f.args else { return };
+    for arg in list.args.iter_mut() {
+        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg {
+            if is_condition(e) {
+                let condition = std::mem::replace(e, Expr::value(Value::Null));
+                *e = Expr::Cast {
+                    kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                    expr: Box::new(condition),
+                    data_type: DataType::BigInt(None),
+                    array: false,
+                    format: None,
+                };
+            }
+        }
+    }
+}
+
 fn rewrite_expr(e: &mut Expr, case_insensitive: bool) {
+    if let Expr::Function(f) = e {
+        count_conditions(f);
+    }
     let replacement = match e {
         Expr::Function(f) => {
             let name = f.name.to_string().to_lowercase();
