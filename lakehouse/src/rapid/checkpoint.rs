@@ -285,6 +285,16 @@ mod tests {
         assert!(dir.path().join(&name).exists());
         assert!(!dir.path().join(&orphan).exists());
         assert_eq!(back.get("d", "t").and_then(|e| e.position.clone()).as_deref(), Some("bin.000001:42"));
+
+        // A torn or damaged data file is an error to fall back on, not a
+        // crash; a damaged manifest likewise.
+        let path = dir.path().join(&name);
+        let whole = fs::read(&path).map_err(|e| e.to_string())?;
+        fs::write(&path, &whole[..whole.len() / 2]).map_err(|e| e.to_string())?;
+        assert!(dir.read_data(&name).is_err());
+        fs::write(dir.path().join(MANIFEST), b"{ not json").map_err(|e| e.to_string())?;
+        let err = dir.read_manifest().expect_err("a damaged manifest");
+        assert!(err.contains("manifest.json"), "{err}");
         Ok(())
     }
 }
