@@ -152,13 +152,11 @@ impl Lakehouse {
                     true
                 });
                 let result = tokio::select! {
-                    r = stream => r,
-                    _ = closing.wait_for(|c| *c) => {
-                        lake.capture().connected.store(false, Ordering::Relaxed);
-                        return;
-                    }
+                    r = stream => Some(r),
+                    _ = closing.wait_for(|c| *c) => None,
                 };
                 lake.capture().connected.store(false, Ordering::Relaxed);
+                let Some(result) = result else { return };
                 match result {
                     Ok(()) => tracing::warn!("change capture: the binlog stream ended; reconnecting"),
                     Err(CaptureError::Purged(pos, msg)) => {
@@ -217,8 +215,7 @@ impl Lakehouse {
                     }
                     // A copy loaded after the statement already reflects it
                     // (capture replaying from an earlier position).
-                    let snapshot = entry.sync.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|st| st.snapshot.clone());
-                    if snapshot.is_some_and(|s| s >= end) {
+                    if entry.sync_snapshot().is_some_and(|s| s >= end) {
                         continue;
                     }
                     if lower.starts_with("truncate") {
@@ -265,8 +262,7 @@ impl Lakehouse {
                     tracing::warn!("reloading {}.{} failed: {e}", entry.db, entry.name);
                     continue;
                 }
-                let snapshot = entry.sync.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|st| st.snapshot.clone());
-                if let Some(s) = snapshot {
+                if let Some(s) = entry.sync_snapshot() {
                     if earliest.as_ref().is_none_or(|e| &s < e) {
                         earliest = Some(s);
                     }

@@ -84,10 +84,10 @@ fn key(db: &str, table: &str) -> Key {
 /// Whether stored columns are the source's columns (same names, same
 /// types once encodings are set aside).
 fn same_columns(stored: &SchemaRef, source: &SchemaRef) -> Result<(), String> {
-    let a: Vec<(String, datafusion::arrow::datatypes::DataType)> =
-        stored.fields().iter().map(|f| (f.name().to_lowercase(), plain_type(f.data_type()))).collect();
-    let b: Vec<(String, datafusion::arrow::datatypes::DataType)> =
-        source.fields().iter().map(|f| (f.name().to_lowercase(), plain_type(f.data_type()))).collect();
+    let columns = |s: &SchemaRef| -> Vec<(String, datafusion::arrow::datatypes::DataType)> {
+        s.fields().iter().map(|f| (f.name().to_lowercase(), plain_type(f.data_type()))).collect()
+    };
+    let (a, b) = (columns(stored), columns(source));
     if a == b {
         return Ok(());
     }
@@ -113,7 +113,7 @@ impl Lakehouse {
                 let _applying = self.capture().lock();
                 let version = t.version();
                 let data = t.raw_data()?;
-                let snapshot = t.sync.lock().unwrap_or_else(|p| p.into_inner()).as_ref()?.snapshot.clone();
+                let snapshot = t.sync_snapshot()?;
                 // Rows are current to the snapshot they were loaded at, or to
                 // the last transaction capture applied, whichever is later.
                 let position = match self.capture().applied() {
@@ -323,14 +323,16 @@ impl Lakehouse {
         restored
     }
 
-    /// Reads a checkpoint's rows into chunks, charging their memory.
-    async fn read_checkpoint(&self, p: &Arc<Persistence>, e: &Entry) -> Result<(SchemaRef, Vec<Chunk>, u64), String> {
+    /// Reads a checkpoint's rows into chunks, charging their memory, when
+    /// its columns are still those of the source (`source`).
+    async fn read_checkpoint(&self, p: &Arc<Persistence>, e: &Entry, source: &SchemaRef) -> Result<(SchemaRef, Vec<Chunk>, u64), String> {
         let label = format!("{}.{}", e.db, e.table);
         if e.bytes > self.rapid().available() {
             return Err(self.rapid().out_of_memory(&label, e.bytes).to_string());
         }
         let (reader, file) = (p.clone(), e.file.clone());
         let (schema, batches) = tokio::task::spawn_blocking(move || reader.dir.read_data(&file)).await.map_err(|e| e.to_string())??;
+        same_columns(&schema, source)?;
         if batches.len() != e.chunk_ids.len() {
             return Err(format!("the data file holds {} chunks, the manifest names {}", batches.len(), e.chunk_ids.len()));
         }
@@ -354,11 +356,7 @@ impl Lakehouse {
         if primary_key != e.primary_key {
             return Err(format!("its primary key changed ({:?} then, {primary_key:?} now)", e.primary_key));
         }
-        let (schema, chunks, size_bytes) = self.read_checkpoint(p, e).await?;
-        if let Err(why) = same_columns(&schema, &datafusion::catalog::TableProvider::schema(table.as_ref())) {
-            self.rapid().release(size_bytes);
-            return Err(why);
-        }
+        let (schema, chunks, size_bytes) = self.read_checkpoint(p, e, &datafusion::catalog::TableProvider::schema(table.as_ref())).await?;
         let entry = self.rapid().entry(&e.db, &e.table, SourceKind::MySql);
         *entry.primary_key.write().unwrap_or_else(|p| p.into_inner()) = primary_key.clone();
         let next_chunk_id = chunks.iter().map(|c| c.id + 1).max().unwrap_or(0);
@@ -383,11 +381,7 @@ impl Lakehouse {
     async fn restore_lake(&self, p: &Arc<Persistence>, e: &Entry) -> Result<u64, String> {
         let files = e.files.clone().ok_or("the manifest lists no files for it")?;
         let provider = self.shared.provider(&e.db, &e.table).map_err(|e| e.to_string())?.ok_or("the table is no longer defined")?;
-        let (schema, chunks, size_bytes) = self.read_checkpoint(p, e).await?;
-        if let Err(why) = same_columns(&schema, &provider.schema()) {
-            self.rapid().release(size_bytes);
-            return Err(why);
-        }
+        let (schema, chunks, size_bytes) = self.read_checkpoint(p, e, &provider.schema()).await?;
         let entry = self.rapid().entry(&e.db, &e.table, SourceKind::Lake);
         let data = Arc::new(TableData { schema, chunks, size_bytes, files: Some(Arc::new(files)) });
         let rows = data.rows();

@@ -255,6 +255,12 @@ impl RapidTable {
         self.data.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The binlog position a MySQL table's copy was loaded at (None for
+    /// lake tables and tables not loaded).
+    pub fn sync_snapshot(&self) -> Option<connectors::mysql::BinlogPosition> {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|st| st.snapshot.clone())
+    }
+
     /// The number of the current version of the rows.
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)

@@ -173,7 +173,7 @@ impl RapidSource {
     pub fn try_new(schema: SchemaRef, partitions: Vec<Vec<Chunk>>, projection: Option<Vec<usize>>, fetch: Option<usize>) -> Result<Self> {
         let projected_schema = project_schema(&schema, projection.as_ref())?;
         let partitions = Arc::new(partitions);
-        let statistics = Arc::new(compute_statistics(&schema, &partitions, projection.as_deref()));
+        let statistics = Arc::new(compute_statistics(&schema, &projected_schema, &partitions, projection.as_deref())?);
         Ok(Self { schema, projected_schema, projection, partitions, fetch, statistics })
     }
 
@@ -237,11 +237,16 @@ fn chunk_statistics(schema: &SchemaRef, chunks: &[Chunk], columns: &[usize]) -> 
     Statistics { num_rows: Precision::Exact(rows), total_byte_size: Precision::Inexact(bytes), column_statistics }
 }
 
-fn compute_statistics(schema: &SchemaRef, partitions: &[Vec<Chunk>], projection: Option<&[usize]>) -> (Vec<Arc<Statistics>>, Arc<Statistics>) {
+fn compute_statistics(
+    schema: &SchemaRef,
+    projected: &SchemaRef,
+    partitions: &[Vec<Chunk>],
+    projection: Option<&[usize]>,
+) -> Result<(Vec<Arc<Statistics>>, Arc<Statistics>)> {
     let columns: Vec<usize> = projection.map(<[usize]>::to_vec).unwrap_or_else(|| (0..schema.fields().len()).collect());
-    let each = partitions.iter().map(|p| Arc::new(chunk_statistics(schema, p, &columns))).collect();
-    let all: Vec<Chunk> = partitions.iter().flatten().cloned().collect();
-    (each, Arc::new(chunk_statistics(schema, &all, &columns)))
+    let each: Vec<Statistics> = partitions.iter().map(|p| chunk_statistics(schema, p, &columns)).collect();
+    let all = Statistics::try_merge_iter(&each, projected)?;
+    Ok((each.into_iter().map(Arc::new).collect(), Arc::new(all)))
 }
 
 /// The live rows of one chunk, projected.
