@@ -24,6 +24,7 @@ pub mod provider;
 pub mod rapid;
 pub mod runtime_filter;
 pub mod secondary;
+pub mod semi_join;
 pub mod text;
 pub mod types;
 
