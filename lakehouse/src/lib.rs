@@ -25,6 +25,7 @@ pub mod rapid;
 pub mod runtime_filter;
 pub mod secondary;
 pub mod semi_join;
+pub mod shared_subplan;
 pub mod text;
 pub mod types;
 

@@ -385,11 +385,19 @@ impl PhysicalOptimizerRule for UnwrapIdleScans {
 /// runtime filters where DataFusion puts them (to measure what they bring).
 pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    // The post-optimisation pushdown is the last FilterPushdown in the list.
+    let post = rules.iter().rposition(|r| r.name() == "FilterPushdown(Post)");
+    // Repeated subplans are shared before runtime filters are pushed into
+    // them (a copy's join must not filter the rows the others read).
+    let share = !std::env::var("LAKEWAVE_SHARE_SUBPLANS").is_ok_and(|v| v.eq_ignore_ascii_case("off"));
+    if share {
+        let at = post.unwrap_or(rules.len());
+        rules.insert(at, Arc::new(crate::shared_subplan::ShareSubplans));
+    }
+    let post = post.map(|i| i + usize::from(share));
     if std::env::var("LAKEWAVE_RUNTIME_FILTERS").is_ok_and(|v| v.eq_ignore_ascii_case("off")) {
         return rules;
     }
-    // The post-optimisation pushdown is the last FilterPushdown in the list.
-    let post = rules.iter().rposition(|r| r.name() == "FilterPushdown(Post)");
     match post {
         Some(i) => {
             rules.insert(i + 1, Arc::new(UnwrapIdleScans));

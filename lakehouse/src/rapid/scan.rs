@@ -177,6 +177,24 @@ impl RapidSource {
         Ok(Self { schema, projected_schema, projection, partitions, fetch, statistics })
     }
 
+    /// Which rows of which stored chunks this scan reads, and which
+    /// columns: equal for two scans exactly when they return the same data.
+    pub fn identity(&self) -> String {
+        let mut id = format!("{:?}", self.projection);
+        for part in self.partitions.iter() {
+            id.push_str(" [");
+            for chunk in part {
+                let visible = chunk.visible.as_ref().map_or(std::ptr::null(), |v| v.values().inner().as_ptr());
+                id.push_str(&format!("{}@{:p}/{:p};", chunk.id, Arc::as_ptr(&chunk.stats), visible));
+            }
+            id.push(']');
+        }
+        if let Some(n) = self.fetch {
+            id.push_str(&format!(" fetch {n}"));
+        }
+        id
+    }
+
     fn columns(&self) -> Vec<usize> {
         self.projection.clone().unwrap_or_else(|| (0..self.schema.fields().len()).collect())
     }
