@@ -71,20 +71,11 @@ fn push_down(semi: Join) -> Result<Transformed<LogicalPlan>> {
     // the columns the semi join reads.
     if let LogicalPlan::Projection(projection) = semi.left.as_ref() {
         let columns_only = projection.expr.iter().all(|e| matches!(e, Expr::Column(_)));
-        if columns_only && used.iter().all(|c| projection.input.schema().has_column(c)) {
-            let below = Join::try_new(
-                projection.input.clone(),
-                semi.right.clone(),
-                semi.on.clone(),
-                semi.filter.clone(),
-                semi.join_type,
-                semi.join_constraint,
-                semi.null_equality,
-                semi.null_aware,
-            )?;
+        let goes_further = matches!(projection.input.as_ref(), LogicalPlan::Join(j) if side_to_filter(j, &used).is_some());
+        if columns_only && goes_further && used.iter().all(|c| projection.input.schema().has_column(c)) {
+            let below = with_inputs(&semi, projection.input.clone(), semi.right.clone())?;
             let moved = Projection::try_new(projection.expr.clone(), Arc::new(LogicalPlan::Join(below)))?;
-            let goes_further = matches!(projection.input.as_ref(), LogicalPlan::Join(j) if side_to_filter(j, &used).is_some());
-            if goes_further && moved.schema.fields() == semi.schema.fields() {
+            if moved.schema.fields() == semi.schema.fields() {
                 return Ok(Transformed::yes(LogicalPlan::Projection(moved)));
             }
         }
@@ -97,37 +88,33 @@ fn push_down(semi: Join) -> Result<Transformed<LogicalPlan>> {
         return Ok(Transformed::no(LogicalPlan::Join(semi)));
     };
     let filtered = |input: &Arc<LogicalPlan>| -> Result<Arc<LogicalPlan>> {
-        Ok(Arc::new(LogicalPlan::Join(Join::try_new(
-            input.clone(),
-            semi.right.clone(),
-            semi.on.clone(),
-            semi.filter.clone(),
-            semi.join_type,
-            semi.join_constraint,
-            semi.null_equality,
-            semi.null_aware,
-        )?)))
+        Ok(Arc::new(LogicalPlan::Join(with_inputs(&semi, input.clone(), semi.right.clone())?)))
     };
     let (left, right) = match side {
         Side::Left => (filtered(&below.left)?, below.right.clone()),
         Side::Right => (below.left.clone(), filtered(&below.right)?),
     };
-    let moved = Join::try_new(
-        left,
-        right,
-        below.on.clone(),
-        below.filter.clone(),
-        below.join_type,
-        below.join_constraint,
-        below.null_equality,
-        below.null_aware,
-    )?;
+    let moved = with_inputs(below, left, right)?;
     // The join's output is unchanged (the semi join's output is its left
     // input), so nothing above needs to change.
     if moved.schema.fields() != semi.schema.fields() {
         return Ok(Transformed::no(LogicalPlan::Join(semi)));
     }
     Ok(Transformed::yes(LogicalPlan::Join(moved)))
+}
+
+/// `join` (its keys, filter and type) over other inputs.
+fn with_inputs(join: &Join, left: Arc<LogicalPlan>, right: Arc<LogicalPlan>) -> Result<Join> {
+    Join::try_new(
+        left,
+        right,
+        join.on.clone(),
+        join.filter.clone(),
+        join.join_type,
+        join.join_constraint,
+        join.null_equality,
+        join.null_aware,
+    )
 }
 
 enum Side {

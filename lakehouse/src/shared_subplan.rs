@@ -49,10 +49,15 @@ pub struct ShareSubplans;
 
 impl PhysicalOptimizerRule for ShareSubplans {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        // Each aggregation's key, by node (the nodes are the same objects
+        // in the rewrite below until one is replaced), and how often each
+        // key occurs.
+        let mut keys: HashMap<*const (), String> = HashMap::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         plan.apply(|node| {
             if let Some(key) = sharing_key(node) {
-                *seen.entry(key).or_default() += 1;
+                *seen.entry(key.clone()).or_default() += 1;
+                keys.insert(Arc::as_ptr(node).cast(), key);
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
@@ -62,7 +67,8 @@ impl PhysicalOptimizerRule for ShareSubplans {
         let mut states: HashMap<String, Arc<SharedState>> = HashMap::new();
         let mut next_id = 0;
         plan.transform_down(|node| {
-            let Some(key) = sharing_key(&node).filter(|k| seen.get(k).is_some_and(|&n| n > 1)) else {
+            let key = keys.get(&Arc::as_ptr(&node).cast::<()>()).filter(|k| seen.get(*k).is_some_and(|&n| n > 1));
+            let Some(key) = key.cloned() else {
                 return Ok(Transformed::no(node));
             };
             let state = states
