@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod encode;
+pub mod filter;
 pub mod load;
 pub mod narrow;
 pub mod scan;

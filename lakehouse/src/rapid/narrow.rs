@@ -45,7 +45,7 @@ fn width(dt: &DataType) -> Option<u32> {
     })
 }
 
-fn as_i128(v: &ScalarValue) -> Option<i128> {
+pub(crate) fn as_i128(v: &ScalarValue) -> Option<i128> {
     Some(match v {
         ScalarValue::Int16(Some(x)) => *x as i128,
         ScalarValue::Int32(Some(x)) => *x as i128,
