@@ -462,6 +462,9 @@ fn base_config(options: &LakehouseOptions, database: Option<&str>) -> SessionCon
     }
     let opts = config.options_mut();
     opts.sql_parser.dialect = Dialect::MySQL;
+    // A literal with a decimal point is an exact DECIMAL in MySQL (0.1 +
+    // 0.2 = 0.3); only literals with an exponent are doubles.
+    opts.sql_parser.parse_float_as_decimal = true;
     // Filters are evaluated after decoding whole batches rather than during
     // the Parquet decode: measured on TPC-H SF1 (2 cores), evaluating them
     // in the decoder made scans with selective filters 1.5-2.5x slower (Q6

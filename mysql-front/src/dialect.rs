@@ -2,6 +2,10 @@
 //! parsed statement before planning: `IF()`, `UCASE()`/`LCASE()`,
 //! `LOCATE()`, `CAST(x AS SIGNED|UNSIGNED [INTEGER])`, `CONVERT(x, type)`.
 //!
+//! Numbers: a literal with a decimal point is an exact DECIMAL, as in MySQL
+//! (the engine parses it so); one with an exponent (`1e3`, `2.5E-4`) is a
+//! DOUBLE, written here as a cast of its text.
+//!
 //! MySQL compares strings case-insensitively under its default collations.
 //! Lakewave keeps exact comparisons for lake data (so filters stay pushed
 //! down into scans), but applies MySQL's rule to `information_schema`
@@ -257,6 +261,16 @@ fn rewrite_expr(e: &mut Expr, case_insensitive: bool) {
             })
         }
         Expr::Convert { expr, data_type: None, .. } => Some((**expr).clone()),
+        Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.contains(['e', 'E'])) => {
+            let Value::Number(n, _) = &v.value else { return };
+            Some(Expr::Cast {
+                kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                expr: Box::new(Expr::value(Value::SingleQuotedString(n.clone()))),
+                data_type: DataType::Double(datafusion::sql::sqlparser::ast::ExactNumberInfo::None),
+                array: false,
+                format: None,
+            })
+        }
         Expr::BinaryOp { left, op: op @ (BinaryOperator::Eq | BinaryOperator::NotEq), right }
             if case_insensitive && (is_string_literal(left) || is_string_literal(right)) =>
         {
@@ -300,6 +314,7 @@ mod tests {
         assert_eq!(rewritten("SELECT CAST(a AS SIGNED INTEGER), CONVERT(b, UNSIGNED)", false), "SELECT CAST(a AS BIGINT), CAST(b AS BIGINT UNSIGNED)");
         assert_eq!(rewritten("SELECT 1 WHERE t = 'YES'", true), "SELECT 1 WHERE lower(t) = lower('YES')");
         assert_eq!(rewritten("SELECT 1 WHERE t = 'YES'", false), "SELECT 1 WHERE t = 'YES'");
+        assert_eq!(rewritten("SELECT 1e3, 2.5E-4, 0.5", false), "SELECT CAST('1e3' AS DOUBLE), CAST('2.5E-4' AS DOUBLE), 0.5");
     }
 }
 

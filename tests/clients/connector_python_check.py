@@ -58,7 +58,9 @@ def check_samples(conn):
     assert sum(r[1] for r in per_type) == SAMPLE_ROWS, f"readings per type: {per_type}"
     assert sum(r[2] for r in per_type) == total_failures, f"failures per type {per_type} vs total {total_failures}"
     for asset_type, readings, failures, pct in per_type:
-        assert abs(pct - round(100.0 * failures / readings, 2)) < 1e-9, f"failure_pct of {asset_type}: {pct}"
+        # 100.0 is an exact DECIMAL literal in MySQL, so the percentage is one.
+        assert isinstance(pct, Decimal), f"failure_pct of {asset_type} is {type(pct).__name__}, not DECIMAL"
+        assert abs(float(pct) - round(100.0 * failures / readings, 2)) < 1e-9, f"failure_pct of {asset_type}: {pct}"
     for table in ["sensors_csv", "sensors_csv_gz", "sensors_json", "sensors_avro"]:
         other = query(conn, per_type_sql.format(table))
         assert other == per_type, f"failures per type differ: {table} {other} vs sensors {per_type}"
