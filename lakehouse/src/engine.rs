@@ -147,7 +147,6 @@ impl Lakehouse {
             .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
             .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
-            .with_optimizer_rule(Arc::new(crate::dictionary_groups::GroupDictionariesAsViews))
             .with_physical_optimizer_rules(crate::runtime_filter::physical_optimizer_rules())
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();
@@ -224,7 +223,6 @@ impl Lakehouse {
             .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
             .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
-            .with_optimizer_rule(Arc::new(crate::dictionary_groups::GroupDictionariesAsViews))
             .with_physical_optimizer_rules(crate::runtime_filter::physical_optimizer_rules())
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();

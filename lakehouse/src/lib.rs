@@ -13,7 +13,6 @@ pub mod catalog;
 pub mod decimal_arith;
 pub mod ddl;
 pub mod diagnose;
-pub mod dictionary_groups;
 pub mod engine;
 pub mod error;
 pub mod exports;
