@@ -28,7 +28,6 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, DynamicFilterPhysicalExpr, Literal};
-use datafusion::scalar::ScalarValue;
 
 use super::Chunk;
 
@@ -129,17 +128,8 @@ fn simple_comparison(expr: &Arc<dyn PhysicalExpr>, table: &SchemaRef) -> Option<
     if !same_terms {
         return None;
     }
-    let v = match value {
-        ScalarValue::Int16(Some(x)) => *x as i128,
-        ScalarValue::Int32(Some(x)) => *x as i128,
-        ScalarValue::Int64(Some(x)) => *x as i128,
-        ScalarValue::UInt16(Some(x)) => *x as i128,
-        ScalarValue::UInt32(Some(x)) => *x as i128,
-        ScalarValue::UInt64(Some(x)) => *x as i128,
-        ScalarValue::Date32(Some(x)) => *x as i128,
-        ScalarValue::Decimal128(Some(x), _, _) => *x,
-        _ => return None,
-    };
+    // Integers, dates, timestamps (of the same unit and zone) and decimals.
+    let v = super::narrow::as_i128(value)?;
     Some((column.index(), op, v))
 }
 

@@ -532,8 +532,8 @@ impl DataSource for RapidSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Date32Array, Decimal128Array, Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::array::{Date32Array, Decimal128Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{Field, Schema, TimeUnit};
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::common::tree_node::TreeNode;
     use datafusion::datasource::MemTable;
@@ -549,6 +549,7 @@ mod tests {
             Field::new("d", DataType::Date32, false),
             Field::new("price", DataType::Decimal128(15, 2), false),
             Field::new("s", DataType::Utf8, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), false),
         ]));
         (0..4)
             .map(|c| {
@@ -558,8 +559,11 @@ mod tests {
                 let price = Decimal128Array::from_iter_values(rows.clone().map(|i| 100_000 + (i as i128 * 7919) % 50_000))
                     .with_precision_and_scale(15, 2)
                     .expect("decimal");
-                let s = StringArray::from_iter_values(rows.map(|i| ["alpha", "beta", "gamma"][(i % 3) as usize]));
-                RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(d), Arc::new(price), Arc::new(s)]).expect("batch")
+                let s = StringArray::from_iter_values(rows.clone().map(|i| ["alpha", "beta", "gamma"][(i % 3) as usize]));
+                // 2024-01-01 00:00:00 plus i seconds.
+                let ts = TimestampMicrosecondArray::from_iter_values(rows.map(|i| 1_704_067_200_000_000 + i as i64 * 1_000_000));
+                let columns: Vec<ArrayRef> = vec![Arc::new(k), Arc::new(d), Arc::new(price), Arc::new(s), Arc::new(ts)];
+                RecordBatch::try_new(schema.clone(), columns).expect("batch")
             })
             .collect()
     }
@@ -573,7 +577,7 @@ mod tests {
         for (i, c) in chunks.iter_mut().enumerate() {
             c.id = i as u64;
         }
-        assert!(chunks[0].is_narrowed(0) && chunks[0].is_narrowed(1) && chunks[0].is_narrowed(2), "the test needs narrowed columns");
+        assert!([0, 1, 2, 4].iter().all(|i| chunks[0].is_narrowed(*i)), "the test needs narrowed columns");
         chunks[1].visible = Some(BooleanArray::from_iter((0..1000).map(|i| Some(!(500..700).contains(&i)))));
         let kept: Vec<RecordBatch> = source
             .iter()
@@ -613,6 +617,8 @@ mod tests {
             "d >= DATE '1994-01-01'",
             "d < DATE '1994-01-01' OR k = 5",
             "d < DATE '1994-01-01'",
+            "ts >= TIMESTAMP '2024-01-01 00:20:00' AND ts < TIMESTAMP '2024-01-01 00:45:30'",
+            "ts = TIMESTAMP '2024-01-01 00:50:00' OR ts > TIMESTAMP '2024-01-01 01:05:00'",
             // Fails on k = 1600, a hidden row: never evaluated there.
             "100 / (k - 1600) > 0",
         ];
