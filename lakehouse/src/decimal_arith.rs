@@ -7,9 +7,8 @@
 //! l_discount) * (1 + l_tax)` over 6M rows). Here each batch is computed
 //! with 64-by-64-bit products widened to 128 bits (one instruction each),
 //! which is exact whenever every operand fits in 64 bits (DECIMAL columns up
-//! to 18 digits always do); whether they all do is found in the same pass,
-//! and a batch where one does not is computed again by Arrow's checked
-//! kernel, as before (which reports an overflow). Results, types and names
+//! to 18 digits always do); a batch where one does not is computed by
+//! Arrow's checked kernel, as before (which reports an overflow). Results, types and names
 //! are those of the operator: an optimizer rule replaces the operator in
 //! projections and aggregations with a function computing it this way,
 //! named as the operator (`a * b`), so plans and result columns keep their
@@ -133,18 +132,17 @@ impl ScalarUDFImpl for DecimalArith {
         // Exact when both operands fit in 64 bits: a product of two such
         // values is below 2^126, a sum of two scaled by at most 10^18 below
         // 2^124; and a 64-by-64-bit product is one instruction, where a
-        // checked 128-bit one is a library call. Whether every operand
-        // fits is found in the same pass; a batch where one does not is
-        // computed again by Arrow's checked kernel.
+        // checked 128-bit one is a library call. A batch with an operand
+        // past 64 bits is computed by Arrow's checked kernel.
+        if !(lv.fits() && rv.fits()) {
+            return self.checked(l, r, rows);
+        }
         let (lm, rm) = (lm as i128, rm as i128);
-        let (values, fit) = match self.op {
+        let values = match self.op {
             Operator::Multiply => lv.zip(&rv, rows, |a, b| w(a).wrapping_mul(w(b))),
             Operator::Plus => lv.zip(&rv, rows, |a, b| w(a).wrapping_mul(lm).wrapping_add(w(b).wrapping_mul(rm))),
             _ => lv.zip(&rv, rows, |a, b| w(a).wrapping_mul(lm).wrapping_sub(w(b).wrapping_mul(rm))),
         };
-        if !fit {
-            return self.checked(l, r, rows);
-        }
         let nulls = NullBuffer::union(lv.nulls.as_ref(), rv.nulls.as_ref());
         let array = Decimal128Array::try_new(values, nulls)?.with_precision_and_scale(precision, scale)?;
         Ok(ColumnarValue::Array(Arc::new(array)))
@@ -197,21 +195,24 @@ impl Operand {
         }
     }
 
-    /// `f` over the rows, and whether every value (null slots included,
-    /// which only makes the answer stricter) fits in 64 bits.
-    fn zip(&self, other: &Operand, rows: usize, f: impl Fn(i128, i128) -> i128) -> (ScalarBuffer<i128>, bool) {
-        let mut fit = true;
-        let mut g = |x: i128, y: i128| {
-            fit &= w(x) == x && w(y) == y;
-            f(x, y)
-        };
+    /// Whether every value fits in 64 bits (null slots included, which
+    /// only makes the answer stricter).
+    fn fits(&self) -> bool {
+        match &self.values {
+            Values::Array(a) => a.iter().fold(true, |fit, x| fit & (w(*x) == *x)),
+            Values::Scalar(x) => w(*x) == *x,
+        }
+    }
+
+    /// `f` over the rows.
+    fn zip(&self, other: &Operand, rows: usize, f: impl Fn(i128, i128) -> i128) -> ScalarBuffer<i128> {
         let values: Vec<i128> = match (&self.values, &other.values) {
-            (Values::Array(a), Values::Array(b)) => a.iter().zip(b.iter()).map(|(x, y)| g(*x, *y)).collect(),
-            (Values::Array(a), Values::Scalar(y)) => a.iter().map(|x| g(*x, *y)).collect(),
-            (Values::Scalar(x), Values::Array(b)) => b.iter().map(|y| g(*x, *y)).collect(),
-            (Values::Scalar(x), Values::Scalar(y)) => std::iter::repeat_n(g(*x, *y), rows).collect(),
+            (Values::Array(a), Values::Array(b)) => a.iter().zip(b.iter()).map(|(x, y)| f(*x, *y)).collect(),
+            (Values::Array(a), Values::Scalar(y)) => a.iter().map(|x| f(*x, *y)).collect(),
+            (Values::Scalar(x), Values::Array(b)) => b.iter().map(|y| f(*x, *y)).collect(),
+            (Values::Scalar(x), Values::Scalar(y)) => std::iter::repeat_n(f(*x, *y), rows).collect(),
         };
-        (values.into(), fit)
+        values.into()
     }
 }
 
