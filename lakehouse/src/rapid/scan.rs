@@ -561,7 +561,7 @@ mod tests {
                     .expect("decimal");
                 let s = StringArray::from_iter_values(rows.clone().map(|i| ["alpha", "beta", "gamma"][(i % 3) as usize]));
                 // 2024-01-01 00:00:00 plus i seconds.
-                let ts = TimestampMicrosecondArray::from_iter_values(rows.map(|i| 1_704_067_200_000_000 + i as i64 * 1_000_000));
+                let ts = TimestampMicrosecondArray::from_iter_values(rows.map(|i| 1_704_067_200_000_000 + i * 1_000_000));
                 let columns: Vec<ArrayRef> = vec![Arc::new(k), Arc::new(d), Arc::new(price), Arc::new(s), Arc::new(ts)];
                 RecordBatch::try_new(schema.clone(), columns).expect("batch")
             })
