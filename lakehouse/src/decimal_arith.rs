@@ -8,11 +8,11 @@
 //! with 64-by-64-bit products widened to 128 bits (one instruction each),
 //! which is exact whenever every operand fits in 64 bits (DECIMAL columns up
 //! to 18 digits always do); a batch where one does not is computed by
-//! Arrow's checked kernel, as before (which reports an overflow). Results, types and names
-//! are those of the operator: an optimizer rule replaces the operator in
-//! projections and aggregations with a function computing it this way,
-//! named as the operator (`a * b`), so plans and result columns keep their
-//! names.
+//! Arrow's checked kernel, as before (which reports an overflow). Results,
+//! types and names are those of the operator: an optimizer rule replaces
+//! the operator in projections and aggregations with a function computing
+//! it this way, named as the operator (`a * b`), so plans and result
+//! columns keep their names.
 //!
 //! `LAKEWAVE_DECIMAL_FAST=off` in the server's environment keeps the
 //! operators, for comparisons.
@@ -35,7 +35,7 @@ use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| !std::env::var("LAKEWAVE_DECIMAL_FAST").is_ok_and(|v| v.eq_ignore_ascii_case("off")))
+    *ON.get_or_init(|| !crate::switched_off("LAKEWAVE_DECIMAL_FAST"))
 }
 
 /// `left op right` over DECIMAL operands.
@@ -47,30 +47,21 @@ pub struct DecimalArith {
 }
 
 impl DecimalArith {
-    fn new(op: Operator) -> Option<Self> {
-        let name = match op {
-            Operator::Plus => "lakewave_decimal_add",
-            Operator::Minus => "lakewave_decimal_sub",
-            Operator::Multiply => "lakewave_decimal_mul",
-            _ => return None,
-        };
-        Some(Self { op, name, signature: Signature::any(2, Volatility::Immutable) })
-    }
-
     fn udf(op: Operator) -> Option<Arc<ScalarUDF>> {
         static UDFS: OnceLock<[Arc<ScalarUDF>; 3]> = OnceLock::new();
-        let all = UDFS.get_or_init(|| {
-            [Operator::Plus, Operator::Minus, Operator::Multiply].map(|op| {
-                let f = DecimalArith::new(op).expect("an arithmetic operator");
-                Arc::new(ScalarUDF::new_from_impl(f))
-            })
-        });
-        Some(Arc::clone(match op {
-            Operator::Plus => &all[0],
-            Operator::Minus => &all[1],
-            Operator::Multiply => &all[2],
+        let at = match op {
+            Operator::Plus => 0,
+            Operator::Minus => 1,
+            Operator::Multiply => 2,
             _ => return None,
-        }))
+        };
+        let all = UDFS.get_or_init(|| {
+            [(Operator::Plus, "lakewave_decimal_add"), (Operator::Minus, "lakewave_decimal_sub"), (Operator::Multiply, "lakewave_decimal_mul")]
+                .map(|(op, name)| {
+                    Arc::new(ScalarUDF::new_from_impl(DecimalArith { op, name, signature: Signature::any(2, Volatility::Immutable) }))
+                })
+        });
+        Some(Arc::clone(&all[at]))
     }
 }
 

@@ -496,13 +496,13 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
     let post = rules.iter().rposition(|r| r.name() == "FilterPushdown(Post)");
     // Repeated subplans are shared before runtime filters are pushed into
     // them (a copy's join must not filter the rows the others read).
-    let share = !std::env::var("LAKEWAVE_SHARE_SUBPLANS").is_ok_and(|v| v.eq_ignore_ascii_case("off"));
+    let share = !crate::switched_off("LAKEWAVE_SHARE_SUBPLANS");
     if share {
         let at = post.unwrap_or(rules.len());
         rules.insert(at, Arc::new(crate::shared_subplan::ShareSubplans));
     }
     let post = post.map(|i| i + usize::from(share));
-    if std::env::var("LAKEWAVE_RUNTIME_FILTERS").is_ok_and(|v| v.eq_ignore_ascii_case("off")) {
+    if crate::switched_off("LAKEWAVE_RUNTIME_FILTERS") {
         return rules;
     }
     match post {

@@ -36,7 +36,7 @@ use super::Chunk;
 /// them to `FilterExec`, for comparisons).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| !std::env::var("LAKEWAVE_RAPID_SCAN_FILTERS").is_ok_and(|v| v.eq_ignore_ascii_case("off")))
+    *ON.get_or_init(|| !crate::switched_off("LAKEWAVE_RAPID_SCAN_FILTERS"))
 }
 
 /// Below this share of a chunk's rows still selected, further conjuncts are
@@ -156,7 +156,7 @@ pub fn select(chunk: &Chunk, conjuncts: &[Conjunct]) -> Result<Option<BooleanArr
     }
     for c in simple {
         let Some((i, op, v)) = c.simple else { continue };
-        let Some(n) = chunk.narrow.as_ref().and_then(|n| n.get(i)).and_then(Option::as_ref) else { continue };
+        let Some(n) = chunk.narrowed(i) else { continue };
         let keep = compare_offsets(chunk.batch.column(i), op, v - n.base)?;
         mask = Some(combine(mask, keep)?);
         if mask.as_ref().is_some_and(|m| m.true_count() == 0) {
@@ -225,15 +225,20 @@ fn decided_by_bounds(chunk: &Chunk, i: usize, op: Operator, v: i128) -> Option<b
 pub fn column_rows(chunk: &Chunk, i: usize, mask: Option<&BooleanArray>) -> Result<ArrayRef> {
     let Some(mask) = mask else { return chunk.column(i) };
     let stored = filter(chunk.batch.column(i), mask)?;
-    match chunk.narrow.as_ref().and_then(|n| n.get(i)).and_then(Option::as_ref) {
+    match chunk.narrowed(i) {
         Some(n) => super::narrow::widen(&stored, n),
         None => Ok(stored),
     }
 }
 
-/// `a AND b` as a selection: nulls count as not selected.
+/// `b` as a selection: nulls count as not selected.
+fn selection(b: BooleanArray) -> BooleanArray {
+    if b.null_count() > 0 { prep_null_mask_filter(&b) } else { b }
+}
+
+/// `a AND b` as a selection.
 fn combine(a: Option<BooleanArray>, b: BooleanArray) -> Result<BooleanArray> {
-    let b = if b.null_count() > 0 { prep_null_mask_filter(&b) } else { b };
+    let b = selection(b);
     Ok(match a {
         Some(a) => and(&a, &b)?,
         None => b,
@@ -244,8 +249,8 @@ fn combine(a: Option<BooleanArray>, b: BooleanArray) -> Result<BooleanArray> {
 /// row `mask` selects.
 fn spread(mask: &BooleanArray, keep: &BooleanArray) -> BooleanArray {
     let mut bits = vec![false; mask.len()];
-    let keep = if keep.null_count() > 0 { prep_null_mask_filter(keep) } else { keep.clone() };
-    let selected = if mask.null_count() > 0 { prep_null_mask_filter(mask) } else { mask.clone() };
+    let keep = selection(keep.clone());
+    let selected = selection(mask.clone());
     for (j, row) in selected.values().set_indices().enumerate() {
         bits[row] = keep.value(j);
     }

@@ -93,7 +93,7 @@ impl Chunk {
     /// Column `i` in the table's type.
     pub fn column(&self, i: usize) -> datafusion::error::Result<datafusion::arrow::array::ArrayRef> {
         let stored = self.batch.column(i);
-        match self.narrow.as_ref().and_then(|n| n.get(i)).and_then(Option::as_ref) {
+        match self.narrowed(i) {
             Some(n) => narrow::widen(stored, n),
             None => Ok(stored.clone()),
         }
@@ -109,9 +109,14 @@ impl Chunk {
         Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
     }
 
+    /// How column `i` is stored narrowed, if it is.
+    pub fn narrowed(&self, i: usize) -> Option<&narrow::Narrowed> {
+        self.narrow.as_ref().and_then(|n| n.get(i)).and_then(Option::as_ref)
+    }
+
     /// Whether column `i` is stored narrowed.
     pub fn is_narrowed(&self, i: usize) -> bool {
-        self.narrow.as_ref().is_some_and(|n| n.get(i).is_some_and(Option::is_some))
+        self.narrowed(i).is_some()
     }
 
     pub fn live_rows(&self) -> usize {

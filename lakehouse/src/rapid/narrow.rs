@@ -31,7 +31,7 @@ pub struct Narrowed {
 /// server's environment turns it off, for comparisons).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| !std::env::var("LAKEWAVE_RAPID_NARROW").is_ok_and(|v| v.eq_ignore_ascii_case("off")))
+    *ON.get_or_init(|| !crate::switched_off("LAKEWAVE_RAPID_NARROW"))
 }
 
 /// Bytes per value of the types narrow storage applies to.

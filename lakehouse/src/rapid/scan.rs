@@ -229,7 +229,7 @@ impl RapidSource {
 /// server's environment reports row counts only, for comparisons).
 fn bounds_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| !std::env::var("LAKEWAVE_RAPID_STATS").is_ok_and(|v| v.eq_ignore_ascii_case("off")))
+    *ON.get_or_init(|| !crate::switched_off("LAKEWAVE_RAPID_STATS"))
 }
 
 fn chunk_statistics(schema: &SchemaRef, chunks: &[Chunk], columns: &[usize]) -> Statistics {
