@@ -144,6 +144,7 @@ impl Lakehouse {
             .with_config(base_config(&options, None).with_extension(read_stats.clone()))
             .with_runtime_env(runtime.clone())
             .with_default_features()
+            .with_analyzer_rules(crate::mysql_arith::analyzer_rules())
             .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
             .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
@@ -220,6 +221,7 @@ impl Lakehouse {
             .with_runtime_env(self.runtime.clone())
             .with_catalog_list(Arc::new(LakeCatalogList { shared: self.shared.clone(), offload }))
             .with_default_features()
+            .with_analyzer_rules(crate::mysql_arith::analyzer_rules())
             .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
             .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
@@ -227,6 +229,7 @@ impl Lakehouse {
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state);
+        ctx.register_udf(crate::mysql_arith::MySqlArith::int_div().as_ref().clone());
         ctx.register_variable(VarType::System, system_vars);
         ctx.register_variable(VarType::UserDefined, user_vars);
         ctx

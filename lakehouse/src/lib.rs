@@ -20,6 +20,7 @@ pub mod heatwave;
 pub mod info_schema;
 pub mod listing;
 pub mod model;
+pub mod mysql_arith;
 pub mod persist;
 pub mod provider;
 pub mod rapid;

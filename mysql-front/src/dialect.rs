@@ -1,6 +1,7 @@
 //! MySQL SQL that DataFusion does not understand as such, rewritten on the
 //! parsed statement before planning: `IF()`, `UCASE()`/`LCASE()`,
-//! `LOCATE()`, `CAST(x AS SIGNED|UNSIGNED [INTEGER])`, `CONVERT(x, type)`.
+//! `LOCATE()`, `MOD()`, `a DIV b`, `CAST(x AS SIGNED|UNSIGNED [INTEGER])`,
+//! `CONVERT(x, type)`.
 //!
 //! Numbers: a literal with a decimal point is an exact DECIMAL, as in MySQL
 //! (the engine parses it so); one with an exponent (`1e3`, `2.5E-4`) is a
@@ -214,6 +215,13 @@ fn rewrite_expr(e: &mut Expr, case_insensitive: bool) {
                     }
                 }
                 ("group_concat", n) if n >= 1 => group_concat(f, a),
+                ("mod", 2) => {
+                    let mut a = a.into_iter();
+                    match (a.next(), a.next()) {
+                        (Some(l), Some(r)) => Some(Expr::BinaryOp { left: Box::new(l), op: BinaryOperator::Modulo, right: Box::new(r) }),
+                        _ => None,
+                    }
+                }
                 ("ucase", 1) => Some(call("upper", a)),
                 ("lcase", 1) => Some(call("lower", a)),
                 ("locate" | "position", 2) => Some(call("strpos", vec![a[1].clone(), a[0].clone()])),
@@ -270,6 +278,9 @@ fn rewrite_expr(e: &mut Expr, case_insensitive: bool) {
                 array: false,
                 format: None,
             })
+        }
+        Expr::BinaryOp { left, op: BinaryOperator::MyIntegerDivide, right } => {
+            Some(call(lakehouse::mysql_arith::INT_DIV, vec![(**left).clone(), (**right).clone()]))
         }
         Expr::BinaryOp { left, op: op @ (BinaryOperator::Eq | BinaryOperator::NotEq), right }
             if case_insensitive && (is_string_literal(left) || is_string_literal(right)) =>

@@ -392,6 +392,17 @@ fn expr(e: &Expr, inputs: &Inputs<'_>) -> Option<String> {
             };
             format!("({l} {sym} {r})")
         }
+        // The engine's MySQL `/`, `DIV` and `%` (NULL for a zero divisor,
+        // quotients at the dividend's scale plus 4): MySQL's own operators.
+        Expr::ScalarFunction(f) if f.args.len() == 2 => {
+            let sym = match f.name() {
+                "lakewave_divide" => "/",
+                "lakewave_int_div" => "DIV",
+                "lakewave_remainder" => "%",
+                _ => return None,
+            };
+            format!("({} {sym} {})", expr(&f.args[0], inputs)?, expr(&f.args[1], inputs)?)
+        }
         Expr::Not(x) => format!("(NOT {})", expr(x, inputs)?),
         Expr::Negative(x) => format!("(-{})", expr(x, inputs)?),
         Expr::IsNull(x) => format!("({} IS NULL)", expr(x, inputs)?),
