@@ -361,7 +361,7 @@ impl AnalyzerRule for MySqlDivision {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        if !mentions_division(&plan)? {
+        if !any_expression(&plan, |x| matches!(x, Expr::BinaryExpr(BinaryExpr { op: Operator::Divide | Operator::Modulo, .. })))? {
             return Ok(plan);
         }
         // Every node is rebuilt: a quotient's type changes the types of the
@@ -391,17 +391,7 @@ impl AnalyzerRule for MySqlShownScale {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        let mut quotients = false;
-        plan.apply_with_subqueries(|node| {
-            node.apply_expressions(|e| {
-                e.apply(|x| {
-                    quotients |= matches!(x, Expr::ScalarFunction(f) if f.func.name() == "lakewave_divide");
-                    Ok(if quotients { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
-                })
-            })?;
-            Ok(if quotients { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
-        })?;
-        if !quotients {
+        if !any_expression(&plan, |x| matches!(x, Expr::ScalarFunction(f) if f.func.name() == "lakewave_divide"))? {
             return Ok(plan);
         }
         // Quotients turned into text (`CAST(a/b AS CHAR)`, `CONCAT(a/b,
@@ -581,16 +571,19 @@ fn own_scale(x: &Expr, schema: &DFSchema) -> Option<i8> {
     }
 }
 
-fn mentions_division(plan: &LogicalPlan) -> Result<bool> {
+/// Whether an expression anywhere in `plan` (subqueries included) is one
+/// `wanted` says yes to.
+fn any_expression(plan: &LogicalPlan, wanted: impl Fn(&Expr) -> bool) -> Result<bool> {
     let mut found = false;
+    let go_on = |found: bool| if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue };
     plan.apply_with_subqueries(|node| {
         node.apply_expressions(|e| {
             e.apply(|x| {
-                found |= matches!(x, Expr::BinaryExpr(BinaryExpr { op: Operator::Divide | Operator::Modulo, .. }));
-                Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+                found |= wanted(x);
+                Ok(go_on(found))
             })
         })?;
-        Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        Ok(go_on(found))
     })?;
     Ok(found)
 }
