@@ -1,21 +1,25 @@
-//! MySQL's division and remainder.
+//! MySQL's division, remainder and integer averages.
 //!
-//! - `a / b` over exact numbers (integers, DECIMAL) is a DECIMAL whose scale
-//!   is `a`'s plus 4 (MySQL's default `div_precision_increment`), rounded
-//!   half away from zero: `1/3` is `0.3333`, `7/2` is `3.5000`. DataFusion
-//!   divides integers as integers (`1/3` is 0) and gives DECIMAL quotients
-//!   its own scale. With a floating-point operand the quotient is a DOUBLE,
-//!   as in both.
+//! - `a / b` over exact numbers (integers, DECIMAL) is a DECIMAL shown with
+//!   `a`'s scale plus 4 (MySQL's default `div_precision_increment`), rounded
+//!   half away from zero: `1/3` is `0.3333`, `7/2` is `3.5000`. As in MySQL
+//!   it is computed to more digits, which what is built from it keeps:
+//!   `(1/3)*3` is 1.0000. DataFusion divides integers as integers (`1/3`
+//!   is 0) and gives DECIMAL quotients its own scale. With a floating-point
+//!   operand the quotient is a DOUBLE, as in both.
 //! - `a DIV b` is the quotient truncated to a BIGINT (`7.5 DIV 2` is 3).
+//! - `AVG()` of integers is a DECIMAL with 4 digits after the point, as
+//!   MySQL's, where DataFusion's is a DOUBLE.
 //! - A zero divisor gives NULL (MySQL's answer outside strict data-change
 //!   statements) for `/`, `DIV` and `%`, where DataFusion stops the query
 //!   or returns infinity.
 //!
-//! An analyzer rule, ahead of type coercion, replaces the `/` and `%`
-//! operators over numbers with functions computing them so, named as the
-//! operator (`a / b`) so that result columns keep their names. The parser's
-//! `DIV` reaches the engine as a call of [`INT_DIV`], which the session
-//! registers.
+//! An analyzer rule ahead of type coercion ([`MySqlDivision`]) replaces the
+//! `/` and `%` operators over numbers with functions computing them so,
+//! named as the operators (`a / b`) so that columns keep their names; the
+//! parser's `DIV` reaches the engine as a call of [`INT_DIV`], which the
+//! session registers. One after coercion ([`MySqlShownScale`]) rounds the
+//! results to the scales MySQL shows.
 
 use std::sync::{Arc, OnceLock};
 
@@ -351,7 +355,8 @@ pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     rules
 }
 
-/// The analyzer rule: `/` and `%` over numbers become the functions above.
+/// The analyzer rule: `/` and `%` over numbers become the functions above,
+/// and averages of integers averages of DECIMALs.
 #[derive(Debug, Default)]
 pub struct MySqlDivision;
 
@@ -361,7 +366,12 @@ impl AnalyzerRule for MySqlDivision {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        if !any_expression(&plan, |x| matches!(x, Expr::BinaryExpr(BinaryExpr { op: Operator::Divide | Operator::Modulo, .. })))? {
+        let mysql_arith = |x: &Expr| match x {
+            Expr::BinaryExpr(b) => matches!(b.op, Operator::Divide | Operator::Modulo),
+            Expr::AggregateFunction(a) => a.func.name() == "avg",
+            _ => false,
+        };
+        if !any_expression(&plan, mysql_arith)? {
             return Ok(plan);
         }
         // Every node is rebuilt: a quotient's type changes the types of the
@@ -391,7 +401,12 @@ impl AnalyzerRule for MySqlShownScale {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        if !any_expression(&plan, |x| matches!(x, Expr::ScalarFunction(f) if f.func.name() == "lakewave_divide"))? {
+        let wanted = |x: &Expr| match x {
+            Expr::ScalarFunction(f) => f.func.name() == "lakewave_divide",
+            Expr::AggregateFunction(a) => a.func.name() == "avg",
+            _ => false,
+        };
+        if !any_expression(&plan, wanted)? {
             return Ok(plan);
         }
         // Quotients turned into text (`CAST(a/b AS CHAR)`, `CONCAT(a/b,
@@ -540,7 +555,7 @@ fn shown_scale(e: &Expr, schema: &DFSchema, inner: &[Option<i8>]) -> Option<i8> 
         },
         Expr::AggregateFunction(a) if a.params.args.len() == 1 => match a.func.name() {
             "sum" | "min" | "max" | "first_value" | "last_value" => of(&a.params.args[0]),
-            "avg" => of(&a.params.args[0]).map(|s| capped(s + DIV_SCALE_INCREMENT)),
+            "avg" => either(&a.params.args[0]).map(|s| capped(s + DIV_SCALE_INCREMENT)),
             _ => None,
         },
         Expr::Case(c) => {
@@ -589,6 +604,21 @@ fn any_expression(plan: &LogicalPlan, wanted: impl Fn(&Expr) -> bool) -> Result<
 }
 
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    // MySQL averages integers as DECIMALs (`AVG(x)` of 1 and 2 is 1.5000),
+    // rounded at 4 digits. DataFusion's average of a DECIMAL has 4 digits
+    // more than its argument, truncated: the integers become DECIMALs with
+    // 5 digits after the point, whose average (9 digits) is then rounded
+    // to 4 when shown.
+    if let Expr::AggregateFunction(mut a) = e {
+        return Ok(match a.params.args.first().map(|x| x.get_type(schema)) {
+            Some(Ok(t)) if a.func.name() == "avg" && a.params.args.len() == 1 && t.is_integer() => {
+                let DataType::Decimal128(p, _) = as_decimal(&t) else { unreachable!("an integer's DECIMAL") };
+                a.params.args[0] = cast(a.params.args[0].clone(), DataType::Decimal128(p + 5, 5));
+                Transformed::yes(Expr::AggregateFunction(a))
+            }
+            _ => Transformed::no(Expr::AggregateFunction(a)),
+        });
+    }
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else { return Ok(Transformed::no(e)) };
     let op = match op {
         Operator::Divide => Op::Divide,

@@ -205,7 +205,7 @@ async fn lake_joins_mysql_like_mariadb_alone() {
     let mariadb: Vec<(i32, String, i64, f64, i64)> = direct
         .query(
             "SELECT o.asset_id, CAST(o.total AS CHAR), o.n, o.avg_qty, COUNT(*) FROM plant.sensors s JOIN \
-             (SELECT a.asset_id, SUM(x.qty * x.price) AS total, COUNT(*) AS n, AVG(x.qty + 0E0) AS avg_qty \
+             (SELECT a.asset_id, SUM(x.qty * x.price) AS total, COUNT(*) AS n, AVG(x.qty) AS avg_qty \
               FROM plant.assets a JOIN plant.orders x ON x.asset_id = a.asset_id WHERE x.qty > 1 GROUP BY a.asset_id) o \
              ON o.asset_id = s.asset_id GROUP BY o.asset_id, o.total, o.n, o.avg_qty ORDER BY o.asset_id",
         )

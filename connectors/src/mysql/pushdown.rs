@@ -482,8 +482,10 @@ fn aggregate(e: &Expr, inputs: &Inputs<'_>) -> Option<String> {
         "sum" if t.is_numeric() => format!("SUM({arg})"),
         "min" => format!("MIN({arg})"),
         "max" => format!("MAX({arg})"),
-        // MySQL averages integers as DECIMAL with 4 more digits; the engine
-        // as a double: average them as doubles.
+        // The engine averages integers as MySQL does (DECIMAL, 4 more
+        // digits) by casting them first, so these arrive as DECIMALs; an
+        // integer argument here is averaged as a double, as DataFusion
+        // would.
         "avg" if t.is_integer() => format!("AVG({arg} + 0E0)"),
         "avg" if t.is_floating() || matches!(t, DataType::Decimal128(..)) => format!("AVG({arg})"),
         _ => return None,
