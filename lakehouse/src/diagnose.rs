@@ -5,13 +5,15 @@
 //! the error path.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
-use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::{ExecutionPlan, RecordBatchStream, SendableRecordBatchStream};
 use datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt};
 
@@ -60,13 +62,28 @@ impl Stream for CatchPanics {
 /// Plans and starts a query, turning panics while planning (statistics
 /// read from a damaged footer) or streaming into read errors.
 pub async fn execute_catching(df: datafusion::dataframe::DataFrame) -> Result<SendableRecordBatchStream> {
+    let task = df.task_ctx();
+    execute_plan_catching(plan_catching(df).await?, Arc::new(task))
+}
+
+fn decoder_panic(panic: &(dyn std::any::Any + Send)) -> DataFusionError {
+    DataFusionError::IoError(std::io::Error::other(format!("the file decoder failed on malformed data ({})", panic_text(panic))))
+}
+
+/// Plans a query (the physical plan), a panic while planning a read error.
+pub async fn plan_catching(df: datafusion::dataframe::DataFrame) -> Result<Arc<dyn ExecutionPlan>> {
     use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(df.execute_stream()).catch_unwind().await {
+    match std::panic::AssertUnwindSafe(df.create_physical_plan()).catch_unwind().await {
+        Ok(plan) => plan,
+        Err(panic) => Err(decoder_panic(panic.as_ref())),
+    }
+}
+
+/// Starts a planned query, a panic while starting or streaming a read error.
+pub fn execute_plan_catching(plan: Arc<dyn ExecutionPlan>, task: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| datafusion::physical_plan::execute_stream(plan, task))) {
         Ok(stream) => Ok(CatchPanics::wrap(stream?)),
-        Err(panic) => Err(DataFusionError::IoError(std::io::Error::other(format!(
-            "the file decoder failed on malformed data ({})",
-            panic_text(panic.as_ref())
-        )))),
+        Err(panic) => Err(decoder_panic(panic.as_ref())),
     }
 }
 

@@ -3,6 +3,7 @@
 //! keeps serving. Only I/O failures or COM_QUIT end it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
 use mysql_common::io::{BufMutExt, ParseBuf};
@@ -64,6 +65,9 @@ where
         }
     };
     let mut session = Session::new(id, hello.user.clone(), host.clone(), ctx.lake.clone(), ctx.new_vars(), ctx.version.clone());
+    // Listed in SHOW PROCESSLIST until the connection ends.
+    let _listed = ctx.processes.register(id, &hello.user, &host);
+    session.processes = Some(Arc::clone(&ctx.processes));
     if let Some(config) = &ctx.backend {
         session.attach_backend(config.clone(), hello.capabilities);
     }
@@ -132,13 +136,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
 
     async fn run(&mut self, ctx: &ServerContext) {
         let mut shutdown = ctx.shutdown.clone();
+        let switch = ctx.processes.switch(self.session.id).unwrap_or_default();
         loop {
-            if *shutdown.borrow() {
+            if *shutdown.borrow() || switch.connection_killed() {
                 return;
             }
             let read = tokio::select! {
                 r = self.io.read_packet() => r,
                 _ = shutdown.changed() => return,
+                _ = switch.closed.notified() => return,
             };
             let packet = match read {
                 Ok(Some(p)) => p,
@@ -322,9 +328,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let last = parts.len() - 1;
         for (i, part) in parts.iter().enumerate() {
             let more = if i < last { StatusFlags::SERVER_MORE_RESULTS_EXISTS } else { StatusFlags::empty() };
-            tracing::debug!(id = self.session.id, sql = %connectors::stores::redact_sql(part), "query");
+            let masked = connectors::stores::redact_sql(part);
+            tracing::debug!(id = self.session.id, sql = %masked, "query");
+            if let Some(list) = &self.session.processes {
+                list.begin(self.session.id, self.session.database(), masked.into_owned());
+            }
             let result = self.session.execute(part).await;
-            if !self.respond(result, RowFormat::Text, more).await {
+            let answered = self.respond(result, RowFormat::Text, more).await;
+            if let Some(list) = &self.session.processes {
+                list.end(self.session.id, self.session.database());
+            }
+            if !answered {
                 return;
             }
             if self.io.flush().await.is_err() {

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod connection;
 pub mod dialect;
 pub mod prepared;
+pub mod processlist;
 pub mod server;
 pub mod session;
 pub mod show;

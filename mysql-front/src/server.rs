@@ -50,6 +50,8 @@ pub struct ServerContext {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The MySQL backend, when one is attached.
     pub backend: Option<BackendConfig>,
+    /// The server's sessions, for `SHOW PROCESSLIST`.
+    pub processes: Arc<crate::processlist::ProcessList>,
 }
 
 impl ServerContext {
@@ -60,7 +62,7 @@ impl ServerContext {
 
     fn with_shutdown(lake: Lakehouse, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         let version = SERVER_VERSION.to_string();
-        Self { lake, globals: Arc::new(defaults(&version)), version, shutdown, backend: None }
+        Self { lake, globals: Arc::new(defaults(&version)), version, shutdown, backend: None, processes: Arc::default() }
     }
 
     pub fn new_vars(&self) -> SessionVars {

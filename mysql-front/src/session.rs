@@ -77,6 +77,9 @@ pub struct Session {
     /// Whether the last statement ran here rather than on the backend
     /// (SHOW WARNINGS then answers from here).
     last_local: bool,
+    /// The server's sessions, this one among them (none for a session
+    /// outside a server).
+    pub processes: Option<Arc<crate::processlist::ProcessList>>,
 }
 
 fn not_supported(what: impl std::fmt::Display) -> MyError {
@@ -113,6 +116,7 @@ impl Session {
             backend: Arc::new(tokio::sync::Mutex::new(None)),
             client_caps: mysql_common::constants::CapabilityFlags::empty(),
             last_local: true,
+            processes: None,
         };
         s.register_functions();
         s
@@ -707,7 +711,22 @@ impl Session {
             let stream = datafusion::physical_plan::memory::MemoryStream::try_new(batches, schema, None)?;
             return Ok(Response::Rows { cols, stream: Box::pin(stream) });
         }
-        let stream = match lakehouse::diagnose::execute_catching(df).await {
+        let task = Arc::new(df.task_ctx());
+        let started = match lakehouse::diagnose::plan_catching(df).await {
+            Ok(plan) => {
+                let switch = self.processes.as_ref().and_then(|list| {
+                    list.planned(self.id, Arc::clone(&plan));
+                    list.switch(self.id)
+                });
+                lakehouse::diagnose::execute_plan_catching(plan, task)
+                    .map(|s| match switch {
+                        Some(switch) => crate::processlist::killable(s, switch),
+                        None => s,
+                    })
+            }
+            Err(e) => Err(e),
+        };
+        let stream = match started {
             Ok(s) => s,
             Err(e) => return Err(self.name_failing_file(e, &lake_tables).await),
         };
@@ -800,11 +819,13 @@ impl Session {
 
     /// The tables a statement reads, as `(database as written, table)`.
     fn table_refs(&self, statement: &DfStatement) -> Result<Vec<(Option<String>, String)>, MyError> {
-        Ok(self
-            .ctx
-            .state()
+        let state = self.ctx.state();
+        // Table functions (`generate_series(1, 10)`) read no table.
+        let functions = state.table_functions();
+        Ok(state
             .resolve_table_references(statement)?
             .iter()
+            .filter(|r| !matches!(r, TableReference::Bare { table } if functions.contains_key(table.as_ref())))
             .map(|r| match r {
                 TableReference::Bare { table } => (None, table.to_string()),
                 TableReference::Partial { schema, table } | TableReference::Full { schema, table, .. } => {
@@ -831,6 +852,11 @@ impl Session {
         let norm = strip_leading_comments(sql).trim_start().to_lowercase();
         if norm.starts_with("show warnings") || norm.starts_with("show errors") || norm.starts_with("show count(*)") {
             return if self.last_local { Ok(None) } else { backend() };
+        }
+        // Lakewave's own sessions (their ids are the ones clients see).
+        let words: Vec<&str> = norm.split_whitespace().collect();
+        if matches!(words.as_slice(), ["kill", ..] | ["show", "processlist", ..] | ["show", "full", "processlist", ..]) {
+            return Ok(None);
         }
         let (text, secondary_engine) = heatwave::strip_secondary_engine(sql);
         let Ok(mut parsed) = DFParser::parse_sql_with_dialect(&text, &MySqlDialect {}) else {
@@ -1079,10 +1105,46 @@ impl Session {
                     vec![Some("RAPID".into()), Some("YES".into()), Some("In-memory columnar secondary engine".into()), Some("NO".into()), Some("NO".into()), Some("NO".into())],
                 ],
             )?),
-            n if n.starts_with("show processlist") || n.starts_with("show full processlist") => Some(show::text_result(
-                &["Id", "User", "Host", "db", "Command", "Time", "State", "Info"],
-                vec![vec![Some(self.id.to_string()), Some(self.user.clone()), Some(self.host.clone()), self.database(), Some("Query".into()), Some("0".into()), Some("executing".into()), Some(sql.to_string())]],
-            )?),
+            n if n.starts_with("kill ") => {
+                let mut words: Vec<&str> = n.split(' ').skip(1).collect();
+                let connection = match words.first() {
+                    Some(&"query") => {
+                        words.remove(0);
+                        false
+                    }
+                    Some(&"connection") => {
+                        words.remove(0);
+                        true
+                    }
+                    _ => true,
+                };
+                let id = match words.as_slice() {
+                    [id] => id.parse::<u32>().map_err(|_| parse_error(&format!("near '{id}'")))?,
+                    _ => return Err(parse_error(&format!("near '{}'", words.join(" ")))),
+                };
+                let known = self.processes.as_ref().is_some_and(|list| list.kill(id, connection));
+                if !known {
+                    return Err(MyError::new(1094, S_HY000, format!("Unknown thread id: {id}")));
+                }
+                Some(Response::Ok { affected: 0, info: String::new() })
+            }
+            n if n.starts_with("show processlist") || n.starts_with("show full processlist") => {
+                let rows = match &self.processes {
+                    Some(list) => list.rows(n.starts_with("show full")),
+                    None => vec![vec![
+                        Some(self.id.to_string()),
+                        Some(self.user.clone()),
+                        Some(self.host.clone()),
+                        self.database(),
+                        Some("Query".into()),
+                        Some("0".into()),
+                        Some("executing".into()),
+                        Some(connectors::stores::redact_sql(sql).into_owned()),
+                        Some("0.000".into()),
+                    ]],
+                };
+                Some(show::text_result(&crate::processlist::COLUMNS, rows)?)
+            }
             n if n.starts_with("show character set") || n.starts_with("show charset") => Some(show::text_result(
                 &["Charset", "Description", "Default collation", "Maxlen"],
                 vec![

@@ -101,3 +101,66 @@ async fn malformed_commands_get_errors_and_the_session_goes_on() {
     assert_eq!(command(&mut s, &[0x0E]).await.0, 0x00, "COM_PING still answers");
     server.stop().await;
 }
+
+type ProcessRow = (u32, String, String, Option<String>, String, u64, String, Option<String>, String);
+
+/// SHOW PROCESSLIST lists every session with what it runs and how far its
+/// scans have got; KILL QUERY stops a running statement (error 1317) and
+/// the session goes on; KILL ends a session; an unknown id is error 1094.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processlist_and_kill() {
+    let server = TestServer::start().await;
+    let mut admin = server.conn().await;
+    let mut busy = server.conn().await;
+    busy.query_drop("CREATE DATABASE work").await.expect("create database");
+    busy.query_drop("USE work").await.expect("use");
+    let busy_id: u32 = busy.query_first("SELECT CONNECTION_ID()").await.expect("id").expect("a row");
+    let long = "SELECT count(*) FROM generate_series(1, 1000000000000)";
+    let running = tokio::spawn(async move {
+        let r = busy.query_drop(long).await;
+        (busy, r)
+    });
+    // Wait (bounded) until the listing shows the statement running.
+    let mut seen: Option<Vec<ProcessRow>> = None;
+    for _ in 0..600 {
+        let rows: Vec<ProcessRow> = admin.query("SHOW PROCESSLIST").await.expect("processlist");
+        if rows.iter().any(|r| r.0 == busy_id && r.4 == "Query") {
+            seen = Some(rows);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rows = seen.expect("the running statement never showed in SHOW PROCESSLIST");
+    let busy_row = rows.iter().find(|r| r.0 == busy_id).expect("busy session");
+    assert_eq!((busy_row.1.as_str(), busy_row.7.as_deref()), ("root", Some(long)), "{busy_row:?}");
+    let progress: f64 = busy_row.8.parse().expect("progress is a number");
+    assert!((0.0..=100.0).contains(&progress), "{busy_row:?}");
+    assert!(rows.iter().any(|r| r.7.as_deref() == Some("SHOW PROCESSLIST")), "{rows:?}");
+
+    admin.query_drop(format!("KILL QUERY {busy_id}")).await.expect("kill query");
+    let (mut busy, result) = running.await.expect("the statement's task");
+    match result {
+        Err(mysql_async::Error::Server(e)) => assert_eq!((e.code, e.state.as_str()), (1317, "70100"), "{e:?}"),
+        other => panic!("the killed statement ended with {other:?}"),
+    }
+    let one: Option<i64> = busy.query_first("SELECT 1").await.expect("the session goes on");
+    assert_eq!(one, Some(1));
+
+    admin.query_drop(format!("KILL {busy_id}")).await.expect("kill connection");
+    assert!(busy.query_drop("SELECT 1").await.is_err(), "the killed session still answers");
+    let mut gone = false;
+    for _ in 0..600 {
+        let rows: Vec<ProcessRow> = admin.query("SHOW PROCESSLIST").await.expect("processlist");
+        if !rows.iter().any(|r| r.0 == busy_id) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the killed session is still listed");
+    match admin.query_drop("KILL 999999").await {
+        Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1094, "{e:?}"),
+        other => panic!("KILL of an unknown id gave {other:?}"),
+    }
+    server.stop().await;
+}

@@ -1,0 +1,241 @@
+//! The server's sessions as `SHOW PROCESSLIST` lists them: who is connected,
+//! what each runs and for how long, and how far a running query's scans
+//! have got (`Progress`, in percent, as MariaDB shows it).
+//!
+//! A scan's progress is the rows its sources have produced against the rows
+//! their statistics say they hold (Parquet footers, the loaded copies'
+//! chunks), summed over the plan's sources; sources without a row count
+//! are left out. It stays below 100 when pruning skips row groups.
+//!
+//! `KILL QUERY id` stops a session's running statement (its result stream
+//! ends with error 1317 at the next poll, and dropping the stream stops the
+//! plan); `KILL [CONNECTION] id` also closes the session.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
+use futures::{Stream, StreamExt};
+
+use crate::wire::codes::MyError;
+
+use datafusion::common::stats::Precision;
+use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
+
+/// One session's entry.
+struct Process {
+    user: String,
+    host: String,
+    db: Option<String>,
+    /// `Sleep` between statements, `Query` while one runs.
+    command: &'static str,
+    /// When the current command (or the idle time) began.
+    since: Instant,
+    /// The running statement, secrets masked.
+    info: Option<String>,
+    /// The running query's physical plan, once planned.
+    plan: Option<Arc<dyn ExecutionPlan>>,
+    switch: Arc<KillSwitch>,
+}
+
+/// A session's off switches: for its running statement, and for itself.
+#[derive(Default)]
+pub struct KillSwitch {
+    query: AtomicBool,
+    connection: AtomicBool,
+    /// The result stream waiting for its next batch, woken by a kill.
+    waiting: Mutex<Option<Waker>>,
+    /// Wakes the session's wait for its next command.
+    pub closed: tokio::sync::Notify,
+}
+
+impl KillSwitch {
+    /// Whether `KILL [CONNECTION]` named this session.
+    pub fn connection_killed(&self) -> bool {
+        self.connection.load(Ordering::Acquire)
+    }
+
+    fn kill(&self, connection: bool) {
+        self.query.store(true, Ordering::Release);
+        if connection {
+            self.connection.store(true, Ordering::Release);
+            self.closed.notify_one();
+        }
+        if let Some(w) = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.wake();
+        }
+    }
+}
+
+/// A statement's result stream that ends with error 1317 once the statement
+/// is killed.
+struct Killable {
+    inner: SendableRecordBatchStream,
+    switch: Arc<KillSwitch>,
+    done: bool,
+}
+
+/// `stream`, stopped by `KILL QUERY` on the session of `switch`.
+pub fn killable(stream: SendableRecordBatchStream, switch: Arc<KillSwitch>) -> SendableRecordBatchStream {
+    Box::pin(Killable { inner: stream, switch, done: false })
+}
+
+impl Stream for Killable {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        *self.switch.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        if self.switch.query.load(Ordering::Acquire) {
+            self.done = true;
+            let interrupted = MyError::new(1317, b"70100", "Query execution was interrupted");
+            return Poll::Ready(Some(Err(DataFusionError::External(Box::new(interrupted)))));
+        }
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+impl RecordBatchStream for Killable {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+/// Every session of one server.
+#[derive(Default)]
+pub struct ProcessList(Mutex<BTreeMap<u32, Process>>);
+
+/// A session's place in the list, removed when the session ends.
+pub struct Registration {
+    list: Arc<ProcessList>,
+    id: u32,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.list.lock().remove(&self.id);
+    }
+}
+
+/// `SHOW PROCESSLIST`'s columns.
+pub const COLUMNS: [&str; 9] = ["Id", "User", "Host", "db", "Command", "Time", "State", "Info", "Progress"];
+
+/// How much of `SHOW PROCESSLIST`'s Info a plain (not FULL) listing shows.
+const INFO_CHARS: usize = 100;
+
+impl ProcessList {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Process>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn register(self: &Arc<Self>, id: u32, user: &str, host: &str) -> Registration {
+        let entry = Process {
+            user: user.to_string(),
+            host: host.to_string(),
+            db: None,
+            command: "Sleep",
+            since: Instant::now(),
+            info: None,
+            plan: None,
+            switch: Arc::default(),
+        };
+        self.lock().insert(id, entry);
+        Registration { list: Arc::clone(self), id }
+    }
+
+    /// The off switches of session `id`.
+    pub fn switch(&self, id: u32) -> Option<Arc<KillSwitch>> {
+        self.lock().get(&id).map(|p| Arc::clone(&p.switch))
+    }
+
+    /// `KILL [QUERY|CONNECTION] id`: false when no session has that id.
+    pub fn kill(&self, id: u32, connection: bool) -> bool {
+        match self.lock().get(&id) {
+            Some(p) => {
+                // A session between statements has no query to stop.
+                if connection || p.command != "Sleep" {
+                    p.switch.kill(connection);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A statement starts (its text already masked).
+    pub fn begin(&self, id: u32, db: Option<String>, info: String) {
+        if let Some(p) = self.lock().get_mut(&id) {
+            (p.db, p.command, p.since, p.info, p.plan) = (db, "Query", Instant::now(), Some(info), None);
+            p.switch.query.store(false, Ordering::Release);
+        }
+    }
+
+    /// The running statement's plan, for its progress.
+    pub fn planned(&self, id: u32, plan: Arc<dyn ExecutionPlan>) {
+        if let Some(p) = self.lock().get_mut(&id) {
+            p.plan = Some(plan);
+        }
+    }
+
+    /// The statement is answered; the session waits for the next.
+    pub fn end(&self, id: u32, db: Option<String>) {
+        if let Some(p) = self.lock().get_mut(&id) {
+            (p.db, p.command, p.since, p.info, p.plan) = (db, "Sleep", Instant::now(), None, None);
+        }
+    }
+
+    /// The listing's rows, by session id.
+    pub fn rows(&self, full: bool) -> Vec<Vec<Option<String>>> {
+        self.lock()
+            .iter()
+            .map(|(id, p)| {
+                let info = p.info.as_ref().map(|i| if full { i.clone() } else { i.chars().take(INFO_CHARS).collect() });
+                let state = match (p.command, &p.plan) {
+                    ("Sleep", _) => "",
+                    (_, Some(_)) => "executing",
+                    _ => "starting",
+                };
+                let progress = p.plan.as_ref().and_then(progress).unwrap_or(0.0);
+                vec![
+                    Some(id.to_string()),
+                    Some(p.user.clone()),
+                    Some(p.host.clone()),
+                    p.db.clone(),
+                    Some(p.command.to_string()),
+                    Some(p.since.elapsed().as_secs().to_string()),
+                    Some(state.to_string()),
+                    info,
+                    Some(format!("{progress:.3}")),
+                ]
+            })
+            .collect()
+    }
+}
+
+/// Percent of the rows the plan's sources hold that they have produced.
+fn progress(plan: &Arc<dyn ExecutionPlan>) -> Option<f64> {
+    let (mut done, mut total) = (0usize, 0usize);
+    let statistics = StatisticsContext::new();
+    let mut stack = vec![Arc::clone(plan)];
+    while let Some(node) = stack.pop() {
+        let children = node.children();
+        if children.is_empty() {
+            let rows = statistics.compute(node.as_ref(), &StatisticsArgs::new()).ok().map(|s| s.num_rows);
+            if let Some(Precision::Exact(n) | Precision::Inexact(n)) = rows {
+                total += n;
+                done += node.metrics().and_then(|m| m.output_rows()).unwrap_or(0).min(n);
+            }
+        }
+        stack.extend(children.into_iter().cloned());
+    }
+    (total > 0).then(|| 100.0 * done as f64 / total as f64)
+}
