@@ -122,6 +122,16 @@ async fn loaded_tables_answer_like_their_sources() {
     assert_eq!(rows(&mut conn, filtered).await, on_copy);
     assert_eq!(on_copy[0][0].as_deref(), Some("1001"));
     conn.query_drop("SET use_secondary_engine = ON").await.expect("set");
+    // The copy's scan counts the rows it produced (EXPLAIN ANALYZE, and a
+    // running query's progress in SHOW PROCESSLIST).
+    let analyzed = rows(&mut conn, &format!("EXPLAIN ANALYZE {filtered}")).await;
+    let scan = analyzed
+        .iter()
+        .filter_map(|r| r[1].as_deref())
+        .flat_map(str::lines)
+        .find(|l| l.contains("format=rapid"))
+        .unwrap_or_else(|| panic!("{analyzed:?}"));
+    assert!(scan.contains("output_rows=1001") || scan.contains("output_rows=1.00 K"), "{scan}");
 
     // A primary-key lookup stays on MySQL (its EXPLAIN is MySQL's); FORCED
     // offloads it anyway.

@@ -25,6 +25,7 @@ use datafusion::physical_expr::utils::{conjunction as physical_conjunction, spli
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::pruning::{PruningPredicateBuilder, PruningStatistics};
 use datafusion::physical_plan::coop::cooperative;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet};
 use datafusion::physical_plan::execution_plan::SchedulingType;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::filter_pushdown::{FilterPushdownPropagation, PushedDown};
@@ -178,6 +179,9 @@ pub struct RapidSource {
     /// statistics of a filtered scan.
     predicate: Arc<Vec<Conjunct>>,
     default_selectivity: u8,
+    /// Rows produced per partition (EXPLAIN ANALYZE, and a running query's
+    /// progress).
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl RapidSource {
@@ -196,7 +200,8 @@ impl RapidSource {
         let projected_schema = project_schema(&schema, projection.as_ref())?;
         let statistics =
             Arc::new(compute_statistics(&schema, &projected_schema, &partitions, projection.as_deref(), &predicate, default_selectivity)?);
-        Ok(Self { schema, projected_schema, projection, partitions, fetch, statistics, predicate, default_selectivity })
+        let metrics = ExecutionPlanMetricsSet::new();
+        Ok(Self { schema, projected_schema, projection, partitions, fetch, statistics, predicate, default_selectivity, metrics })
     }
 
     /// Which rows of which stored chunks this scan reads, and which
@@ -412,7 +417,17 @@ impl DataSource for RapidSource {
             coalescer,
             done: false,
         };
-        Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(self.projected_schema.clone(), futures::stream::iter(reader)))))
+        let produced = BaselineMetrics::new(&self.metrics, partition);
+        let batches = reader.inspect(move |b| {
+            if let Ok(b) = b {
+                produced.record_output(b.num_rows());
+            }
+        });
+        Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(self.projected_schema.clone(), futures::stream::iter(batches)))))
+    }
+
+    fn metrics(&self) -> ExecutionPlanMetricsSet {
+        self.metrics.clone()
     }
 
     fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
