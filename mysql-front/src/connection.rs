@@ -328,23 +328,28 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let last = parts.len() - 1;
         for (i, part) in parts.iter().enumerate() {
             let more = if i < last { StatusFlags::SERVER_MORE_RESULTS_EXISTS } else { StatusFlags::empty() };
-            let masked = connectors::stores::redact_sql(part);
-            tracing::debug!(id = self.session.id, sql = %masked, "query");
-            if let Some(list) = &self.session.processes {
-                list.begin(self.session.id, self.session.database(), masked.into_owned());
-            }
-            let result = self.session.execute(part).await;
-            let answered = self.respond(result, RowFormat::Text, more).await;
-            if let Some(list) = &self.session.processes {
-                list.end(self.session.id, self.session.database());
-            }
-            if !answered {
+            tracing::debug!(id = self.session.id, sql = %connectors::stores::redact_sql(part), "query");
+            if !self.run_statement(part, RowFormat::Text, more).await {
                 return;
             }
             if self.io.flush().await.is_err() {
                 return;
             }
         }
+    }
+
+    /// Runs a statement and writes its response, listed in SHOW PROCESSLIST
+    /// meanwhile; false if it was an error.
+    async fn run_statement(&mut self, sql: &str, format: RowFormat, more: StatusFlags) -> bool {
+        if let Some(list) = &self.session.processes {
+            list.begin(self.session.id, self.session.database(), connectors::stores::redact_sql(sql).into_owned());
+        }
+        let result = self.session.execute(sql).await;
+        let answered = self.respond(result, format, more).await;
+        if let Some(list) = &self.session.processes {
+            list.end(self.session.id, self.session.database());
+        }
+        answered
     }
 
     /// Writes a statement's response; false if it was an error (which stops
@@ -522,8 +527,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             Some(Err(e)) => return self.err(&e),
             None => return,
         };
-        let result = self.session.execute(&sql).await;
-        self.respond(result, RowFormat::Binary, StatusFlags::empty()).await;
+        self.run_statement(&sql, RowFormat::Binary, StatusFlags::empty()).await;
     }
 }
 
