@@ -97,6 +97,42 @@ pub fn redact_sql(sql: &str) -> std::borrow::Cow<'_, str> {
     mask(sql, &secret_spans(sql))
 }
 
+/// A statement as logs and process lists show it: secrets of table
+/// definitions and signed URLs' tokens masked ([`redact_sql`],
+/// [`redact_text`]), and passwords (`IDENTIFIED BY '...'`, `PASSWORD('...')`,
+/// `SET PASSWORD = '...'`).
+pub fn redact_statement(sql: &str) -> String {
+    let sql = redact_sql(&redact_text(sql)).into_owned();
+    let lower = sql.to_lowercase();
+    let mut spans = Vec::new();
+    for keyword in ["identified by", "password"] {
+        let mut from = 0;
+        while let Some(at) = lower[from..].find(keyword) {
+            let mut i = from + at + keyword.len();
+            from = i;
+            let bytes = lower.as_bytes();
+            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'=' | b'(') {
+                i += 1;
+            }
+            if lower[i..].starts_with("password") {
+                i += "password".len();
+                while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'(') {
+                    i += 1;
+                }
+            }
+            let Some(&quote) = bytes.get(i).filter(|q| matches!(q, b'\'' | b'"')) else { continue };
+            let start = i + 1;
+            let end = lower[start..].find(quote as char).map_or(lower.len(), |e| start + e);
+            if spans.last().is_none_or(|s: &std::ops::Range<usize>| s.end <= start) {
+                spans.push(start..end);
+            }
+            from = end;
+        }
+    }
+    spans.sort_by_key(|s| s.start);
+    mask(&sql, &spans).into_owned()
+}
+
 /// `text` with each of the (ordered, disjoint) byte ranges replaced by
 /// [`REDACTED`].
 pub fn mask<'a>(text: &'a str, spans: &[std::ops::Range<usize>]) -> std::borrow::Cow<'a, str> {
@@ -596,6 +632,18 @@ pub fn split_glob(url: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_are_shown_without_passwords_or_tokens() {
+        let shown = redact_statement("CREATE USER u IDENTIFIED BY 'hunter2'");
+        assert!(!shown.contains("hunter2") && shown.contains("IDENTIFIED BY"), "{shown}");
+        let shown = redact_statement("SET PASSWORD FOR u = PASSWORD('s3cret'), x = 'kept'");
+        assert!(!shown.contains("s3cret") && shown.contains("'kept'"), "{shown}");
+        let shown = redact_statement("ALTER USER u IDENTIFIED BY PASSWORD \"abc\"");
+        assert!(!shown.contains("abc"), "{shown}");
+        let shown = redact_statement("SELECT * FROM t WHERE url = 'https://a.blob.core.windows.net/c/f?sv=1&sig=TOPSECRETSIG'");
+        assert!(!shown.contains("TOPSECRETSIG"), "{shown}");
+    }
 
     #[test]
     fn maps_oci_to_its_s3_endpoint() {

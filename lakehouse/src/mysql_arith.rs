@@ -158,7 +158,12 @@ impl ScalarUDFImpl for MySqlArith {
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
         let [l, r] = args else { return plan_err!("{} takes two operands", self.symbol()) };
         if !is_number(l) || !is_number(r) {
-            return plan_err!("{} takes numbers, not {l} and {r}", self.symbol());
+            // MySQL divides text (and what else is not an exact number
+            // here) as DOUBLEs: '6' DIV 4 is 1.
+            return match self.op {
+                Op::Remainder => plan_err!("{} takes numbers, not {l} and {r}", self.symbol()),
+                _ => Ok(vec![DataType::Float64, DataType::Float64]),
+            };
         }
         match self.op {
             Op::Remainder => {
@@ -374,9 +379,22 @@ impl AnalyzerRule for MySqlDivision {
         if !any_expression(&plan, mysql_arith)? {
             return Ok(plan);
         }
+        // A recursive query's work table keeps the types it was planned
+        // with: such queries keep DataFusion's arithmetic.
+        let mut recursive = false;
+        plan.apply_with_subqueries(|p| {
+            recursive |= matches!(p, LogicalPlan::RecursiveQuery(_));
+            Ok(if recursive { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        })?;
+        if recursive {
+            return Ok(plan);
+        }
         // Every node is rebuilt: a quotient's type changes the types of the
         // columns above it.
         plan.transform_up_with_subqueries(|node| {
+            if let LogicalPlan::Values(values) = node {
+                return Ok(Transformed::yes(LogicalPlan::Values(rewrite_values(values)?)));
+            }
             let mut schema = merge_schema(&node.inputs());
             if let LogicalPlan::TableScan(scan) = &node {
                 if let Ok(source) = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema()) {
@@ -454,6 +472,62 @@ fn text_of_shown(x: Expr, schema: &DFSchema, inner: &[Option<i8>]) -> Result<Tra
     })
 }
 
+/// `VALUES` rows with MySQL's arithmetic: each column gets the type common
+/// to its rows (type coercion does not derive it again), and the rows are
+/// cast to it.
+fn rewrite_values(values: datafusion::logical_expr::Values) -> Result<datafusion::logical_expr::Values> {
+    use datafusion::logical_expr::type_coercion::binary::type_union_resolution;
+    let empty = DFSchema::empty();
+    let mut rows: Vec<Vec<Expr>> = values
+        .values
+        .into_iter()
+        .map(|row| row.into_iter().map(|e| e.transform_up(|x| rewrite(x, &empty)).map(|t| t.data)).collect::<Result<Vec<_>>>())
+        .collect::<Result<_>>()?;
+    // The planner cast every row to the type it found common, integer
+    // quotients included: a quotient now sheds that cast.
+    for cell in rows.iter_mut().flatten() {
+        if let Expr::Cast(c) = cell {
+            if any_expr_in(&c.expr, |x| matches!(x, Expr::ScalarFunction(f) if f.func.name() == "lakewave_divide")) {
+                *cell = c.expr.as_ref().clone();
+            }
+        }
+    }
+    let mut fields = Vec::with_capacity(values.schema.fields().len());
+    for (j, (qualifier, field)) in values.schema.iter().enumerate() {
+        let types: Vec<DataType> = rows.iter().filter_map(|r| r.get(j)?.get_type(&empty).ok()).collect();
+        let common = common_decimal(&types).or_else(|| type_union_resolution(&types)).unwrap_or_else(|| field.data_type().clone());
+        for row in rows.iter_mut() {
+            if let Some(e) = row.get_mut(j) {
+                if e.get_type(&empty).ok().as_ref() != Some(&common) {
+                    *e = cast(e.clone(), common.clone());
+                }
+            }
+        }
+        fields.push((qualifier.cloned(), Arc::new(field.as_ref().clone().with_data_type(common).with_nullable(true))));
+    }
+    let schema = DFSchema::new_with_metadata(fields, values.schema.metadata().clone())?;
+    Ok(datafusion::logical_expr::Values { schema: Arc::new(schema), values: rows })
+}
+
+/// The DECIMAL holding every value of `types` when they are DECIMALs and
+/// integers, one at least a DECIMAL: the most digits on each side of the
+/// point.
+fn common_decimal(types: &[DataType]) -> Option<DataType> {
+    let mut any_decimal = false;
+    let (mut integer_digits, mut scale) = (1i16, 0i16);
+    for t in types {
+        let (p, s) = match as_decimal(t) {
+            DataType::Decimal128(p, s) if is_exact(t) && *t != DataType::Null => (p as i16, s as i16),
+            _ if *t == DataType::Null => continue,
+            _ => return None,
+        };
+        any_decimal |= matches!(t, DataType::Decimal128(..));
+        integer_digits = integer_digits.max(p - s);
+        scale = scale.max(s);
+    }
+    any_decimal.then(|| DataType::Decimal128((integer_digits + scale).clamp(1, 38) as u8, scale.min(38) as i8))
+}
+
 /// A query's result with each quotient (and each column computed from
 /// quotients) rounded to the scale MySQL shows it with: a projection on top
 /// rounding those columns, when there are any.
@@ -467,6 +541,13 @@ fn rounded_as_shown(plan: LogicalPlan) -> Result<LogicalPlan> {
     }
     let shown = shown_scales(&plan);
     let schema = Arc::clone(plan.schema());
+    // Columns are named from above by qualifier and name, so two columns
+    // of one name (a scalar subquery is named after its own column) cannot
+    // be told apart there: such a result is left as computed.
+    let mut names = std::collections::HashSet::new();
+    if !schema.iter().all(|(q, f)| names.insert((q.cloned(), f.name().clone()))) {
+        return Ok(plan);
+    }
     let mut rounded = false;
     let exprs: Vec<Expr> = schema
         .iter()
@@ -520,7 +601,36 @@ fn shown_scales(plan: &LogicalPlan) -> Vec<Option<i8>> {
                 _ => left.into_iter().chain(right).collect(),
             }
         }
-        P::Union(u) => u.inputs.iter().map(|i| shown_scales(i)).reduce(|a, b| a.into_iter().zip(b).map(|(x, y)| x.max(y)).collect()).unwrap_or_default(),
+        // A column of VALUES shows the most digits any of its rows shows.
+        P::Values(v) => {
+            let empty = DFSchema::empty();
+            (0..width)
+                .map(|j| {
+                    let cells: Vec<&Expr> = v.values.iter().filter_map(|r| r.get(j)).collect();
+                    if !cells.iter().any(|e| shown_scale(e, &empty, &[]).is_some()) {
+                        return None;
+                    }
+                    let scale = |e: &&Expr| shown_scale(e, &empty, &[]).or_else(|| own_scale(e, &empty));
+                    cells.iter().map(scale).reduce(|a, b| a.zip(b).map(|(a, b)| a.max(b))).flatten()
+                })
+                .collect()
+        }
+        // A column of a union shows the most digits any of its inputs shows
+        // (an input without quotients shows its type's).
+        P::Union(u) => {
+            let inputs: Vec<(Vec<Option<i8>>, Vec<Option<i8>>)> = u.inputs.iter().map(|i| (shown_scales(i), natural_scales(i))).collect();
+            (0..width)
+                .map(|j| {
+                    if !inputs.iter().any(|(shown, _)| shown.get(j).copied().flatten().is_some()) {
+                        return None;
+                    }
+                    let scale = |(shown, natural): &(Vec<Option<i8>>, Vec<Option<i8>>)| {
+                        shown.get(j).copied().flatten().or_else(|| natural.get(j).copied().flatten())
+                    };
+                    inputs.iter().map(scale).reduce(|a, b| a.zip(b).map(|(a, b)| a.max(b))).flatten()
+                })
+                .collect()
+        }
         _ => vec![],
     };
     let mut scales = scales;
@@ -541,8 +651,24 @@ fn shown_scale(e: &Expr, schema: &DFSchema, inner: &[Option<i8>]) -> Option<i8> 
         Expr::Column(c) => schema.index_of_column(c).ok().and_then(|i| inner.get(i).copied().flatten()),
         Expr::Alias(a) => of(&a.expr),
         Expr::Negative(x) => of(x),
-        Expr::Cast(c) => match c.field.data_type() {
-            DataType::Decimal128(_, t) => of(&c.expr).map(|s| s.min(*t)),
+        // A cast to fewer digits than the value has is the query's own (it
+        // shows them); one to more is type coercion's, which shows none more.
+        Expr::Cast(c) => match (c.field.data_type(), c.expr.get_type(schema)) {
+            (DataType::Decimal128(_, t), Ok(DataType::Decimal128(_, from))) if *t < from => of(&c.expr).map(|_| *t),
+            (DataType::Decimal128(_, t), _) => of(&c.expr).map(|s| s.min(*t)),
+            _ => None,
+        },
+        Expr::ScalarSubquery(q) => shown_scales(&q.subquery).first().copied().flatten(),
+        // Functions passing one of their arguments on.
+        Expr::ScalarFunction(f)
+            if matches!(f.func.name(), "coalesce" | "nvl" | "ifnull" | "nullif" | "abs" | "greatest" | "least")
+                && f.args.iter().any(|a| of(a).is_some()) =>
+        {
+            f.args.iter().map(either).reduce(|a, b| a.zip(b).map(|(a, b)| a.max(b))).flatten()
+        }
+        Expr::WindowFunction(w) if w.params.args.len() == 1 => match w.fun.name() {
+            "sum" | "min" | "max" | "first_value" | "last_value" | "lag" | "lead" => of(&w.params.args[0]),
+            "avg" => either(&w.params.args[0]).map(|s| capped(s + DIV_SCALE_INCREMENT)),
             _ => None,
         },
         Expr::ScalarFunction(f) if f.func.name() == "lakewave_divide" && f.args.len() == 2 => {
@@ -570,20 +696,44 @@ fn shown_scale(e: &Expr, schema: &DFSchema, inner: &[Option<i8>]) -> Option<i8> 
     }
 }
 
+/// The scales of `plan`'s columns before type coercion widened them (the
+/// literal `1.5` in a union with quotients is cast to their scale, but
+/// shows one digit).
+fn natural_scales(plan: &LogicalPlan) -> Vec<Option<i8>> {
+    match plan {
+        LogicalPlan::Projection(p) => p.expr.iter().map(|e| own_scale(e, p.input.schema())).collect(),
+        LogicalPlan::SubqueryAlias(a) => natural_scales(&a.input),
+        other => other.schema().fields().iter().map(|f| type_scale(f.data_type())).collect(),
+    }
+}
+
+/// The scale of a DECIMAL type, 0 for an integer type.
+fn type_scale(t: &DataType) -> Option<i8> {
+    match t {
+        DataType::Decimal128(_, s) => Some(*s),
+        t if t.is_integer() => Some(0),
+        _ => None,
+    }
+}
+
 /// The scale of `x`'s type (0 for an integer), through the casts type
 /// coercion puts on operands (`1` in `CASE ... THEN 2/3 ELSE 1 END` is cast
 /// to the quotient's type, but shows no fraction).
 fn own_scale(x: &Expr, schema: &DFSchema) -> Option<i8> {
+    if let Expr::Alias(a) = x {
+        return own_scale(&a.expr, schema);
+    }
     if let Expr::Cast(c) = x {
         if let DataType::Decimal128(_, t) = c.field.data_type() {
             return own_scale(&c.expr, schema).map(|s| s.min(*t));
         }
     }
-    match x.get_type(schema) {
-        Ok(DataType::Decimal128(_, s)) => Some(s),
-        Ok(t) if t.is_integer() => Some(0),
-        _ => None,
-    }
+    x.get_type(schema).ok().as_ref().and_then(type_scale)
+}
+
+/// Whether `e` or an expression inside it is one `wanted` says yes to.
+fn any_expr_in(e: &Expr, wanted: impl Fn(&Expr) -> bool) -> bool {
+    e.exists(|x| Ok(wanted(x))).unwrap_or(false)
 }
 
 /// Whether an expression anywhere in `plan` (subqueries included) is one

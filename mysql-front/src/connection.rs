@@ -89,6 +89,7 @@ where
             return;
         }
     conn.session.schema_changed = false;
+    ctx.processes.end(id, conn.session.database());
     conn.ok(0, "");
     if conn.io.flush().await.is_err() {
         return;
@@ -328,7 +329,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let last = parts.len() - 1;
         for (i, part) in parts.iter().enumerate() {
             let more = if i < last { StatusFlags::SERVER_MORE_RESULTS_EXISTS } else { StatusFlags::empty() };
-            tracing::debug!(id = self.session.id, sql = %connectors::stores::redact_sql(part), "query");
+            tracing::debug!(id = self.session.id, sql = %connectors::stores::redact_statement(part), "query");
             if !self.run_statement(part, RowFormat::Text, more).await {
                 return;
             }
@@ -342,7 +343,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     /// meanwhile; false if it was an error.
     async fn run_statement(&mut self, sql: &str, format: RowFormat, more: StatusFlags) -> bool {
         if let Some(list) = &self.session.processes {
-            list.begin(self.session.id, self.session.database(), connectors::stores::redact_sql(sql).into_owned());
+            list.begin(self.session.id, self.session.database(), connectors::stores::redact_statement(sql));
         }
         let result = self.session.execute(sql).await;
         let answered = self.respond(result, format, more).await;

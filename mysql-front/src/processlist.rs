@@ -181,7 +181,8 @@ impl ProcessList {
 
     /// The running statement's plan, for its progress.
     pub fn planned(&self, id: u32, plan: Arc<dyn ExecutionPlan>) {
-        if let Some(p) = self.lock().get_mut(&id) {
+        // (Preparing a statement plans it outside any command of the list.)
+        if let Some(p) = self.lock().get_mut(&id).filter(|p| p.command != "Sleep") {
             p.plan = Some(plan);
         }
     }
@@ -195,6 +196,9 @@ impl ProcessList {
 
     /// The listing's rows, by session id.
     pub fn rows(&self, full: bool) -> Vec<Vec<Option<String>>> {
+        // Progress reads the plans' statistics: outside the lock.
+        let plans: Vec<(u32, Option<Arc<dyn ExecutionPlan>>)> = self.lock().iter().map(|(id, p)| (*id, p.plan.clone())).collect();
+        let progress: BTreeMap<u32, f64> = plans.iter().filter_map(|(id, plan)| Some((*id, plan.as_ref().and_then(progress)?))).collect();
         self.lock()
             .iter()
             .map(|(id, p)| {
@@ -204,7 +208,7 @@ impl ProcessList {
                     (_, Some(_)) => "executing",
                     _ => "starting",
                 };
-                let progress = p.plan.as_ref().and_then(progress).unwrap_or(0.0);
+                let progress = progress.get(id).copied().unwrap_or(0.0);
                 vec![
                     Some(id.to_string()),
                     Some(p.user.clone()),

@@ -714,6 +714,13 @@ impl Session {
         let task = Arc::new(df.task_ctx());
         let started = match lakehouse::diagnose::plan_catching(df).await {
             Ok(plan) => {
+                // The analyzer's rules (MySQL's quotients and their shown
+                // scales) change result types after the unanalyzed plan
+                // above: the columns are described from the planned ones,
+                // under the names chosen above.
+                for (c, typed) in cols.iter_mut().zip(ColumnInfo::from_schema(&plan.schema(), &qualifiers)) {
+                    (c.ty, c.nullable) = (typed.ty, typed.nullable);
+                }
                 let switch = self.processes.as_ref().and_then(|list| {
                     list.planned(self.id, Arc::clone(&plan));
                     list.switch(self.id)
@@ -1139,7 +1146,7 @@ impl Session {
                         Some("Query".into()),
                         Some("0".into()),
                         Some("executing".into()),
-                        Some(connectors::stores::redact_sql(sql).into_owned()),
+                        Some(connectors::stores::redact_statement(sql)),
                         Some("0.000".into()),
                     ]],
                 };

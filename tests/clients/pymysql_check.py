@@ -141,6 +141,15 @@ def check_parameters(conn):
     assert got == [(2,), (3,)], f"parameterized IN list: {got!r}"
 
 
+def check_arithmetic(conn):
+    """MySQL's quotients arrive typed as DECIMALs (the column definitions
+    agree with the values), in the text and the binary protocol."""
+    sql = "SELECT 1/3, 2/3*100, AVG(id), SUM(id)/COUNT(*), 7 DIV 2, 7/0 FROM fixtures.all_types"
+    got = query(conn, sql)
+    expected = [(Decimal("0.3333"), Decimal("66.6667"), Decimal("2.0000"), Decimal("2.0000"), 3, None)]
+    assert got == expected, f"quotients: {got!r}"
+
+
 def expect_error(conn, sql, errno, sqlstate, exc_class):
     try:
         query(conn, sql)
@@ -201,6 +210,7 @@ def main():
     section("samples", check_samples)
     section("all_types", check_all_types)
     section("parameters", check_parameters)
+    section("arithmetic", check_arithmetic)
     section("errors", check_errors)
     if failures:
         print("pymysql check FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
