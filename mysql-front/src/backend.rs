@@ -45,6 +45,8 @@ pub struct Backend {
     pub server_version: String,
     /// Prepared statements that live on the backend (client id = backend id).
     pub statements: HashMap<u32, ()>,
+    /// The backend's id of this connection (its `CONNECTION_ID()`).
+    pub thread_id: u32,
 }
 
 /// Result of relaying one command.
@@ -117,6 +119,7 @@ impl Backend {
         }
         let hs: HandshakePacket<'_> = ParseBuf(&hello).parse(()).map_err(|e| lost(format!("bad handshake: {e}")))?;
         let server_version = String::from_utf8_lossy(hs.server_version_ref()).into_owned();
+        let thread_id = hs.connection_id();
         let wanted = (client_caps
             | CapabilityFlags::CLIENT_PROTOCOL_41
             | CapabilityFlags::CLIENT_SECURE_CONNECTION
@@ -178,7 +181,7 @@ impl Backend {
                 _ => return Err(lost("unexpected packet during authentication")),
             }
         }
-        Ok(Self { io, status: StatusFlags::SERVER_STATUS_AUTOCOMMIT, server_version, statements: HashMap::new() })
+        Ok(Self { io, status: StatusFlags::SERVER_STATUS_AUTOCOMMIT, server_version, statements: HashMap::new(), thread_id })
     }
 
     pub fn is_mariadb(&self) -> bool {

@@ -9,7 +9,8 @@
 //!
 //! `KILL QUERY id` stops a session's running statement (its result stream
 //! ends with error 1317 at the next poll, and dropping the stream stops the
-//! plan); `KILL [CONNECTION] id` also closes the session.
+//! plan; a statement relayed to the MySQL backend is killed there);
+//! `KILL [CONNECTION] id` also closes the session.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -54,6 +55,9 @@ pub struct KillSwitch {
     waiting: Mutex<Option<Waker>>,
     /// Wakes the session's wait for its next command.
     pub closed: tokio::sync::Notify,
+    /// The MySQL backend's id of the session's connection there (0 for
+    /// none), to stop a statement relayed to it.
+    pub backend_thread: std::sync::atomic::AtomicU32,
 }
 
 impl KillSwitch {

@@ -139,7 +139,11 @@ impl Session {
         if slot.is_none() {
             let config = self.backend_config.clone().ok_or_else(|| crate::backend::lost("no backend is attached"))?;
             let db = self.database();
-            *slot = Some(Backend::connect(&config, self.client_caps, db.as_deref()).await?);
+            let backend = Backend::connect(&config, self.client_caps, db.as_deref()).await?;
+            if let Some(switch) = self.processes.as_ref().and_then(|list| list.switch(self.id)) {
+                switch.backend_thread.store(backend.thread_id, std::sync::atomic::Ordering::Release);
+            }
+            *slot = Some(backend);
         }
         Ok(())
     }
@@ -1132,6 +1136,14 @@ impl Session {
                 let known = self.processes.as_ref().is_some_and(|list| list.kill(id, connection));
                 if !known {
                     return Err(MyError::new(1094, S_HY000, format!("Unknown thread id: {id}")));
+                }
+                // A statement the session relayed to MySQL is stopped there
+                // (the relay then answers with MySQL's own response).
+                let thread = self.processes.as_ref().and_then(|list| list.switch(id)).map(|s| s.backend_thread.load(std::sync::atomic::Ordering::Acquire));
+                if let Some(thread) = thread.filter(|t| *t != 0 && id != self.id && self.has_backend()) {
+                    if let Err(e) = self.backend_query(&format!("KILL QUERY {thread}")).await {
+                        tracing::debug!(id = self.id, "KILL QUERY on the backend failed: {e}");
+                    }
                 }
                 Some(Response::Ok { affected: 0, info: String::new() })
             }

@@ -416,3 +416,35 @@ async fn load_data_local_infile_reaches_mysql() {
     assert_eq!(n, Some(50_000));
     server.stop().await;
 }
+
+/// KILL QUERY reaches a statement the session relayed to MySQL: MariaDB
+/// stops it (SLEEP then answers 1, or the statement fails with 1317; it
+/// answers 0 when it slept through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_query_reaches_relayed_statements() {
+    let (db, server, mut conn, _dir) = setup().await;
+    let mut admin = server.conn().await;
+    let mut direct = db.conn().await;
+    let sleeping = tokio::spawn(async move { conn.query_first::<i64, _>("SELECT SLEEP(60)").await });
+    // Wait (bounded) until MariaDB runs it, and find the session in
+    // Lakewave's list.
+    let mut target = None;
+    for _ in 0..600 {
+        let on_mysql: Vec<String> = direct.query("SELECT info FROM information_schema.processlist WHERE info = 'SELECT SLEEP(60)'").await.expect("MariaDB's processlist");
+        let rows: Vec<(u32, String, String, Option<String>, String, u64, String, Option<String>, String)> =
+            admin.query("SHOW PROCESSLIST").await.expect("processlist");
+        if let Some(r) = rows.iter().find(|r| r.4 == "Query" && r.7.as_deref() == Some("SELECT SLEEP(60)")).filter(|_| !on_mysql.is_empty()) {
+            target = Some(r.0);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let target = target.expect("the relayed statement never ran");
+    admin.query_drop(format!("KILL QUERY {target}")).await.expect("kill query");
+    match sleeping.await.expect("the statement's task") {
+        Ok(slept) => assert_eq!(slept, Some(1), "SLEEP was not interrupted"),
+        Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1317, "{e:?}"),
+        Err(other) => panic!("the killed statement ended with {other}"),
+    }
+    server.stop().await;
+}
