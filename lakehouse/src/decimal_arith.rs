@@ -143,15 +143,28 @@ impl ScalarUDFImpl for DecimalArith {
 impl DecimalArith {
     /// The operator as DataFusion computes it (Arrow's checked kernels).
     fn checked(&self, l: &ColumnarValue, r: &ColumnarValue, rows: usize) -> Result<ColumnarValue> {
-        let scalars = matches!((l, r), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
-        let (la, ra) = (l.to_array(rows)?, r.to_array(rows)?);
-        let out: ArrayRef = match self.op {
-            Operator::Plus => numeric::add(&la, &ra)?,
-            Operator::Minus => numeric::sub(&la, &ra)?,
-            _ => numeric::mul(&la, &ra)?,
-        };
-        Ok(if scalars { ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?) } else { ColumnarValue::Array(out) })
+        on_arrays(l, r, rows, |la, ra| {
+            Ok(match self.op {
+                Operator::Plus => numeric::add(la, ra)?,
+                Operator::Minus => numeric::sub(la, ra)?,
+                _ => numeric::mul(la, ra)?,
+            })
+        })
     }
+}
+
+/// `f` over two operands as arrays of `rows` rows; two scalars make one
+/// row, and a scalar result.
+pub(crate) fn on_arrays(
+    l: &ColumnarValue,
+    r: &ColumnarValue,
+    rows: usize,
+    f: impl FnOnce(&ArrayRef, &ArrayRef) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    let scalars = matches!((l, r), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
+    let rows = if scalars { 1 } else { rows };
+    let out = f(&l.to_array(rows)?, &r.to_array(rows)?)?;
+    Ok(if scalars { ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?) } else { ColumnarValue::Array(out) })
 }
 
 /// `v`'s low 64 bits, sign-extended: `v` itself when it fits in 64 bits.

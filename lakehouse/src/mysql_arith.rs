@@ -38,8 +38,13 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
+use connectors::mysql::pushdown::MYSQL_OPERATORS;
+
+/// The names of the functions and the operators they compute, by [`Op`]
+/// (shared with the MySQL pushdown, which sends them as the operators).
+const DIVIDE: &str = MYSQL_OPERATORS[Op::Divide as usize].0;
 /// The name `a DIV b` is called by.
-pub const INT_DIV: &str = "lakewave_int_div";
+pub const INT_DIV: &str = MYSQL_OPERATORS[Op::IntDivide as usize].0;
 
 /// MySQL's `div_precision_increment`: the digits a quotient gets past its
 /// dividend's.
@@ -47,6 +52,7 @@ const DIV_SCALE_INCREMENT: i8 = 4;
 /// MySQL's largest DECIMAL scale.
 const MAX_SCALE: i8 = 30;
 
+/// In the order of [`MYSQL_OPERATORS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Op {
     /// `/`
@@ -81,12 +87,13 @@ impl MySqlArith {
     }
 
     fn symbol(&self) -> &'static str {
-        match self.op {
-            Op::Divide => "/",
-            Op::IntDivide => "DIV",
-            Op::Remainder => "%",
-        }
+        MYSQL_OPERATORS[self.op as usize].1
     }
+}
+
+/// Whether `e` is a call of MySQL's `/`.
+fn is_quotient(e: &Expr) -> bool {
+    matches!(e, Expr::ScalarFunction(f) if f.func.name() == DIVIDE)
 }
 
 fn is_exact(t: &DataType) -> bool {
@@ -97,15 +104,23 @@ fn is_number(t: &DataType) -> bool {
     is_exact(t) || t.is_floating()
 }
 
+/// The digits an integer type's values can have.
+fn integer_precision(t: &DataType) -> Option<u8> {
+    Some(match t {
+        DataType::Int8 | DataType::UInt8 => 3,
+        DataType::Int16 | DataType::UInt16 => 5,
+        DataType::Int32 | DataType::UInt32 => 10,
+        DataType::Int64 => 19,
+        DataType::UInt64 => 20,
+        _ => return None,
+    })
+}
+
 /// The DECIMAL an exact operand is divided as.
 fn as_decimal(t: &DataType) -> DataType {
-    match t {
-        DataType::Int8 | DataType::UInt8 => DataType::Decimal128(3, 0),
-        DataType::Int16 | DataType::UInt16 => DataType::Decimal128(5, 0),
-        DataType::Int32 | DataType::UInt32 => DataType::Decimal128(10, 0),
-        DataType::Int64 => DataType::Decimal128(19, 0),
-        DataType::UInt64 => DataType::Decimal128(20, 0),
-        DataType::Decimal128(p, s) => DataType::Decimal128(*p, *s),
+    match (t, integer_precision(t)) {
+        (DataType::Decimal128(p, s), _) => DataType::Decimal128(*p, *s),
+        (_, Some(p)) => DataType::Decimal128(p, 0),
         _ => DataType::Decimal128(1, 0),
     }
 }
@@ -144,11 +159,7 @@ fn quotient_type(p1: u8, s1: i8, s2: i8) -> DataType {
 
 impl ScalarUDFImpl for MySqlArith {
     fn name(&self) -> &str {
-        match self.op {
-            Op::Divide => "lakewave_divide",
-            Op::IntDivide => INT_DIV,
-            Op::Remainder => "lakewave_remainder",
-        }
+        MYSQL_OPERATORS[self.op as usize].0
     }
 
     fn signature(&self) -> &Signature {
@@ -203,29 +214,28 @@ impl ScalarUDFImpl for MySqlArith {
         let [l, r] = args.args.as_slice() else {
             return plan_err!("{} takes two operands", self.symbol());
         };
-        let scalars = matches!((l, r), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
-        let rows = if scalars { 1 } else { args.number_rows };
-        let (a, b) = (l.to_array(rows)?, r.to_array(rows)?);
-        let out: ArrayRef = match (self.op, a.data_type(), b.data_type()) {
-            (Op::Remainder, ..) => remainder(&a, &b)?,
-            (op, DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) => {
-                let (a, b) = (a.as_primitive::<Decimal128Type>(), b.as_primitive::<Decimal128Type>());
-                match (op, args.return_field.data_type()) {
-                    (Op::Divide, DataType::Decimal128(p, s)) => Arc::new(decimal_quotient(a, *s1, b, *s2, *p, *s)?),
-                    _ => Arc::new(decimal_int_quotient(a, *s1, b, *s2)?),
+        let return_type = args.return_field.data_type();
+        crate::decimal_arith::on_arrays(l, r, args.number_rows, |a, b| {
+            Ok(match (self.op, a.data_type(), b.data_type()) {
+                (Op::Remainder, ..) => remainder(a, b)?,
+                (op, DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) => {
+                    let (a, b) = (a.as_primitive::<Decimal128Type>(), b.as_primitive::<Decimal128Type>());
+                    match (op, return_type) {
+                        (Op::Divide, DataType::Decimal128(p, s)) => Arc::new(decimal_quotient(a, *s1, b, *s2, *p, *s)?),
+                        _ => Arc::new(decimal_int_quotient(a, *s1, b, *s2)?),
+                    }
                 }
-            }
-            (op, DataType::Float64, DataType::Float64) => {
-                let (a, b) = (a.as_primitive::<Float64Type>(), b.as_primitive::<Float64Type>());
-                let q: Float64Array = a.iter().zip(b.iter()).map(|(x, y)| Some(x? / y.filter(|y| *y != 0.0)?)).collect();
-                match op {
-                    Op::Divide => Arc::new(q),
-                    _ => Arc::new(float_to_bigint(&q)?),
+                (op, DataType::Float64, DataType::Float64) => {
+                    let (a, b) = (a.as_primitive::<Float64Type>(), b.as_primitive::<Float64Type>());
+                    let q: Float64Array = a.iter().zip(b.iter()).map(|(x, y)| Some(x? / y.filter(|y| *y != 0.0)?)).collect();
+                    match op {
+                        Op::Divide => Arc::new(q),
+                        _ => Arc::new(float_to_bigint(&q)?),
+                    }
                 }
-            }
-            (_, l, r) => return exec_err!("{} of {l} and {r}", self.symbol()),
-        };
-        Ok(if scalars { ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?) } else { ColumnarValue::Array(out) })
+                (_, l, r) => return exec_err!("{} of {l} and {r}", self.symbol()),
+            })
+        })
     }
 }
 
@@ -381,12 +391,7 @@ impl AnalyzerRule for MySqlDivision {
         }
         // A recursive query's work table keeps the types it was planned
         // with: such queries keep DataFusion's arithmetic.
-        let mut recursive = false;
-        plan.apply_with_subqueries(|p| {
-            recursive |= matches!(p, LogicalPlan::RecursiveQuery(_));
-            Ok(if recursive { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
-        })?;
-        if recursive {
+        if any_node(&plan, |p| matches!(p, LogicalPlan::RecursiveQuery(_)))? {
             return Ok(plan);
         }
         // Every node is rebuilt: a quotient's type changes the types of the
@@ -420,9 +425,8 @@ impl AnalyzerRule for MySqlShownScale {
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         let wanted = |x: &Expr| match x {
-            Expr::ScalarFunction(f) => f.func.name() == "lakewave_divide",
             Expr::AggregateFunction(a) => a.func.name() == "avg",
-            _ => false,
+            x => is_quotient(x),
         };
         if !any_expression(&plan, wanted)? {
             return Ok(plan);
@@ -446,10 +450,7 @@ fn text_of_shown(x: Expr, schema: &DFSchema, inner: &[Option<i8>]) -> Result<Tra
     let rounded = |arg: &Expr| -> Option<Expr> {
         let shown = shown_scale(arg, schema, inner)?;
         match arg.get_type(schema) {
-            Ok(DataType::Decimal128(p, s)) if shown < s => {
-                let precision = (p as i16 - s as i16 + shown as i16).clamp(1, 38) as u8;
-                Some(cast(arg.clone(), DataType::Decimal128(precision, shown)))
-            }
+            Ok(DataType::Decimal128(p, s)) if shown < s => Some(cast(arg.clone(), shown_type(p, s, shown))),
             _ => None,
         }
     };
@@ -487,7 +488,7 @@ fn rewrite_values(values: datafusion::logical_expr::Values) -> Result<datafusion
     // quotients included: a quotient now sheds that cast.
     for cell in rows.iter_mut().flatten() {
         if let Expr::Cast(c) = cell {
-            if any_expr_in(&c.expr, |x| matches!(x, Expr::ScalarFunction(f) if f.func.name() == "lakewave_divide")) {
+            if any_expr_in(&c.expr, &is_quotient) {
                 *cell = c.expr.as_ref().clone();
             }
         }
@@ -516,9 +517,10 @@ fn common_decimal(types: &[DataType]) -> Option<DataType> {
     let mut any_decimal = false;
     let (mut integer_digits, mut scale) = (1i16, 0i16);
     for t in types {
-        let (p, s) = match as_decimal(t) {
-            DataType::Decimal128(p, s) if is_exact(t) && *t != DataType::Null => (p as i16, s as i16),
-            _ if *t == DataType::Null => continue,
+        let (p, s) = match (t, integer_precision(t)) {
+            (DataType::Null, _) => continue,
+            (DataType::Decimal128(p, s), _) => (*p as i16, *s as i16),
+            (_, Some(p)) => (p as i16, 0),
             _ => return None,
         };
         any_decimal |= matches!(t, DataType::Decimal128(..));
@@ -526,6 +528,12 @@ fn common_decimal(types: &[DataType]) -> Option<DataType> {
         scale = scale.max(s);
     }
     any_decimal.then(|| DataType::Decimal128((integer_digits + scale).clamp(1, 38) as u8, scale.min(38) as i8))
+}
+
+/// A DECIMAL(`p`, `s`) value's type once rounded to `shown` digits after
+/// the point (a cast rounds half away from zero).
+fn shown_type(p: u8, s: i8, shown: i8) -> DataType {
+    DataType::Decimal128((p as i16 - s as i16 + shown as i16).clamp(1, 38) as u8, shown)
 }
 
 /// A query's result with each quotient (and each column computed from
@@ -557,8 +565,7 @@ fn rounded_as_shown(plan: LogicalPlan) -> Result<LogicalPlan> {
             match (field.data_type(), shown) {
                 (DataType::Decimal128(p, s), Some(shown)) if shown < *s => {
                     rounded = true;
-                    let precision = (*p as i16 - *s as i16 + shown as i16).clamp(1, 38) as u8;
-                    cast(column, DataType::Decimal128(precision, shown)).alias_qualified(qualifier.cloned(), field.name())
+                    cast(column, shown_type(*p, *s, shown)).alias_qualified(qualifier.cloned(), field.name())
                 }
                 _ => column,
             }
@@ -601,41 +608,37 @@ fn shown_scales(plan: &LogicalPlan) -> Vec<Option<i8>> {
                 _ => left.into_iter().chain(right).collect(),
             }
         }
-        // A column of VALUES shows the most digits any of its rows shows.
+        // A column of VALUES is one of its rows' values.
         P::Values(v) => {
             let empty = DFSchema::empty();
             (0..width)
-                .map(|j| {
-                    let cells: Vec<&Expr> = v.values.iter().filter_map(|r| r.get(j)).collect();
-                    if !cells.iter().any(|e| shown_scale(e, &empty, &[]).is_some()) {
-                        return None;
-                    }
-                    let scale = |e: &&Expr| shown_scale(e, &empty, &[]).or_else(|| own_scale(e, &empty));
-                    cells.iter().map(scale).reduce(|a, b| a.zip(b).map(|(a, b)| a.max(b))).flatten()
-                })
+                .map(|j| widest(v.values.iter().filter_map(|r| r.get(j)).map(|e| (shown_scale(e, &empty, &[]), own_scale(e, &empty)))))
                 .collect()
         }
-        // A column of a union shows the most digits any of its inputs shows
-        // (an input without quotients shows its type's).
+        // A column of a union is one of its inputs' columns.
         P::Union(u) => {
             let inputs: Vec<(Vec<Option<i8>>, Vec<Option<i8>>)> = u.inputs.iter().map(|i| (shown_scales(i), natural_scales(i))).collect();
-            (0..width)
-                .map(|j| {
-                    if !inputs.iter().any(|(shown, _)| shown.get(j).copied().flatten().is_some()) {
-                        return None;
-                    }
-                    let scale = |(shown, natural): &(Vec<Option<i8>>, Vec<Option<i8>>)| {
-                        shown.get(j).copied().flatten().or_else(|| natural.get(j).copied().flatten())
-                    };
-                    inputs.iter().map(scale).reduce(|a, b| a.zip(b).map(|(a, b)| a.max(b))).flatten()
-                })
-                .collect()
+            let at = |scales: &[Option<i8>], j: usize| scales.get(j).copied().flatten();
+            (0..width).map(|j| widest(inputs.iter().map(|(shown, natural)| (at(shown, j), at(natural, j))))).collect()
         }
         _ => vec![],
     };
     let mut scales = scales;
     scales.resize(width, None);
     scales
+}
+
+/// The scale shown by a value that is one of several (CASE branches,
+/// COALESCE's arguments, union inputs, VALUES rows), each given as the
+/// scale it shows and its own type's: when any shows a quotient's scale,
+/// the most digits any of them shows (None when one is not a number);
+/// otherwise None.
+fn widest(alternatives: impl Iterator<Item = (Option<i8>, Option<i8>)>) -> Option<i8> {
+    let alternatives: Vec<(Option<i8>, Option<i8>)> = alternatives.collect();
+    if !alternatives.iter().any(|(shown, _)| shown.is_some()) {
+        return None;
+    }
+    alternatives.into_iter().map(|(shown, own)| shown.or(own)).reduce(|a, b| a.zip(b).map(|(a, b)| a.max(b))).flatten()
 }
 
 /// The scale MySQL shows `e` with (over `schema`, whose columns are shown
@@ -647,6 +650,13 @@ fn shown_scale(e: &Expr, schema: &DFSchema, inner: &[Option<i8>]) -> Option<i8> 
     let of = |x: &Expr| shown_scale(x, schema, inner);
     let either = |x: &Expr| of(x).or_else(|| own_scale(x, schema));
     let capped = |s: i8| s.min(MAX_SCALE);
+    let one_of = |xs: &mut dyn Iterator<Item = &Expr>| widest(xs.map(|x| (of(x), own_scale(x, schema))));
+    // Aggregations and window functions over one argument.
+    let aggregate = |name: &str, args: &[Expr]| match (name, args) {
+        ("sum" | "min" | "max" | "first_value" | "last_value" | "lag" | "lead", [x]) => of(x),
+        ("avg", [x]) => either(x).map(|s| capped(s + DIV_SCALE_INCREMENT)),
+        _ => None,
+    };
     match e {
         Expr::Column(c) => schema.index_of_column(c).ok().and_then(|i| inner.get(i).copied().flatten()),
         Expr::Alias(a) => of(&a.expr),
@@ -660,38 +670,18 @@ fn shown_scale(e: &Expr, schema: &DFSchema, inner: &[Option<i8>]) -> Option<i8> 
         },
         Expr::ScalarSubquery(q) => shown_scales(&q.subquery).first().copied().flatten(),
         // Functions passing one of their arguments on.
-        Expr::ScalarFunction(f)
-            if matches!(f.func.name(), "coalesce" | "nvl" | "ifnull" | "nullif" | "abs" | "greatest" | "least")
-                && f.args.iter().any(|a| of(a).is_some()) =>
-        {
-            f.args.iter().map(either).reduce(|a, b| a.zip(b).map(|(a, b)| a.max(b))).flatten()
+        Expr::ScalarFunction(f) if matches!(f.func.name(), "coalesce" | "nvl" | "ifnull" | "nullif" | "abs" | "greatest" | "least") => {
+            one_of(&mut f.args.iter())
         }
-        Expr::WindowFunction(w) if w.params.args.len() == 1 => match w.fun.name() {
-            "sum" | "min" | "max" | "first_value" | "last_value" | "lag" | "lead" => of(&w.params.args[0]),
-            "avg" => either(&w.params.args[0]).map(|s| capped(s + DIV_SCALE_INCREMENT)),
-            _ => None,
-        },
-        Expr::ScalarFunction(f) if f.func.name() == "lakewave_divide" && f.args.len() == 2 => {
-            either(&f.args[0]).map(shown_quotient_scale)
-        }
+        Expr::WindowFunction(w) => aggregate(w.fun.name(), &w.params.args),
+        Expr::ScalarFunction(f) if is_quotient(e) && f.args.len() == 2 => either(&f.args[0]).map(shown_quotient_scale),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) if of(left).is_some() || of(right).is_some() => match op {
             Operator::Multiply => either(left).zip(either(right)).map(|(l, r)| capped(l + r)),
             Operator::Plus | Operator::Minus => either(left).zip(either(right)).map(|(l, r)| l.max(r)),
             _ => None,
         },
-        Expr::AggregateFunction(a) if a.params.args.len() == 1 => match a.func.name() {
-            "sum" | "min" | "max" | "first_value" | "last_value" => of(&a.params.args[0]),
-            "avg" => either(&a.params.args[0]).map(|s| capped(s + DIV_SCALE_INCREMENT)),
-            _ => None,
-        },
-        Expr::Case(c) => {
-            let branches: Vec<&Expr> = c.when_then_expr.iter().map(|(_, t)| t.as_ref()).chain(c.else_expr.as_deref()).collect();
-            if branches.iter().any(|b| of(b).is_some()) {
-                branches.into_iter().map(either).reduce(|a, b| a.zip(b).map(|(a, b)| a.max(b))).flatten()
-            } else {
-                None
-            }
-        }
+        Expr::AggregateFunction(a) => aggregate(a.func.name(), &a.params.args),
+        Expr::Case(c) => one_of(&mut c.when_then_expr.iter().map(|(_, t)| t.as_ref()).chain(c.else_expr.as_deref())),
         _ => None,
     }
 }
@@ -732,25 +722,28 @@ fn own_scale(x: &Expr, schema: &DFSchema) -> Option<i8> {
 }
 
 /// Whether `e` or an expression inside it is one `wanted` says yes to.
-fn any_expr_in(e: &Expr, wanted: impl Fn(&Expr) -> bool) -> bool {
+fn any_expr_in(e: &Expr, wanted: &impl Fn(&Expr) -> bool) -> bool {
     e.exists(|x| Ok(wanted(x))).unwrap_or(false)
+}
+
+/// Whether a node anywhere in `plan` (subqueries included) is one `wanted`
+/// says yes to.
+fn any_node(plan: &LogicalPlan, wanted: impl Fn(&LogicalPlan) -> bool) -> Result<bool> {
+    let mut found = false;
+    plan.apply_with_subqueries(|node| {
+        found = wanted(node);
+        Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })?;
+    Ok(found)
 }
 
 /// Whether an expression anywhere in `plan` (subqueries included) is one
 /// `wanted` says yes to.
 fn any_expression(plan: &LogicalPlan, wanted: impl Fn(&Expr) -> bool) -> Result<bool> {
-    let mut found = false;
-    let go_on = |found: bool| if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue };
-    plan.apply_with_subqueries(|node| {
-        node.apply_expressions(|e| {
-            e.apply(|x| {
-                found |= wanted(x);
-                Ok(go_on(found))
-            })
-        })?;
-        Ok(go_on(found))
-    })?;
-    Ok(found)
+    any_node(plan, |node| {
+        let found = node.apply_expressions(|e| Ok(if any_expr_in(e, &wanted) { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue }));
+        matches!(found, Ok(TreeNodeRecursion::Stop))
+    })
 }
 
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
@@ -760,9 +753,9 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     // 5 digits after the point, whose average (9 digits) is then rounded
     // to 4 when shown.
     if let Expr::AggregateFunction(mut a) = e {
-        return Ok(match a.params.args.first().map(|x| x.get_type(schema)) {
-            Some(Ok(t)) if a.func.name() == "avg" && a.params.args.len() == 1 && t.is_integer() => {
-                let DataType::Decimal128(p, _) = as_decimal(&t) else { unreachable!("an integer's DECIMAL") };
+        let digits = a.params.args.first().and_then(|x| integer_precision(&x.get_type(schema).ok()?));
+        return Ok(match digits {
+            Some(p) if a.func.name() == "avg" && a.params.args.len() == 1 => {
                 a.params.args[0] = cast(a.params.args[0].clone(), DataType::Decimal128(p + 5, 5));
                 Transformed::yes(Expr::AggregateFunction(a))
             }

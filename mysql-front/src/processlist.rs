@@ -14,21 +14,19 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::stats::Precision;
 use datafusion::error::DataFusionError;
-use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::physical_plan::{ExecutionPlan, RecordBatchStream, SendableRecordBatchStream, StatisticsArgs, StatisticsContext};
 use futures::{Stream, StreamExt};
 
 use crate::wire::codes::MyError;
-
-use datafusion::common::stats::Precision;
-use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
 
 /// One session's entry.
 struct Process {
@@ -57,7 +55,7 @@ pub struct KillSwitch {
     pub closed: tokio::sync::Notify,
     /// The MySQL backend's id of the session's connection there (0 for
     /// none), to stop a statement relayed to it.
-    pub backend_thread: std::sync::atomic::AtomicU32,
+    pub backend_thread: AtomicU32,
 }
 
 impl KillSwitch {
@@ -161,18 +159,17 @@ impl ProcessList {
         self.lock().get(&id).map(|p| Arc::clone(&p.switch))
     }
 
-    /// `KILL [QUERY|CONNECTION] id`: false when no session has that id.
-    pub fn kill(&self, id: u32, connection: bool) -> bool {
-        match self.lock().get(&id) {
-            Some(p) => {
-                // A session between statements has no query to stop.
-                if connection || p.command != "Sleep" {
-                    p.switch.kill(connection);
-                }
-                true
-            }
-            None => false,
+    /// `KILL [QUERY|CONNECTION] id`: the session's connection id on the
+    /// MySQL backend (0 for none), to stop a statement relayed there; None
+    /// when no session has that id.
+    pub fn kill(&self, id: u32, connection: bool) -> Option<u32> {
+        let list = self.lock();
+        let p = list.get(&id)?;
+        // A session between statements has no query to stop.
+        if connection || p.command != "Sleep" {
+            p.switch.kill(connection);
         }
+        Some(p.switch.backend_thread.load(Ordering::Acquire))
     }
 
     /// A statement starts (its text already masked).

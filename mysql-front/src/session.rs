@@ -1117,30 +1117,19 @@ impl Session {
                 ],
             )?),
             n if n.starts_with("kill ") => {
-                let mut words: Vec<&str> = n.split(' ').skip(1).collect();
-                let connection = match words.first() {
-                    Some(&"query") => {
-                        words.remove(0);
-                        false
-                    }
-                    Some(&"connection") => {
-                        words.remove(0);
-                        true
-                    }
-                    _ => true,
+                // KILL [QUERY | CONNECTION] id
+                let (connection, id) = match n.split(' ').skip(1).collect::<Vec<_>>().as_slice() {
+                    ["query", id] => (false, *id),
+                    ["connection", id] | [id] => (true, *id),
+                    words => return Err(parse_error(&format!("near '{}'", words.join(" ")))),
                 };
-                let id = match words.as_slice() {
-                    [id] => id.parse::<u32>().map_err(|_| parse_error(&format!("near '{id}'")))?,
-                    _ => return Err(parse_error(&format!("near '{}'", words.join(" ")))),
-                };
-                let known = self.processes.as_ref().is_some_and(|list| list.kill(id, connection));
-                if !known {
+                let id = id.parse::<u32>().map_err(|_| parse_error(&format!("near '{id}'")))?;
+                let Some(thread) = self.processes.as_ref().and_then(|list| list.kill(id, connection)) else {
                     return Err(MyError::new(1094, S_HY000, format!("Unknown thread id: {id}")));
-                }
+                };
                 // A statement the session relayed to MySQL is stopped there
                 // (the relay then answers with MySQL's own response).
-                let thread = self.processes.as_ref().and_then(|list| list.switch(id)).map(|s| s.backend_thread.load(std::sync::atomic::Ordering::Acquire));
-                if let Some(thread) = thread.filter(|t| *t != 0 && id != self.id && self.has_backend()) {
+                if thread != 0 && id != self.id && self.has_backend() {
                     if let Err(e) = self.backend_query(&format!("KILL QUERY {thread}")).await {
                         tracing::debug!(id = self.id, "KILL QUERY on the backend failed: {e}");
                     }

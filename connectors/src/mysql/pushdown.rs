@@ -349,6 +349,10 @@ fn mentions_text(e: &Expr, inputs: &Inputs<'_>) -> bool {
     text
 }
 
+/// The functions the engine computes MySQL's `/`, `DIV` and `%` with
+/// (`lakehouse::mysql_arith`), by name, and the operator each is in MySQL.
+pub const MYSQL_OPERATORS: [(&str, &str); 3] = [("lakewave_divide", "/"), ("lakewave_int_div", "DIV"), ("lakewave_remainder", "%")];
+
 /// MySQL SQL for a scalar expression over the inputs.
 fn expr(e: &Expr, inputs: &Inputs<'_>) -> Option<String> {
     Some(match e {
@@ -395,12 +399,7 @@ fn expr(e: &Expr, inputs: &Inputs<'_>) -> Option<String> {
         // The engine's MySQL `/`, `DIV` and `%` (NULL for a zero divisor,
         // quotients at the dividend's scale plus 4): MySQL's own operators.
         Expr::ScalarFunction(f) if f.args.len() == 2 => {
-            let sym = match f.name() {
-                "lakewave_divide" => "/",
-                "lakewave_int_div" => "DIV",
-                "lakewave_remainder" => "%",
-                _ => return None,
-            };
+            let (_, sym) = MYSQL_OPERATORS.iter().find(|(name, _)| *name == f.name())?;
             format!("({} {sym} {})", expr(&f.args[0], inputs)?, expr(&f.args[1], inputs)?)
         }
         Expr::Not(x) => format!("(NOT {})", expr(x, inputs)?),
