@@ -457,8 +457,21 @@ fn validate_name(name: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// DataFusion's options as the server's environment sets them
+/// (`DATAFUSION_EXECUTION_BATCH_SIZE=4096`, ...), read once; the settings
+/// below that MySQL compatibility needs take precedence.
+fn env_options() -> &'static datafusion::config::ConfigOptions {
+    static OPTIONS: std::sync::OnceLock<datafusion::config::ConfigOptions> = std::sync::OnceLock::new();
+    OPTIONS.get_or_init(|| {
+        datafusion::config::ConfigOptions::from_env().unwrap_or_else(|e| {
+            tracing::warn!("DataFusion options from the environment ignored: {e}");
+            datafusion::config::ConfigOptions::default()
+        })
+    })
+}
+
 fn base_config(options: &LakehouseOptions, database: Option<&str>) -> SessionConfig {
-    let mut config = SessionConfig::new()
+    let mut config = SessionConfig::from(env_options().clone())
         .with_default_catalog_and_schema(CATALOG, database.unwrap_or_default())
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(false);

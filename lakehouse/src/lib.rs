@@ -18,6 +18,7 @@ pub mod error;
 pub mod exports;
 pub mod heatwave;
 pub mod info_schema;
+pub mod join_mode;
 pub mod listing;
 pub mod model;
 pub mod mysql_arith;

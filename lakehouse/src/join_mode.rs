@@ -1,0 +1,162 @@
+//! Which hash joins build one shared table instead of partitioning both
+//! sides.
+//!
+//! DataFusion builds a join's hash table once and shares it across the
+//! probe's partitions (`CollectLeft`) only when the build side is under a
+//! fixed size (1 MiB or 128K rows); larger joins partition both inputs by
+//! the key (`Partitioned`). On a machine with few cores that is the wrong
+//! trade when the probe side is much larger than the build side: every
+//! probe row is hashed and copied into a partition before it is joined,
+//! and the runtime filter the join pushes to the probe's scan becomes a
+//! routed `CASE` over the row's hash, too costly to evaluate at the scan
+//! (see `runtime_filter`), so rows that cannot join are repartitioned too.
+//! TPC-H Q5 joins the 228K orders of a year with all 6M `lineitem` rows
+//! that way.
+//!
+//! [`CollectSmallBuilds`] runs after DataFusion's join selection, before
+//! the repartitions are placed, and turns a partitioned hash join into a
+//! collected one (its smaller side built) when the estimated rows of that
+//! side are at most [`MAX_BUILD_ROWS`] and at most 1/[`MIN_PROBE_RATIO`]
+//! of the other side's. Joins whose estimates are unknown keep their mode.
+//! `LAKEWAVE_COLLECT_SMALL_BUILDS=off` in the server's environment turns
+//! the rule off, for comparisons.
+
+use std::sync::Arc;
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::Result;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// Largest estimated build side collected into one table. A hash table of
+/// this many rows is built by one thread in a few tens of milliseconds.
+pub const MAX_BUILD_ROWS: usize = 1 << 20;
+
+/// How many times larger than the build side the probe side must be.
+pub const MIN_PROBE_RATIO: usize = 4;
+
+#[derive(Debug, Default)]
+pub struct CollectSmallBuilds;
+
+impl PhysicalOptimizerRule for CollectSmallBuilds {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        if crate::switched_off("LAKEWAVE_COLLECT_SMALL_BUILDS") {
+            return Ok(plan);
+        }
+        let swap_allowed = config.optimizer.join_reordering;
+        plan.transform_up(|node| {
+            let Some(join) = node.downcast_ref::<HashJoinExec>() else { return Ok(Transformed::no(node)) };
+            match collected(join, swap_allowed)? {
+                Some(new) => Ok(Transformed::yes(new)),
+                None => Ok(Transformed::no(node)),
+            }
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "lakewave_collect_small_builds"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// The join as a collected one, when its sizes call for it.
+fn collected(join: &HashJoinExec, swap_allowed: bool) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if join.partition_mode() != &PartitionMode::Partitioned || join.null_aware {
+        return Ok(None);
+    }
+    let (Some(left), Some(right)) = (estimated_rows(join.left()), estimated_rows(join.right())) else {
+        return Ok(None);
+    };
+    let small = |build: usize, probe: usize| build <= MAX_BUILD_ROWS && build.saturating_mul(MIN_PROBE_RATIO) <= probe;
+    if small(left, right) {
+        let new = join.builder().with_partition_mode(PartitionMode::CollectLeft).build()?;
+        return Ok(Some(Arc::new(new)));
+    }
+    if swap_allowed && join.join_type().supports_swap() && small(right, left) {
+        return Ok(Some(join.swap_inputs(PartitionMode::CollectLeft)?));
+    }
+    Ok(None)
+}
+
+fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+    let stats = StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new()).ok()?;
+    stats.num_rows.get_value().copied()
+}
+
+/// Puts [`CollectSmallBuilds`] right after DataFusion's join selection.
+pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>) {
+    match rules.iter().position(|r| r.name() == "join_selection") {
+        Some(i) => rules.insert(i + 1, Arc::new(CollectSmallBuilds)),
+        None => tracing::warn!("DataFusion's join selection was not found; hash joins keep its modes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::dataframe::DataFrameWriteOptions;
+    use datafusion::physical_plan::displayable;
+    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+    /// Parquet files carry row counts, as the lake's tables do.
+    async fn write_table(dir: &std::path::Path, name: &str, rows: i64) {
+        let ctx = SessionContext::new();
+        let df = ctx.sql(&format!("SELECT value * 2 AS {name}_k FROM generate_series(1, {rows})")).await.unwrap();
+        let path = dir.join(format!("{name}.parquet"));
+        df.write_parquet(path.to_str().unwrap(), DataFrameWriteOptions::new().with_single_file_output(true), None)
+            .await
+            .unwrap();
+    }
+
+    async fn plan(dir: &std::path::Path, collect_small: bool) -> String {
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            // Makes DataFusion's own choice partitioned at these sizes.
+            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold", 1)
+            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold_rows", 1);
+        let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+        if collect_small {
+            insert_rule(&mut rules);
+        }
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rules(rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        for t in ["small", "big"] {
+            let path = dir.join(format!("{t}.parquet"));
+            ctx.register_parquet(t, path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+        }
+        let df = ctx.sql("SELECT COUNT(*) FROM big JOIN small ON big_k = small_k").await.unwrap();
+        let rows = df.clone().collect().await.unwrap();
+        assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 1_000, "the join's answer");
+        let physical = df.create_physical_plan().await.unwrap();
+        displayable(physical.as_ref()).indent(false).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_small_build_side_is_collected_and_built_from_the_smaller_table() {
+        let dir = tempfile::tempdir().unwrap();
+        write_table(dir.path(), "small", 1_000).await;
+        write_table(dir.path(), "big", 100_000).await;
+        let default = plan(dir.path(), false).await;
+        assert!(default.contains("mode=Partitioned"), "{default}");
+        let tuned = plan(dir.path(), true).await;
+        assert!(tuned.contains("HashJoinExec: mode=CollectLeft"), "{tuned}");
+        assert!(!tuned.contains("mode=Partitioned") && !tuned.contains("partitioning=Hash"), "{tuned}");
+        // The smaller table is the build (first) side.
+        let join = tuned.lines().position(|l| l.contains("HashJoinExec")).unwrap();
+        let build = tuned.lines().skip(join + 1).find(|l| l.contains("DataSourceExec")).unwrap();
+        assert!(build.contains("small.parquet"), "{tuned}");
+    }
+}
