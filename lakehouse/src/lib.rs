@@ -27,6 +27,7 @@ pub mod provider;
 pub mod rapid;
 pub mod runtime_filter;
 pub mod secondary;
+pub mod selectivity;
 pub mod semi_join;
 pub mod shared_subplan;
 pub mod text;

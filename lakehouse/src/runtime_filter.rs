@@ -492,6 +492,7 @@ impl PhysicalOptimizerRule for UnwrapIdleScans {
 /// runtime filters where DataFusion puts them (to measure what they bring).
 pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    crate::selectivity::insert_rule(&mut rules);
     crate::join_mode::insert_rule(&mut rules);
     // The post-optimisation pushdown is the last FilterPushdown in the list.
     let post = rules.iter().rposition(|r| r.name() == "FilterPushdown(Post)");

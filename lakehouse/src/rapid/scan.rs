@@ -298,30 +298,37 @@ fn compute_statistics(
         partitions.iter().map(|p| chunk_statistics(schema, p, &columns)).collect()
     } else {
         let all: Vec<usize> = (0..schema.fields().len()).collect();
-        let filter = physical_conjunction(predicate.iter().map(|c| Arc::clone(&c.expr)));
+        let conditions: Vec<Arc<dyn PhysicalExpr>> = predicate.iter().map(|c| Arc::clone(&c.expr)).collect();
         partitions
             .iter()
-            .map(|p| filtered_statistics(schema, chunk_statistics(schema, p, &all), &filter, default_selectivity, &columns))
+            .map(|p| filtered_statistics(schema, chunk_statistics(schema, p, &all), &conditions, default_selectivity, &columns))
             .collect::<Result<_>>()?
     };
     let all = Statistics::try_merge_iter(&each, projected)?;
     Ok((each.into_iter().map(Arc::new).collect(), Arc::new(all)))
 }
 
-/// What DataFusion's `FilterExec` would estimate for `predicate` over
+/// What DataFusion's `FilterExec` would estimate for the conditions over
 /// rows with the statistics `all` (every column of the table), projected to
-/// `columns`; inexact.
+/// `columns`, with its row count lowered to the product of the conditions'
+/// fractions where that is lower (see `crate::selectivity`); inexact.
 fn filtered_statistics(
     schema: &SchemaRef,
     all: Statistics,
-    predicate: &Arc<dyn PhysicalExpr>,
+    conditions: &[Arc<dyn PhysicalExpr>],
     default_selectivity: u8,
     columns: &[usize],
 ) -> Result<Statistics> {
+    let rows = all.num_rows.get_value().copied();
+    let fraction = crate::selectivity::conjunct_fraction(schema, &all, conditions, default_selectivity)?;
     let input = Arc::new(StatisticsExec::new(all, schema.as_ref().clone()));
-    let filter = FilterExec::try_new(Arc::clone(predicate), input)?.with_default_selectivity(default_selectivity)?;
+    let predicate = physical_conjunction(conditions.iter().cloned());
+    let filter = FilterExec::try_new(predicate, input)?.with_default_selectivity(default_selectivity)?;
     let estimate = StatisticsContext::new().compute(&filter, &StatisticsArgs::new())?;
     let mut out = estimate.as_ref().clone().to_inexact();
+    if let (Some(rows), Some(fraction)) = (rows, fraction) {
+        out = crate::selectivity::lower_to(out, rows, fraction);
+    }
     out.column_statistics = columns.iter().map(|i| out.column_statistics[*i].clone()).collect();
     Ok(out)
 }
