@@ -29,11 +29,14 @@ use datafusion::common::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
 /// Largest estimated build side collected into one table. A hash table of
 /// this many rows is built by one thread in a few tens of milliseconds.
 pub const MAX_BUILD_ROWS: usize = 1 << 20;
+
+/// Largest estimated build side in bytes (wide rows), when known.
+pub const MAX_BUILD_BYTES: usize = 64 << 20;
 
 /// How many times larger than the build side the probe side must be.
 pub const MIN_PROBE_RATIO: usize = 4;
@@ -71,23 +74,30 @@ fn collected(join: &HashJoinExec, swap_allowed: bool) -> Result<Option<Arc<dyn E
     if join.partition_mode() != &PartitionMode::Partitioned || join.null_aware {
         return Ok(None);
     }
-    let (Some(left), Some(right)) = (estimated_rows(join.left()), estimated_rows(join.right())) else {
+    let (Some(left), Some(right)) = (estimate(join.left()), estimate(join.right())) else {
         return Ok(None);
     };
-    let small = |build: usize, probe: usize| build <= MAX_BUILD_ROWS && build.saturating_mul(MIN_PROBE_RATIO) <= probe;
+    let small = |build: (usize, Option<usize>), probe: (usize, Option<usize>)| {
+        build.0 <= MAX_BUILD_ROWS
+            && build.1.is_none_or(|bytes| bytes <= MAX_BUILD_BYTES)
+            && build.0.saturating_mul(MIN_PROBE_RATIO) <= probe.0
+    };
     if small(left, right) {
         let new = join.builder().with_partition_mode(PartitionMode::CollectLeft).build()?;
         return Ok(Some(Arc::new(new)));
     }
-    if swap_allowed && join.join_type().supports_swap() && small(right, left) {
+    // (An unbounded input is never made the side that is built whole.)
+    let bounded = !join.right().boundedness().is_unbounded();
+    if swap_allowed && bounded && join.join_type().supports_swap() && small(right, left) {
         return Ok(Some(join.swap_inputs(PartitionMode::CollectLeft)?));
     }
     Ok(None)
 }
 
-fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+/// Estimated rows and, when known, bytes of a join input.
+fn estimate(plan: &Arc<dyn ExecutionPlan>) -> Option<(usize, Option<usize>)> {
     let stats = StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new()).ok()?;
-    stats.num_rows.get_value().copied()
+    Some((*stats.num_rows.get_value()?, stats.total_byte_size.get_value().copied()))
 }
 
 /// Puts [`CollectSmallBuilds`] right after DataFusion's join selection.
@@ -117,7 +127,8 @@ mod tests {
             .unwrap();
     }
 
-    async fn plan(dir: &std::path::Path, collect_small: bool) -> String {
+    /// The query's count and its physical plan.
+    async fn run(dir: &std::path::Path, collect_small: bool, sql: &str) -> (i64, String) {
         let config = SessionConfig::new()
             .with_target_partitions(2)
             // Makes DataFusion's own choice partitioned at these sizes.
@@ -137,11 +148,11 @@ mod tests {
             let path = dir.join(format!("{t}.parquet"));
             ctx.register_parquet(t, path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
         }
-        let df = ctx.sql("SELECT COUNT(*) FROM big JOIN small ON big_k = small_k").await.unwrap();
+        let df = ctx.sql(sql).await.unwrap();
         let rows = df.clone().collect().await.unwrap();
-        assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 1_000, "the join's answer");
+        let count = rows[0].column(0).as_primitive::<Int64Type>().value(0);
         let physical = df.create_physical_plan().await.unwrap();
-        displayable(physical.as_ref()).indent(false).to_string()
+        (count, displayable(physical.as_ref()).indent(false).to_string())
     }
 
     #[tokio::test]
@@ -149,14 +160,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_table(dir.path(), "small", 1_000).await;
         write_table(dir.path(), "big", 100_000).await;
-        let default = plan(dir.path(), false).await;
+        let inner = "SELECT COUNT(*) FROM big JOIN small ON big_k = small_k";
+        let (count, default) = run(dir.path(), false, inner).await;
+        assert_eq!(count, 1_000);
         assert!(default.contains("mode=Partitioned"), "{default}");
-        let tuned = plan(dir.path(), true).await;
+        let (count, tuned) = run(dir.path(), true, inner).await;
+        assert_eq!(count, 1_000);
         assert!(tuned.contains("HashJoinExec: mode=CollectLeft"), "{tuned}");
         assert!(!tuned.contains("mode=Partitioned") && !tuned.contains("partitioning=Hash"), "{tuned}");
         // The smaller table is the build (first) side.
         let join = tuned.lines().position(|l| l.contains("HashJoinExec")).unwrap();
         let build = tuned.lines().skip(join + 1).find(|l| l.contains("DataSourceExec")).unwrap();
         assert!(build.contains("small.parquet"), "{tuned}");
+    }
+
+    #[tokio::test]
+    async fn outer_and_anti_joins_keep_their_answers_when_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        write_table(dir.path(), "small", 1_000).await;
+        write_table(dir.path(), "big", 100_000).await;
+        let cases = [
+            ("SELECT COUNT(*) FROM big LEFT JOIN small ON big_k = small_k", 100_000),
+            ("SELECT COUNT(small_k) FROM small RIGHT JOIN big ON big_k = small_k", 1_000),
+            ("SELECT COUNT(*) FROM small FULL JOIN big ON big_k = small_k + 1", 101_000),
+            ("SELECT COUNT(*) FROM big WHERE NOT EXISTS (SELECT 1 FROM small WHERE small_k = big_k)", 99_000),
+            ("SELECT COUNT(*) FROM big WHERE EXISTS (SELECT 1 FROM small WHERE small_k = big_k)", 1_000),
+            ("SELECT COUNT(*) FROM big JOIN small ON big_k = small_k AND big_k % 4 = 0", 500),
+        ];
+        for (sql, want) in cases {
+            let (count, default) = run(dir.path(), false, sql).await;
+            assert_eq!(count, want, "{sql}\n{default}");
+            assert!(default.contains("mode=Partitioned"), "{sql}\n{default}");
+            let (count, tuned) = run(dir.path(), true, sql).await;
+            assert_eq!(count, want, "{sql}\n{tuned}");
+            assert!(!tuned.contains("mode=Partitioned"), "{sql}\n{tuned}");
+        }
     }
 }

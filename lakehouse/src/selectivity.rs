@@ -25,7 +25,7 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Result, Statistics};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::intervals::utils::check_support;
-use datafusion::physical_expr::utils::split_conjunction;
+use datafusion::physical_expr::utils::{conjunction, split_conjunction};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::FilterExec;
@@ -42,8 +42,11 @@ fn enabled() -> bool {
 }
 
 /// The fraction of rows with statistics `input` (of `schema`) that the
-/// conditions keep, taken as independent; None when the input's row count
-/// is unknown or zero.
+/// conditions keep: the conditions DataFusion can analyse, analysed
+/// together, times the default selectivity once for all the others (so a
+/// run of `x IS NOT NULL AND y IS NOT NULL ...` is not taken as ever more
+/// selective). None when the input's row count is unknown or zero, or the
+/// analysis fails.
 pub fn conjunct_fraction(
     schema: &SchemaRef,
     input: &Statistics,
@@ -51,22 +54,28 @@ pub fn conjunct_fraction(
     default_selectivity: u8,
 ) -> Result<Option<f64>> {
     let Some(&rows) = input.num_rows.get_value() else { return Ok(None) };
-    if rows == 0 || !enabled() {
+    if rows == 0 || !enabled() || input.column_statistics.len() != schema.fields().len() {
         return Ok(None);
     }
-    let source: Arc<dyn ExecutionPlan> = Arc::new(StatisticsExec::new(input.clone(), schema.as_ref().clone()));
-    let mut fraction = 1.0;
-    for condition in conditions {
-        let filter = FilterExec::try_new(Arc::clone(condition), Arc::clone(&source))?.with_default_selectivity(default_selectivity)?;
-        let kept = StatisticsContext::new().compute(&filter, &StatisticsArgs::new())?;
-        let kept = kept.num_rows.get_value().copied().unwrap_or(rows);
+    let (analysable, others): (Vec<_>, Vec<_>) = conditions.iter().cloned().partition(|c| check_support(c, schema));
+    let mut fraction = if others.is_empty() { 1.0 } else { f64::from(default_selectivity.min(100)) / 100.0 };
+    if !analysable.is_empty() {
+        let source: Arc<dyn ExecutionPlan> = Arc::new(StatisticsExec::new(input.clone(), schema.as_ref().clone()));
+        let estimate = FilterExec::try_new(conjunction(analysable), source)
+            .and_then(|f| f.with_default_selectivity(default_selectivity))
+            .and_then(|f| StatisticsContext::new().compute(&f, &StatisticsArgs::new()));
+        // An analysis DataFusion never ran before (its whole filter was
+        // beyond it) must not fail the query: no estimate then.
+        let Ok(estimate) = estimate else { return Ok(None) };
+        let kept = estimate.num_rows.get_value().copied().unwrap_or(rows);
         fraction *= (kept as f64 / rows as f64).clamp(0.0, 1.0);
     }
     Ok(Some(fraction))
 }
 
 /// `estimate` (a filter's statistics) with its row count and size lowered
-/// to `fraction` of `input_rows` when that is lower.
+/// to `fraction` of `input_rows` when that is lower; null and distinct
+/// counts are capped at the new row count.
 pub fn lower_to(mut estimate: Statistics, input_rows: usize, fraction: f64) -> Statistics {
     let rows = ((input_rows as f64) * fraction).ceil() as usize;
     let Some(&current) = estimate.num_rows.get_value() else { return estimate };
@@ -78,7 +87,22 @@ pub fn lower_to(mut estimate: Statistics, input_rows: usize, fraction: f64) -> S
         estimate.total_byte_size = Precision::Inexact(scaled);
     }
     estimate.num_rows = Precision::Inexact(rows);
+    for column in &mut estimate.column_statistics {
+        for count in [&mut column.null_count, &mut column.distinct_count] {
+            if let Some(&n) = count.get_value() {
+                if n > rows {
+                    *count = Precision::Inexact(rows);
+                }
+            }
+        }
+    }
     estimate
+}
+
+/// Whether DataFusion analyses `predicate` as a whole (else it gives it
+/// the default selectivity).
+pub fn analysed_whole(predicate: &Arc<dyn PhysicalExpr>, schema: &SchemaRef) -> bool {
+    check_support(predicate, schema)
 }
 
 /// Gives filters that DataFusion cannot analyse as a whole the estimate of
@@ -125,7 +149,7 @@ fn retuned(filter: &FilterExec) -> Result<Option<FilterExec>> {
     if check_support(filter.predicate(), &schema) {
         return Ok(None);
     }
-    let input = StatisticsContext::new().compute(filter.input().as_ref(), &StatisticsArgs::new())?;
+    let Ok(input) = StatisticsContext::new().compute(filter.input().as_ref(), &StatisticsArgs::new()) else { return Ok(None) };
     let default = filter.default_selectivity();
     let Some(fraction) = conjunct_fraction(&schema, &input, &conditions, default)? else {
         return Ok(None);
@@ -179,6 +203,14 @@ mod tests {
         let tuned = ConjunctSelectivity.optimize(Arc::clone(&filter), &ConfigOptions::default()).unwrap();
         let kept = rows_of(tuned.as_ref());
         assert!((15..=25).contains(&kept), "10% of 20% of 1000 rows, not {kept}");
+        // Conditions beyond analysis count once, however many there are.
+        let lists = (1..4i64)
+            .map(|n| in_list(col("b", &schema).unwrap(), (0..n).map(lit).collect(), &false, &schema).unwrap())
+            .reduce(|a, b| binary(a, Operator::And, b, &schema).unwrap())
+            .unwrap();
+        let lists: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(lists, Arc::clone(&input)).unwrap());
+        let same = ConjunctSelectivity.optimize(lists, &ConfigOptions::default()).unwrap();
+        assert_eq!(rows_of(same.as_ref()), 200);
         // A filter DataFusion analyses as a whole is left alone.
         let analysed: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(range, input).unwrap());
         let same = ConjunctSelectivity.optimize(Arc::clone(&analysed), &ConfigOptions::default()).unwrap();

@@ -320,9 +320,15 @@ fn filtered_statistics(
     columns: &[usize],
 ) -> Result<Statistics> {
     let rows = all.num_rows.get_value().copied();
-    let fraction = crate::selectivity::conjunct_fraction(schema, &all, conditions, default_selectivity)?;
-    let input = Arc::new(StatisticsExec::new(all, schema.as_ref().clone()));
     let predicate = physical_conjunction(conditions.iter().cloned());
+    // Only a filter DataFusion gives the default selectivity as a whole is
+    // estimated condition by condition.
+    let fraction = if crate::selectivity::analysed_whole(&predicate, schema) {
+        None
+    } else {
+        crate::selectivity::conjunct_fraction(schema, &all, conditions, default_selectivity)?
+    };
+    let input = Arc::new(StatisticsExec::new(all, schema.as_ref().clone()));
     let filter = FilterExec::try_new(predicate, input)?.with_default_selectivity(default_selectivity)?;
     let estimate = StatisticsContext::new().compute(&filter, &StatisticsArgs::new())?;
     let mut out = estimate.as_ref().clone().to_inexact();
