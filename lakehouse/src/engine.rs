@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     pub(crate) persist: Option<Arc<crate::persist::Persistence>>,
     /// Set when the server shuts down: background tasks stop.
     pub(crate) closing: tokio::sync::watch::Sender<bool>,
+    /// The server's sessions, for information_schema.PROCESSLIST.
+    pub(crate) processes: std::sync::OnceLock<Arc<dyn crate::info_schema::ProcessSource>>,
 }
 
 impl Shared {
@@ -171,6 +173,7 @@ impl Lakehouse {
             read_stats,
             persist,
             closing: tokio::sync::watch::Sender::new(false),
+            processes: std::sync::OnceLock::new(),
         });
         Ok(Self { shared, runtime, options })
     }
@@ -178,6 +181,12 @@ impl Lakehouse {
     /// Makes the backend's tables readable in lakehouse queries.
     pub fn attach_mysql(&self, source: connectors::mysql::MySqlSource) {
         let _ = self.shared.mysql.set(source);
+    }
+
+    /// Where information_schema.PROCESSLIST takes its sessions from; the
+    /// first source set stays.
+    pub fn set_process_source(&self, source: Arc<dyn crate::info_schema::ProcessSource>) {
+        let _ = self.shared.processes.set(source);
     }
 
     pub fn has_mysql(&self) -> bool {
@@ -533,7 +542,9 @@ impl CatalogProvider for LakeCatalog {
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let name = name.to_lowercase();
         if name == INFORMATION_SCHEMA {
-            return Some(Arc::new(InfoSchemaProvider::new(self.shared.catalog.clone(), self.shared.mysql.get().cloned())));
+            let provider = InfoSchemaProvider::new(self.shared.catalog.clone(), self.shared.mysql.get().cloned())
+                .with_processes(self.shared.processes.get().cloned());
+            return Some(Arc::new(provider));
         }
         if name == PERFORMANCE_SCHEMA {
             return Some(Arc::new(RpdSchema::new(self.shared.rapid.clone(), self.shared.read_stats.clone())));

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
@@ -18,7 +18,7 @@ use crate::model::ColumnDef;
 use crate::types::{MyKind, mysql_type_of};
 
 pub const INFORMATION_SCHEMA: &str = "information_schema";
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "schemata",
     "tables",
     "columns",
@@ -28,22 +28,54 @@ const TABLES: [&str; 9] = [
     "key_column_usage",
     "table_constraints",
     "engines",
+    "processlist",
 ];
 
 /// The information_schema tables a backend's answer is merged into: those
-/// that list databases, tables and columns. Others (PROCESSLIST, ...) are
-/// the backend's alone.
+/// that list databases, tables and columns. Others are the backend's alone,
+/// except [`LAKEWAVE_ONLY`].
 pub const MERGED_WITH_BACKEND: [&str; 4] = ["schemata", "tables", "columns", "engines"];
+
+/// The information_schema tables always answered by Lakewave, backend or
+/// not: PROCESSLIST lists Lakewave's sessions, whose ids are the ones
+/// clients see and `KILL` takes.
+pub const LAKEWAVE_ONLY: [&str; 1] = ["processlist"];
+
+/// One session as `information_schema.PROCESSLIST` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    pub id: u64,
+    pub user: String,
+    pub host: String,
+    pub db: Option<String>,
+    pub command: String,
+    pub time_ms: u64,
+    pub state: String,
+    pub info: Option<String>,
+    /// Percent of the statement's source rows read, 0 when unknown.
+    pub progress: f64,
+}
+
+/// Where the sessions come from (the server's process list).
+pub trait ProcessSource: Send + Sync + std::fmt::Debug {
+    fn processes(&self) -> Vec<ProcessRow>;
+}
 
 #[derive(Debug)]
 pub struct InfoSchemaProvider {
     catalog: Arc<Catalog>,
     mysql: Option<connectors::mysql::MySqlSource>,
+    processes: Option<Arc<dyn ProcessSource>>,
 }
 
 impl InfoSchemaProvider {
     pub fn new(catalog: Arc<Catalog>, mysql: Option<connectors::mysql::MySqlSource>) -> Self {
-        Self { catalog, mysql }
+        Self { catalog, mysql, processes: None }
+    }
+
+    pub fn with_processes(mut self, processes: Option<Arc<dyn ProcessSource>>) -> Self {
+        self.processes = processes;
+        self
     }
 }
 
@@ -53,11 +85,15 @@ fn s(name: &str) -> Field {
 fn u(name: &str) -> Field {
     Field::new(name, DataType::UInt64, true)
 }
+fn f(name: &str) -> Field {
+    Field::new(name, DataType::Float64, true)
+}
 
 /// One column of an information_schema table, as rows are built.
 enum Col {
     S(Vec<Option<String>>),
     U(Vec<Option<u64>>),
+    F(Vec<Option<f64>>),
 }
 
 struct Builder {
@@ -71,6 +107,7 @@ impl Builder {
             .iter()
             .map(|f| match f.data_type() {
                 DataType::UInt64 => Col::U(vec![]),
+                DataType::Float64 => Col::F(vec![]),
                 _ => Col::S(vec![]),
             })
             .collect();
@@ -87,6 +124,7 @@ impl Builder {
             match col {
                 Col::S(c) => c.push(v.clone()),
                 Col::U(c) => c.push(v.as_ref().and_then(|x| x.parse().ok())),
+                Col::F(c) => c.push(v.as_ref().and_then(|x| x.parse().ok())),
             }
         }
     }
@@ -99,6 +137,7 @@ impl Builder {
             .map(|c| match c {
                 Col::S(v) => Arc::new(StringArray::from(v)) as ArrayRef,
                 Col::U(v) => Arc::new(UInt64Array::from(v)) as ArrayRef,
+                Col::F(v) => Arc::new(Float64Array::from(v)) as ArrayRef,
             })
             .collect();
         let batch = RecordBatch::try_new(schema.clone(), arrays)?;
@@ -207,6 +246,21 @@ fn info_fields(table: &str) -> Vec<Field> {
             s("constraint_type"),
         ],
         "engines" => vec![s("engine"), s("support"), s("comment"), s("transactions"), s("xa"), s("savepoints")],
+        // MariaDB's columns, up to PROGRESS.
+        "processlist" => vec![
+            u("id"),
+            s("user"),
+            s("host"),
+            s("db"),
+            s("command"),
+            u("time"),
+            s("state"),
+            s("info"),
+            f("time_ms"),
+            u("stage"),
+            u("max_stage"),
+            f("progress"),
+        ],
         _ => vec![],
     }
 }
@@ -382,6 +436,25 @@ impl InfoSchemaProvider {
             "engines" => {
                 rows.push(vec![some("lakehouse"), some("DEFAULT"), some("External tables over files in place"), some("NO"), some("NO"), some("NO")]);
                 rows.push(vec![some("RAPID"), some("YES"), some("In-memory columnar secondary engine"), some("NO"), some("NO"), some("NO")]);
+            }
+            "processlist" => {
+                for p in self.processes.as_ref().map(|p| p.processes()).unwrap_or_default() {
+                    let running = p.command != "Sleep";
+                    rows.push(vec![
+                        Some(p.id.to_string()),
+                        Some(p.user),
+                        Some(p.host),
+                        p.db,
+                        Some(p.command),
+                        Some((p.time_ms / 1000).to_string()),
+                        Some(p.state),
+                        p.info,
+                        Some(format!("{:.3}", p.time_ms as f64)),
+                        Some(u8::from(running).to_string()),
+                        Some(u8::from(running).to_string()),
+                        Some(format!("{:.3}", p.progress)),
+                    ]);
+                }
             }
             _ => {}
         }

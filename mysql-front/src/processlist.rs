@@ -26,6 +26,8 @@ use datafusion::error::DataFusionError;
 use datafusion::physical_plan::{ExecutionPlan, RecordBatchStream, SendableRecordBatchStream, StatisticsArgs, StatisticsContext};
 use futures::{Stream, StreamExt};
 
+use lakehouse::info_schema::{ProcessRow, ProcessSource};
+
 use crate::wire::codes::MyError;
 
 /// One session's entry.
@@ -197,32 +199,63 @@ impl ProcessList {
 
     /// The listing's rows, by session id.
     pub fn rows(&self, full: bool) -> Vec<Vec<Option<String>>> {
+        self.snapshot()
+            .into_iter()
+            .map(|p| {
+                let info = p.info.map(|i| if full { i } else { i.chars().take(INFO_CHARS).collect() });
+                vec![
+                    Some(p.id.to_string()),
+                    Some(p.user),
+                    Some(p.host),
+                    p.db,
+                    Some(p.command),
+                    Some((p.time_ms / 1000).to_string()),
+                    Some(p.state),
+                    info,
+                    Some(format!("{:.3}", p.progress)),
+                ]
+            })
+            .collect()
+    }
+
+    /// Every session as it stands, by id.
+    fn snapshot(&self) -> Vec<ProcessRow> {
         // Progress reads the plans' statistics: outside the lock.
         let plans: Vec<(u32, Option<Arc<dyn ExecutionPlan>>)> = self.lock().iter().map(|(id, p)| (*id, p.plan.clone())).collect();
         let progress: BTreeMap<u32, f64> = plans.iter().filter_map(|(id, plan)| Some((*id, plan.as_ref().and_then(progress)?))).collect();
         self.lock()
             .iter()
             .map(|(id, p)| {
-                let info = p.info.as_ref().map(|i| if full { i.clone() } else { i.chars().take(INFO_CHARS).collect() });
                 let state = match (p.command, &p.plan) {
                     ("Sleep", _) => "",
                     (_, Some(_)) => "executing",
                     _ => "starting",
                 };
-                let progress = progress.get(id).copied().unwrap_or(0.0);
-                vec![
-                    Some(id.to_string()),
-                    Some(p.user.clone()),
-                    Some(p.host.clone()),
-                    p.db.clone(),
-                    Some(p.command.to_string()),
-                    Some(p.since.elapsed().as_secs().to_string()),
-                    Some(state.to_string()),
-                    info,
-                    Some(format!("{progress:.3}")),
-                ]
+                ProcessRow {
+                    id: u64::from(*id),
+                    user: p.user.clone(),
+                    host: p.host.clone(),
+                    db: p.db.clone(),
+                    command: p.command.to_string(),
+                    time_ms: p.since.elapsed().as_millis() as u64,
+                    state: state.to_string(),
+                    info: p.info.clone(),
+                    progress: progress.get(id).copied().unwrap_or(0.0),
+                }
             })
             .collect()
+    }
+}
+
+impl ProcessSource for ProcessList {
+    fn processes(&self) -> Vec<ProcessRow> {
+        self.snapshot()
+    }
+}
+
+impl std::fmt::Debug for ProcessList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProcessList({} sessions)", self.lock().len())
     }
 }
 

@@ -96,6 +96,7 @@ pub async fn run(listener: TcpListener, lake: Lakehouse, options: ServerOptions,
     lake.recover_loaded_tables();
     let mut ctx = ServerContext::with_shutdown(lake, stop_rx);
     ctx.backend = options.backend.clone();
+    ctx.lake.set_process_source(ctx.processes.clone());
     let limit = Arc::new(Semaphore::new(options.max_connections));
     let next_id = AtomicU32::new(1);
     let mut sessions = JoinSet::new();

@@ -1202,13 +1202,14 @@ fn redact_batches(
 /// MySQL objects together, and no other information_schema table (those
 /// stay the backend's).
 fn merged_information_schema(refs: &[(Option<String>, String)]) -> bool {
-    use lakehouse::info_schema::MERGED_WITH_BACKEND;
+    use lakehouse::info_schema::{LAKEWAVE_ONLY, MERGED_WITH_BACKEND};
     let info: Vec<&str> = refs
         .iter()
         .filter(|(db, _)| db.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(INFORMATION_SCHEMA)))
         .map(|(_, t)| t.as_str())
         .collect();
-    !info.is_empty() && info.iter().all(|t| MERGED_WITH_BACKEND.iter().any(|m| m.eq_ignore_ascii_case(t)))
+    let ours = |t: &str| MERGED_WITH_BACKEND.iter().chain(&LAKEWAVE_ONLY).any(|m| m.eq_ignore_ascii_case(t));
+    !info.is_empty() && info.iter().all(|t| ours(t))
 }
 
 /// Applies the MySQL-to-DataFusion rewrites to a statement (and the one an

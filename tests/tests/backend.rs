@@ -440,6 +440,13 @@ async fn kill_query_reaches_relayed_statements() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let target = target.expect("the relayed statement never ran");
+    // information_schema.PROCESSLIST is Lakewave's list too, not the
+    // backend's: the ids are the ones KILL takes.
+    let listed: Vec<(u64, String, Option<String>)> = admin
+        .query("SELECT ID, COMMAND, INFO FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(60)'")
+        .await
+        .expect("information_schema.PROCESSLIST");
+    assert_eq!(listed, vec![(u64::from(target), "Query".to_string(), Some("SELECT SLEEP(60)".to_string()))]);
     admin.query_drop(format!("KILL QUERY {target}")).await.expect("kill query");
     match sleeping.await.expect("the statement's task") {
         Ok(slept) => assert_eq!(slept, Some(1), "SLEEP was not interrupted"),

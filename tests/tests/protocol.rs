@@ -136,6 +136,18 @@ async fn processlist_and_kill() {
     let progress: f64 = busy_row.8.parse().expect("progress is a number");
     assert!((0.0..=100.0).contains(&progress), "{busy_row:?}");
     assert!(rows.iter().any(|r| r.7.as_deref() == Some("SHOW PROCESSLIST")), "{rows:?}");
+    // The same sessions through SQL, with MariaDB's columns.
+    let sql = format!("SELECT ID, USER, COMMAND, STATE, INFO, PROGRESS, TIME_MS FROM information_schema.PROCESSLIST WHERE ID = {busy_id}");
+    let listed: Vec<(u64, String, String, String, Option<String>, f64, f64)> = admin.query(sql).await.expect("information_schema.PROCESSLIST");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (id, user, command, state, info, progress, time_ms) = listed[0].clone();
+    assert_eq!((id, user.as_str(), command.as_str(), state.as_str(), info.as_deref()), (u64::from(busy_id), "root", "Query", "executing", Some(long)));
+    assert!((0.0..=100.0).contains(&progress) && time_ms >= 0.0, "{listed:?}");
+    let own: Vec<String> = admin
+        .query("SELECT INFO FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND INFO LIKE '%PROCESSLIST%'")
+        .await
+        .expect("information_schema.PROCESSLIST");
+    assert_eq!(own.len(), 1, "the listing statement lists itself: {own:?}");
 
     admin.query_drop(format!("KILL QUERY {busy_id}")).await.expect("kill query");
     let (mut busy, result) = running.await.expect("the statement's task");
