@@ -56,6 +56,23 @@ pub struct ProcessRow {
     pub progress: f64,
 }
 
+impl ProcessRow {
+    /// The columns `SHOW PROCESSLIST` and `information_schema.PROCESSLIST`
+    /// share, as text: id, user, host, db, command, seconds, state, info.
+    pub fn shared_columns(self) -> Vec<Option<String>> {
+        vec![
+            Some(self.id.to_string()),
+            Some(self.user),
+            Some(self.host),
+            self.db,
+            Some(self.command),
+            Some((self.time_ms / 1000).to_string()),
+            Some(self.state),
+            self.info,
+        ]
+    }
+}
+
 /// Where the sessions come from (the server's process list).
 pub trait ProcessSource: Send + Sync + std::fmt::Debug {
     fn processes(&self) -> Vec<ProcessRow>;
@@ -439,21 +456,11 @@ impl InfoSchemaProvider {
             }
             "processlist" => {
                 for p in self.processes.as_ref().map(|p| p.processes()).unwrap_or_default() {
-                    let running = p.command != "Sleep";
-                    rows.push(vec![
-                        Some(p.id.to_string()),
-                        Some(p.user),
-                        Some(p.host),
-                        p.db,
-                        Some(p.command),
-                        Some((p.time_ms / 1000).to_string()),
-                        Some(p.state),
-                        p.info,
-                        Some(format!("{:.3}", p.time_ms as f64)),
-                        Some(u8::from(running).to_string()),
-                        Some(u8::from(running).to_string()),
-                        Some(format!("{:.3}", p.progress)),
-                    ]);
+                    let running = u8::from(p.command != "Sleep").to_string();
+                    let (time_ms, progress) = (format!("{:.3}", p.time_ms as f64), format!("{:.3}", p.progress));
+                    let mut row = p.shared_columns();
+                    row.extend([Some(time_ms), Some(running.clone()), Some(running), Some(progress)]);
+                    rows.push(row);
                 }
             }
             _ => {}

@@ -201,19 +201,14 @@ impl ProcessList {
     pub fn rows(&self, full: bool) -> Vec<Vec<Option<String>>> {
         self.snapshot()
             .into_iter()
-            .map(|p| {
-                let info = p.info.map(|i| if full { i } else { i.chars().take(INFO_CHARS).collect() });
-                vec![
-                    Some(p.id.to_string()),
-                    Some(p.user),
-                    Some(p.host),
-                    p.db,
-                    Some(p.command),
-                    Some((p.time_ms / 1000).to_string()),
-                    Some(p.state),
-                    info,
-                    Some(format!("{:.3}", p.progress)),
-                ]
+            .map(|mut p| {
+                if !full {
+                    p.info = p.info.map(|i| i.chars().take(INFO_CHARS).collect());
+                }
+                let progress = format!("{:.3}", p.progress);
+                let mut row = p.shared_columns();
+                row.push(Some(progress));
+                row
             })
             .collect()
     }

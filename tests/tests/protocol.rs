@@ -141,7 +141,9 @@ async fn processlist_and_kill() {
     let listed: Vec<(u64, String, String, String, Option<String>, f64, f64)> = admin.query(sql).await.expect("information_schema.PROCESSLIST");
     assert_eq!(listed.len(), 1, "{listed:?}");
     let (id, user, command, state, info, progress, time_ms) = listed[0].clone();
-    assert_eq!((id, user.as_str(), command.as_str(), state.as_str(), info.as_deref()), (u64::from(busy_id), "root", "Query", "executing", Some(long)));
+    assert_eq!((id, user.as_str(), command.as_str(), info.as_deref()), (u64::from(busy_id), "root", "Query", Some(long)));
+    // Planned yet or not: the listing may catch it either way.
+    assert!(["starting", "executing"].contains(&state.as_str()), "{listed:?}");
     assert!((0.0..=100.0).contains(&progress) && time_ms >= 0.0, "{listed:?}");
     let own: Vec<String> = admin
         .query("SELECT INFO FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND INFO LIKE '%PROCESSLIST%'")
