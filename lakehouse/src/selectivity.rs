@@ -2,18 +2,19 @@
 //!
 //! DataFusion estimates a filter's rows by interval analysis of its
 //! predicate, but only when every condition of it can be analysed: one
-//! condition it cannot analyse (an `IN` list on text, a comparison of two
-//! columns) and the whole filter is given the default selectivity, 20%.
-//! TPC-H Q12's filter on `lineitem` has four conditions, two of them
-//! comparisons of dates between columns; it keeps 0.5% of the rows and was
-//! estimated to keep 20%, so the join above it hashed the 1.5M orders and
-//! probed them with 1.2M estimated rows, where building on the 31K real
-//! ones is the better plan.
+//! condition it cannot analyse (an `IN` list, a condition on a text or
+//! DECIMAL column, `IS NOT NULL`) and the whole filter is given the default
+//! selectivity, 20%. TPC-H Q12's filter on `lineitem` keeps 0.5% of the
+//! rows (a year of receipt dates, two comparisons of dates, two ship
+//! modes); the ship modes are text, so it was estimated to keep 20%, and
+//! the join above it hashed the 1.5M orders to probe them with 1.2M
+//! estimated rows, where building on the 31K real ones is the better plan.
 //!
-//! Here each condition is estimated alone (by DataFusion's analysis, or the
-//! default selectivity when it has none) and the conditions are taken as
-//! independent: the filter keeps the product of their fractions. The
-//! [`ConjunctSelectivity`] rule gives filters that estimate, before join
+//! Here the conditions DataFusion can analyse are analysed together, and
+//! the others count once at the default selectivity (so a run of
+//! `x IS NOT NULL AND y IS NOT NULL ...` is not taken as ever more
+//! selective): the filter keeps the product of the two fractions. The
+//! [`ConjunctSelectivity`] rule gives filters that estimate before join
 //! selection reads it; the loaded copies' scans estimate their filters the
 //! same way (`rapid::scan`).
 

@@ -310,8 +310,9 @@ fn compute_statistics(
 
 /// What DataFusion's `FilterExec` would estimate for the conditions over
 /// rows with the statistics `all` (every column of the table), projected to
-/// `columns`, with its row count lowered to the product of the conditions'
-/// fractions where that is lower (see `crate::selectivity`); inexact.
+/// `columns`, with the row count of a filter it cannot analyse as a whole
+/// lowered to the estimate of its conditions (see `crate::selectivity`);
+/// inexact.
 fn filtered_statistics(
     schema: &SchemaRef,
     all: Statistics,
