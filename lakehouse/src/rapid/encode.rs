@@ -150,7 +150,8 @@ fn narrowed_chunk(id: u64, schema: &SchemaRef, mut columns: Vec<ArrayRef>, stats
         schema.clone()
     };
     let batch = RecordBatch::try_new_with_options(schema, columns, &options)?;
-    Ok(Chunk { id, batch, stats: Arc::new(stats), visible: None, narrow: any.then(|| Arc::new(how)) })
+    let bytes = batch.columns().iter().map(|c| c.get_array_memory_size()).collect();
+    Ok(Chunk { id, batch, stats: Arc::new(stats), visible: None, narrow: any.then(|| Arc::new(how)), bytes: Arc::new(bytes) })
 }
 
 /// A chunk rebuilt from stored arrays in the table's types (a

@@ -87,6 +87,9 @@ pub struct Chunk {
     pub visible: Option<BooleanArray>,
     /// Per column, how it was narrowed; None when no column is.
     pub narrow: Option<Arc<Vec<Option<narrow::Narrowed>>>>,
+    /// Per column, the memory its stored array takes, counted once (the
+    /// statistics every plan of the table asks for sum it).
+    pub bytes: Arc<Vec<usize>>,
 }
 
 impl Chunk {

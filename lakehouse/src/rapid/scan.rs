@@ -171,6 +171,10 @@ pub struct RapidSource {
     projected_schema: SchemaRef,
     projection: Option<Vec<usize>>,
     partitions: Arc<Vec<Vec<Chunk>>>,
+    /// Per partition, the statistics of every column of its chunks, worked
+    /// out once and shared by every rebuild of the scan over the same
+    /// partitions (planning rebuilds it for projections, filters, limits).
+    base: Arc<std::sync::OnceLock<Vec<Statistics>>>,
     fetch: Option<usize>,
     /// Per partition, then for all: statistics of the projected columns.
     statistics: Arc<(Vec<Arc<Statistics>>, Arc<Statistics>)>,
@@ -186,22 +190,25 @@ pub struct RapidSource {
 
 impl RapidSource {
     pub fn try_new(schema: SchemaRef, partitions: Vec<Vec<Chunk>>, projection: Option<Vec<usize>>, fetch: Option<usize>) -> Result<Self> {
-        Self::with_predicate(schema, Arc::new(partitions), projection, fetch, Arc::new(Vec::new()), 20)
+        Self::with_predicate(schema, Arc::new(partitions), Arc::default(), projection, fetch, Arc::new(Vec::new()), 20)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn with_predicate(
         schema: SchemaRef,
         partitions: Arc<Vec<Vec<Chunk>>>,
+        base: Arc<std::sync::OnceLock<Vec<Statistics>>>,
         projection: Option<Vec<usize>>,
         fetch: Option<usize>,
         predicate: Arc<Vec<Conjunct>>,
         default_selectivity: u8,
     ) -> Result<Self> {
         let projected_schema = project_schema(&schema, projection.as_ref())?;
+        let all = base.get_or_init(|| partitions.iter().map(|p| chunk_statistics(&schema, p)).collect());
         let statistics =
-            Arc::new(compute_statistics(&schema, &projected_schema, &partitions, projection.as_deref(), &predicate, default_selectivity)?);
+            Arc::new(compute_statistics(&schema, &projected_schema, all, projection.as_deref(), &predicate, default_selectivity)?);
         let metrics = ExecutionPlanMetricsSet::new();
-        Ok(Self { schema, projected_schema, projection, partitions, fetch, statistics, predicate, default_selectivity, metrics })
+        Ok(Self { schema, projected_schema, projection, partitions, base, fetch, statistics, predicate, default_selectivity, metrics })
     }
 
     /// Which rows of which stored chunks this scan reads, and which
@@ -237,19 +244,21 @@ fn bounds_enabled() -> bool {
     *ON.get_or_init(|| !crate::switched_off("LAKEWAVE_RAPID_STATS"))
 }
 
-fn chunk_statistics(schema: &SchemaRef, chunks: &[Chunk], columns: &[usize]) -> Statistics {
+/// Statistics of every column of a partition's chunks.
+fn chunk_statistics(schema: &SchemaRef, chunks: &[Chunk]) -> Statistics {
     let rows: usize = chunks.iter().map(|c| c.live_rows()).sum();
     let hidden = chunks.iter().any(|c| c.visible.is_some());
-    let mut bytes = 0usize;
-    let mut column_statistics = Vec::with_capacity(columns.len());
-    for &i in columns {
+    let mut total_bytes = 0usize;
+    let mut column_statistics = Vec::with_capacity(schema.fields().len());
+    for i in 0..schema.fields().len() {
+        let mut bytes = 0usize;
         let dictionary = matches!(schema.field(i).data_type(), DataType::Dictionary(..));
         let mut min: Option<ScalarValue> = None;
         let mut max: Option<ScalarValue> = None;
         let mut bounded = !dictionary && !chunks.is_empty() && bounds_enabled();
         let mut nulls = 0usize;
         for c in chunks {
-            bytes += c.batch.column(i).get_array_memory_size();
+            bytes += c.bytes.get(i).copied().unwrap_or_default();
             let Some(s) = c.stats.get(i) else {
                 bounded = false;
                 continue;
@@ -274,6 +283,8 @@ fn chunk_statistics(schema: &SchemaRef, chunks: &[Chunk], columns: &[usize]) -> 
         }
         let mut cs = ColumnStatistics::new_unknown();
         cs.null_count = if hidden { Precision::Inexact(nulls) } else { Precision::Exact(nulls) };
+        cs.byte_size = Precision::Inexact(bytes);
+        total_bytes += bytes;
         if bounded {
             if let (Some(lo), Some(hi)) = (min, max) {
                 cs.min_value = Precision::Inexact(lo);
@@ -282,29 +293,35 @@ fn chunk_statistics(schema: &SchemaRef, chunks: &[Chunk], columns: &[usize]) -> 
         }
         column_statistics.push(cs);
     }
-    Statistics { num_rows: Precision::Exact(rows), total_byte_size: Precision::Inexact(bytes), column_statistics }
+    Statistics { num_rows: Precision::Exact(rows), total_byte_size: Precision::Inexact(total_bytes), column_statistics }
+}
+
+/// `stats` of every column narrowed to `columns`, with their bytes only.
+fn projected(stats: &Statistics, columns: &[usize]) -> Statistics {
+    let column_statistics: Vec<ColumnStatistics> = columns.iter().map(|i| stats.column_statistics[*i].clone()).collect();
+    let bytes = column_statistics.iter().map(|c| c.byte_size.get_value().copied().unwrap_or_default()).sum();
+    Statistics { num_rows: stats.num_rows, total_byte_size: Precision::Inexact(bytes), column_statistics }
 }
 
 fn compute_statistics(
     schema: &SchemaRef,
-    projected: &SchemaRef,
-    partitions: &[Vec<Chunk>],
+    projected_schema: &SchemaRef,
+    partitions: &[Statistics],
     projection: Option<&[usize]>,
     predicate: &[Conjunct],
     default_selectivity: u8,
 ) -> Result<(Vec<Arc<Statistics>>, Arc<Statistics>)> {
     let columns: Vec<usize> = projection.map(<[usize]>::to_vec).unwrap_or_else(|| (0..schema.fields().len()).collect());
     let each: Vec<Statistics> = if predicate.is_empty() {
-        partitions.iter().map(|p| chunk_statistics(schema, p, &columns)).collect()
+        partitions.iter().map(|p| projected(p, &columns)).collect()
     } else {
-        let all: Vec<usize> = (0..schema.fields().len()).collect();
         let conditions: Vec<Arc<dyn PhysicalExpr>> = predicate.iter().map(|c| Arc::clone(&c.expr)).collect();
         partitions
             .iter()
-            .map(|p| filtered_statistics(schema, chunk_statistics(schema, p, &all), &conditions, default_selectivity, &columns))
+            .map(|p| filtered_statistics(schema, p.clone(), &conditions, default_selectivity, &columns))
             .collect::<Result<_>>()?
     };
-    let all = Statistics::try_merge_iter(&each, projected)?;
+    let all = Statistics::try_merge_iter(&each, projected_schema)?;
     Ok((each.into_iter().map(Arc::new).collect(), Arc::new(all)))
 }
 
@@ -505,6 +522,7 @@ impl DataSource for RapidSource {
         Ok(Some(Arc::new(RapidSource::with_predicate(
             self.schema.clone(),
             Arc::clone(&self.partitions),
+            Arc::clone(&self.base),
             Some(columns),
             self.fetch,
             Arc::clone(&self.predicate),
@@ -545,6 +563,7 @@ impl DataSource for RapidSource {
         let source = RapidSource::with_predicate(
             self.schema.clone(),
             Arc::clone(&self.partitions),
+            Arc::clone(&self.base),
             self.projection.clone(),
             self.fetch,
             Arc::new(predicate),
