@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
 import datetime
 
@@ -25,7 +24,6 @@ KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOt
 
 binary, container = sys.argv[1], sys.argv[2]
 upload = sys.argv[3] if len(sys.argv) > 3 else None
-data = tempfile.mkdtemp(prefix="azurite-")
 
 
 def die_with_parent():
@@ -36,7 +34,8 @@ def die_with_parent():
 
 
 proc = subprocess.Popen(
-    [binary, "--blobHost", "127.0.0.1", "--blobPort", "0", "--location", data,
+    # In memory: nothing is left on disk when the emulator stops.
+    [binary, "--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence",
      "--skipApiVersionCheck", "--loose", "--disableTelemetry"],
     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_parent)
 port = None

@@ -1,5 +1,7 @@
-//! A private MariaDB for tests: initialised once per test process into a
-//! template directory, then copied for each server so tests never share
+//! A private MariaDB for tests: a data directory initialised once into a
+//! template under the machine's temporary directory (one per installed
+//! server binary, shared by every test process and run, so none is left
+//! behind per test), then copied for each server so tests never share
 //! state, on a free loopback port with the binary log on.
 
 use std::path::{Path, PathBuf};
@@ -7,20 +9,34 @@ use std::sync::OnceLock;
 
 use connectors::mysql::{ManagedServer, find_server_binary, managed};
 
-static TEMPLATE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-
 fn template() -> &'static Path {
-    let (_, dir) = TEMPLATE.get_or_init(|| {
-        assert!(
-            find_server_binary().is_some(),
-            "MariaDB server is not installed: `apt-get install mariadb-server` (scripts/test-deps.sh does this)"
-        );
-        let tmp = tempfile::tempdir().expect("template dir");
-        let dir = tmp.path().join("template");
-        managed::initialise(&dir).expect("initialise the template MariaDB data directory");
-        (tmp, dir)
-    });
-    dir
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let binary = find_server_binary()
+            .unwrap_or_else(|| panic!("MariaDB server is not installed: `apt-get install mariadb-server` (scripts/test-deps.sh does this)"));
+        // A new server binary gets a new template.
+        let stamp = std::fs::metadata(&binary)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let home = std::env::temp_dir().join(format!("lakewave-test-mariadb-{stamp}"));
+        let ready = home.join("template");
+        if ready.join("data").join("mysql").is_dir() {
+            return ready;
+        }
+        std::fs::create_dir_all(&home).expect("create the MariaDB template's directory");
+        // Initialised aside and moved in whole, so a test process never
+        // copies a half-made template; when several processes race, the
+        // first move wins and the others' copies are removed with `work`.
+        let work = tempfile::tempdir_in(&home).expect("template work dir");
+        let made = work.path().join("template");
+        managed::initialise(&made).expect("initialise the template MariaDB data directory");
+        if std::fs::rename(&made, &ready).is_err() {
+            assert!(ready.join("data").join("mysql").is_dir(), "the MariaDB template could not be put in place at {}", ready.display());
+        }
+        ready
+    })
 }
 
 /// A MariaDB server of the test's own.
