@@ -46,8 +46,9 @@ fn enabled() -> bool {
 /// conditions keep: the conditions DataFusion can analyse, analysed
 /// together, times the default selectivity once for all the others (so a
 /// run of `x IS NOT NULL AND y IS NOT NULL ...` is not taken as ever more
-/// selective). None when the input's row count is unknown or zero, or the
-/// analysis fails.
+/// selective). None when DataFusion analyses every condition (it then
+/// estimates the filter as a whole itself), when the input's row count is
+/// unknown or zero, or when the analysis fails.
 pub fn conjunct_fraction(
     schema: &SchemaRef,
     input: &Statistics,
@@ -59,7 +60,10 @@ pub fn conjunct_fraction(
         return Ok(None);
     }
     let (analysable, others): (Vec<_>, Vec<_>) = conditions.iter().cloned().partition(|c| check_support(c, schema));
-    let mut fraction = if others.is_empty() { 1.0 } else { f64::from(default_selectivity.min(100)) / 100.0 };
+    if others.is_empty() {
+        return Ok(None);
+    }
+    let mut fraction = f64::from(default_selectivity.min(100)) / 100.0;
     if !analysable.is_empty() {
         let source: Arc<dyn ExecutionPlan> = Arc::new(StatisticsExec::new(input.clone(), schema.as_ref().clone()));
         let estimate = FilterExec::try_new(conjunction(analysable), source)
@@ -90,20 +94,14 @@ pub fn lower_to(mut estimate: Statistics, input_rows: usize, fraction: f64) -> S
     estimate.num_rows = Precision::Inexact(rows);
     for column in &mut estimate.column_statistics {
         for count in [&mut column.null_count, &mut column.distinct_count] {
-            if let Some(&n) = count.get_value() {
-                if n > rows {
-                    *count = Precision::Inexact(rows);
-                }
+            if let Some(&n) = count.get_value()
+                && n > rows
+            {
+                *count = Precision::Inexact(rows);
             }
         }
     }
     estimate
-}
-
-/// Whether DataFusion analyses `predicate` as a whole (else it gives it
-/// the default selectivity).
-pub fn analysed_whole(predicate: &Arc<dyn PhysicalExpr>, schema: &SchemaRef) -> bool {
-    check_support(predicate, schema)
 }
 
 /// Gives filters that DataFusion cannot analyse as a whole the estimate of
@@ -145,7 +143,8 @@ fn retuned(filter: &FilterExec) -> Result<Option<FilterExec>> {
         return Ok(None);
     }
     // A filter DataFusion can analyse as a whole has its conditions'
-    // intervals combined already; the others get the default selectivity.
+    // intervals combined already (checked here too, before the input's
+    // statistics are worked out for nothing).
     let schema = filter.input().schema();
     if check_support(filter.predicate(), &schema) {
         return Ok(None);

@@ -339,13 +339,7 @@ fn filtered_statistics(
 ) -> Result<Statistics> {
     let rows = all.num_rows.get_value().copied();
     let predicate = physical_conjunction(conditions.iter().cloned());
-    // Only a filter DataFusion gives the default selectivity as a whole is
-    // estimated condition by condition.
-    let fraction = if crate::selectivity::analysed_whole(&predicate, schema) {
-        None
-    } else {
-        crate::selectivity::conjunct_fraction(schema, &all, conditions, default_selectivity)?
-    };
+    let fraction = crate::selectivity::conjunct_fraction(schema, &all, conditions, default_selectivity)?;
     let input = Arc::new(StatisticsExec::new(all, schema.as_ref().clone()));
     let filter = FilterExec::try_new(predicate, input)?.with_default_selectivity(default_selectivity)?;
     let estimate = StatisticsContext::new().compute(&filter, &StatisticsArgs::new())?;
