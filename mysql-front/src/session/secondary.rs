@@ -433,6 +433,8 @@ fn json_object(e: &Expr) -> Result<Vec<(String, Expr)>, MyError> {
                 .collect()
         }
         Expr::Value(v) => match &v.value {
+            // HeatWave takes NULL for "no options".
+            Value::Null => Ok(vec![]),
             Value::SingleQuotedString(s) => {
                 let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(s) else { return Err(bad()) };
                 Ok(m.into_iter()
