@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod decimal_arith;
 pub mod ddl;
 pub mod diagnose;
+pub mod dict_group;
 pub mod engine;
 pub mod error;
 pub mod exports;
