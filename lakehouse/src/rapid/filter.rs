@@ -17,12 +17,11 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, Scalar};
-use datafusion::arrow::array::{UInt8Array, UInt16Array, UInt32Array, UInt64Array};
-use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::kernels::cmp;
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer};
 use datafusion::arrow::compute::{and, filter, prep_null_mask_filter};
-use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef, UInt8Type, UInt16Type, UInt32Type, UInt64Type};
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Operator;
@@ -284,19 +283,78 @@ fn compare_offsets(stored: &ArrayRef, op: Operator, t: i128) -> Result<BooleanAr
         let values = if value { BooleanBuffer::new_set(stored.len()) } else { BooleanBuffer::new_unset(stored.len()) };
         return Ok(BooleanArray::new(values, stored.nulls().cloned()));
     }
-    let scalar: ArrayRef = match stored.data_type() {
-        DataType::UInt8 => Arc::new(UInt8Array::from(vec![t as u8])),
-        DataType::UInt16 => Arc::new(UInt16Array::from(vec![t as u16])),
-        DataType::UInt32 => Arc::new(UInt32Array::from(vec![t as u32])),
-        _ => Arc::new(UInt64Array::from(vec![t as u64])),
+    let values = match stored.data_type() {
+        DataType::UInt8 => compare_values(stored.as_primitive::<UInt8Type>().values(), op, t as u8),
+        DataType::UInt16 => compare_values(stored.as_primitive::<UInt16Type>().values(), op, t as u16),
+        DataType::UInt32 => compare_values(stored.as_primitive::<UInt32Type>().values(), op, t as u32),
+        _ => compare_values(stored.as_primitive::<UInt64Type>().values(), op, t as u64),
     };
-    let scalar = Scalar::new(scalar);
-    Ok(match op {
-        Operator::Eq => cmp::eq(stored, &scalar)?,
-        Operator::NotEq => cmp::neq(stored, &scalar)?,
-        Operator::Lt => cmp::lt(stored, &scalar)?,
-        Operator::LtEq => cmp::lt_eq(stored, &scalar)?,
-        Operator::Gt => cmp::gt(stored, &scalar)?,
-        _ => cmp::gt_eq(stored, &scalar)?,
-    })
+    Ok(BooleanArray::new(values, stored.nulls().cloned()))
+}
+
+/// `v op t` for each value. Arrow's comparison kernels, built for the
+/// baseline x86-64 instruction set, take about a nanosecond per value on
+/// narrow integers; this form (a byte per comparison, then eight bytes
+/// gathered into a byte of bits by one multiplication) is vectorised by
+/// the compiler and several times faster.
+fn compare_values<T: Copy + PartialOrd>(values: &[T], op: Operator, t: T) -> BooleanBuffer {
+    match op {
+        Operator::Eq => bits_where(values, |v| v == t),
+        Operator::NotEq => bits_where(values, |v| v != t),
+        Operator::Lt => bits_where(values, |v| v < t),
+        Operator::LtEq => bits_where(values, |v| v <= t),
+        Operator::Gt => bits_where(values, |v| v > t),
+        _ => bits_where(values, |v| v >= t),
+    }
+}
+
+fn bits_where<T: Copy>(values: &[T], f: impl Fn(T) -> bool) -> BooleanBuffer {
+    let mut words: Vec<u64> = Vec::with_capacity(values.len().div_ceil(64));
+    let mut bytes = [0u8; 64];
+    for chunk in values.chunks(64) {
+        for (b, v) in bytes.iter_mut().zip(chunk) {
+            *b = u8::from(f(*v));
+        }
+        bytes[chunk.len()..].fill(0);
+        let mut word = 0u64;
+        for (k, eight) in bytes.chunks_exact(8).enumerate() {
+            let x = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+            // Byte i of x (0 or 1) lands on bit 56 + i of the product.
+            word |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
+        }
+        words.push(word);
+    }
+    BooleanBuffer::new(Buffer::from_vec(words), 0, values.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vectorised comparisons give each row's own outcome, in Arrow's
+    /// bit order, for lengths that are not a multiple of 64.
+    #[test]
+    fn compared_values_match_rows() {
+        let values: Vec<u16> = (0..1000u32).map(|i| ((i * 7919) % 613) as u16).collect();
+        let ops = [Operator::Eq, Operator::NotEq, Operator::Lt, Operator::LtEq, Operator::Gt, Operator::GtEq];
+        for len in [0, 1, 63, 64, 65, 1000] {
+            for op in ops {
+                for t in [0u16, 17, 306, 612, 613] {
+                    let got = compare_values(&values[..len], op, t);
+                    assert_eq!(got.len(), len);
+                    for (i, v) in values[..len].iter().enumerate() {
+                        let want = match op {
+                            Operator::Eq => *v == t,
+                            Operator::NotEq => *v != t,
+                            Operator::Lt => *v < t,
+                            Operator::LtEq => *v <= t,
+                            Operator::Gt => *v > t,
+                            _ => *v >= t,
+                        };
+                        assert_eq!(got.value(i), want, "{op} {t} at row {i} of {len}");
+                    }
+                }
+            }
+        }
+    }
 }
