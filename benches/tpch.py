@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -106,6 +107,7 @@ class Engine:
     def close(self):
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def chart(json_path, png_path):
