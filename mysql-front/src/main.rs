@@ -148,6 +148,13 @@ impl std::io::Write for RedactingStderr {
 }
 
 fn main() -> ExitCode {
+    if let Some(missing) = missing_cpu_features() {
+        eprintln!(
+            "lakewave: this build needs a processor with {missing} (x86-64-v3); \
+             build for this one with RUSTFLAGS=\"-C target-cpu=x86-64\" cargo build --release"
+        );
+        return ExitCode::FAILURE;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LAKEWAVE_LOG")
@@ -421,4 +428,22 @@ async fn register_samples(lake: &Lakehouse, data_dir: &std::path::Path, rows: u6
     }
     tracing::info!("sample tables registered in database `samples`");
     Ok(())
+}
+
+/// The instruction sets this binary was compiled to use that the processor
+/// lacks (see `.cargo/config.toml`), named for the message.
+fn missing_cpu_features() -> Option<&'static str> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return Some("AVX2");
+        }
+        if !std::arch::is_x86_feature_detected!("bmi2") {
+            return Some("BMI2");
+        }
+        if !std::arch::is_x86_feature_detected!("fma") {
+            return Some("FMA");
+        }
+    }
+    None
 }
