@@ -405,7 +405,9 @@ impl Groups {
         let mut sorted: Option<ByGroup> = None;
         for ((acc, (args, filter)), kind) in self.accumulators.iter_mut().zip(&self.args).zip(&self.kinds) {
             let values = args.iter().map(|a| a.evaluate(batch)?.into_array(rows)).collect::<Result<Vec<_>>>()?;
-            if few && filter.is_none() && values.iter().all(|v| v.null_count() == 0) {
+            // Logical NULLs: a NULL literal's array, or a dictionary with
+            // NULL values, has them without a null buffer.
+            if few && filter.is_none() && values.iter().all(|v| v.logical_null_count() == 0) {
                 let sorted = sorted.get_or_insert_with(|| ByGroup::new(&self.dense, self.batch_groups.len()));
                 if let Some(states) = kind.presummed(&values, sorted)? {
                     acc.merge_batch(&states, &self.batch_groups, total)?;
@@ -458,8 +460,25 @@ impl Groups {
         }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (i, codes) in self.group_codes.iter().enumerate() {
-            let keys: Int32Array = codes.iter().map(|c| (*c != NULL_CODE).then_some(*c as i32)).collect();
-            let values = StringArray::from_iter_values(self.interners[i].values.iter());
+            // Only the values groups use, numbered anew: the interner also
+            // holds values of batches' dictionaries that no row used, and
+            // the schema's key type may be narrow.
+            let interned = &self.interners[i].values;
+            let mut renumbered = vec![u32::MAX; interned.len()];
+            let mut used: Vec<&str> = Vec::new();
+            let keys: Int32Array = codes
+                .iter()
+                .map(|c| {
+                    let c = *c as usize;
+                    let slot = renumbered.get_mut(c)?;
+                    if *slot == u32::MAX {
+                        *slot = used.len() as u32;
+                        used.push(&interned[c]);
+                    }
+                    Some(*slot as i32)
+                })
+                .collect();
+            let values = StringArray::from_iter_values(used);
             let array: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values))?);
             let want = self.schema.field(i).data_type();
             columns.push(if array.data_type() == want { array } else { cast(&array, want)? });
@@ -509,7 +528,7 @@ impl Kind {
     /// The partial states of the batch's groups, or None when this
     /// aggregate or its input is not one summed here.
     fn presummed(&self, values: &[ArrayRef], by_group: &mut ByGroup) -> Result<Option<Vec<ArrayRef>>> {
-        let v = &values[0];
+        let [v] = values else { return Ok(None) };
         let mut sum = |t: &DataType| -> Option<ArrayRef> {
             match (t, v.data_type()) {
                 (DataType::Decimal128(_, s), DataType::Decimal128(_, input)) if s == input => {
@@ -637,6 +656,9 @@ fn dictionary_keys(array: &ArrayRef, interner: &mut Interner) -> Result<(Vec<u32
     codes.push(NULL_CODE);
     let nulls = dict.keys().logical_nulls();
     let mut keys: Vec<u32> = match array.as_dictionary_opt::<Int32Type>() {
+        // A dictionary without values has only NULL keys (Arrow's
+        // normalised keys refuse it).
+        _ if text.is_empty() => vec![null_slot; array.len()],
         Some(d) => d.keys().values().iter().map(|k| *k as u32).collect(),
         None => dict.normalized_keys().into_iter().map(|k| k as u32).collect(),
     };
@@ -662,7 +684,8 @@ mod tests {
 
     /// The same GROUP BY over dictionary-encoded columns gives the same
     /// groups with the rule on as DataFusion's own aggregation, including
-    /// NULL keys, NULL dictionary values and more groups than one batch.
+    /// NULL keys, NULL dictionary values, dictionaries without values,
+    /// `COUNT(NULL)` and more groups than one batch.
     #[tokio::test]
     async fn same_groups_as_datafusion() -> Result<()> {
         let config = SessionConfig::new().with_target_partitions(2).with_batch_size(1000);
@@ -671,7 +694,8 @@ mod tests {
             "CREATE TABLE t AS SELECT arrow_cast(CASE WHEN v % 13 = 0 THEN NULL ELSE chr(65 + v % 5) END, 'Dictionary(Int32, Utf8)') AS a, \
                     arrow_cast(CAST(v % 7 AS VARCHAR), 'Dictionary(Int8, Utf8)') AS b, \
                     arrow_cast(CAST(v % 3001 AS VARCHAR), 'Dictionary(Int32, Utf8)') AS c, v, \
-                    arrow_cast(v * 7, 'Decimal128(15, 2)') AS d, CASE WHEN v % 11 = 0 THEN NULL ELSE v END AS n \
+                    arrow_cast(v * 7, 'Decimal128(15, 2)') AS d, CASE WHEN v % 11 = 0 THEN NULL ELSE v END AS n, \
+                    arrow_cast(CAST(NULL AS VARCHAR), 'Dictionary(Int8, Utf8)') AS e \
              FROM generate_series(1, 20000) AS g(v)",
         )
         .await?
@@ -684,6 +708,9 @@ mod tests {
             "SELECT a, c, count(*) FILTER (WHERE v % 2 = 0), sum(v) FROM t GROUP BY a, c ORDER BY a, c",
             "SELECT c, count(*) FROM t WHERE v > 100 GROUP BY c ORDER BY c",
             "SELECT a, b, c, sum(v) FROM t GROUP BY a, b, c ORDER BY a, b, c",
+            "SELECT a, count(NULL), count(a), count(v) FROM t GROUP BY a ORDER BY a",
+            "SELECT e, count(*) FROM t GROUP BY e ORDER BY e",
+            "SELECT b, count(*) FROM t WHERE c = '7' GROUP BY b ORDER BY b",
         ];
         for q in queries {
             let rule = DictionaryGroups;
@@ -696,6 +723,36 @@ mod tests {
             let got = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await?;
             assert_eq!(pretty_format_batches(&got)?.to_string(), expected, "{q}");
         }
+        Ok(())
+    }
+
+    /// Values of a batch's dictionary that no row uses do not count toward
+    /// the emitted keys: 300 values met, 3 used, in a column with 1-byte
+    /// keys (which hold at most 128).
+    #[tokio::test]
+    async fn unused_dictionary_values_fit_narrow_keys() -> Result<()> {
+        use datafusion::arrow::array::Int8Array;
+        use datafusion::arrow::datatypes::{Field, Int8Type, Schema};
+        use datafusion::datasource::MemTable;
+        let key = DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8));
+        let schema = Arc::new(Schema::new(vec![Field::new("k", key, true), Field::new("v", DataType::Int64, false)]));
+        let batches = (0..3)
+            .map(|b| {
+                let values = StringArray::from_iter_values((0..100).map(|i| format!("{}", b * 100 + i)));
+                let keys = DictionaryArray::<Int8Type>::try_new(Int8Array::from(vec![99i8; 10]), Arc::new(values))?;
+                Ok(RecordBatch::try_new(schema.clone(), vec![Arc::new(keys), Arc::new(Int64Array::from(vec![2i64; 10]))])?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
+        ctx.register_table("u", Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+        let df = ctx.sql("SELECT k, count(*), sum(v) FROM u GROUP BY k ORDER BY k").await?;
+        let plan = DictionaryGroups.optimize(df.create_physical_plan().await?, &ConfigOptions::default())?;
+        assert!(displayable(plan.as_ref()).indent(false).to_string().contains("DictionaryGroupExec"));
+        let got = pretty_format_batches(&datafusion::physical_plan::collect(plan, ctx.task_ctx()).await?)?.to_string();
+        let want = ["+-----+----------+----------+", "| k   | count(*) | sum(u.v) |", "+-----+----------+----------+",
+            "| 199 | 10       | 20       |", "| 299 | 10       | 20       |", "| 99  | 10       | 20       |",
+            "+-----+----------+----------+"].join("\n");
+        assert_eq!(got, want);
         Ok(())
     }
 }
