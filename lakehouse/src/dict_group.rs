@@ -28,13 +28,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, DictionaryArray, Int32Array, Int64Array, RecordBatch,
+    Array, ArrayRef, AsArray, Decimal128Array, DictionaryArray, Int32Array, Int64Array, RecordBatch,
     StringArray, UInt64Array,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type, SchemaRef, UInt64Type};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::cast::as_boolean_array;
 use datafusion::common::{internal_err, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -95,6 +96,13 @@ impl PhysicalOptimizerRule for DictionaryGroups {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// Puts [`DictionaryGroups`] last but DataFusion's sanity check: it
+/// replaces aggregations the other rules have finished with.
+pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>) {
+    let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
+    rules.insert(at, Arc::new(DictionaryGroups));
 }
 
 /// Whether `agg` is a plain partial aggregation grouped only by
@@ -270,6 +278,8 @@ type CodeMap = HashMap<u128, u32, BuildHasherDefault<CodeHasher>>;
 struct Interner {
     codes: HashMap<String, u32>,
     values: Vec<String>,
+    /// Memory held, counted as values are added.
+    bytes: usize,
 }
 
 impl Interner {
@@ -280,11 +290,8 @@ impl Interner {
         let c = self.values.len() as u32;
         self.values.push(v.to_string());
         self.codes.insert(v.to_string(), c);
+        self.bytes += 2 * v.len() + 64;
         c
-    }
-
-    fn size(&self) -> usize {
-        self.values.iter().map(|v| 2 * v.len() + 64).sum()
     }
 }
 
@@ -366,7 +373,7 @@ impl Groups {
                 // combinations, filled as they are met.
                 self.local.clear();
                 self.local.resize(n, u32::MAX);
-                let mut combined = keys[0].clone();
+                let mut combined = std::mem::take(&mut keys[0]);
                 for (k, codes) in keys.iter().zip(&value_codes).skip(1) {
                     let width = codes.len() as u32;
                     for (c, k) in combined.iter_mut().zip(k) {
@@ -414,16 +421,8 @@ impl Groups {
                     continue;
                 }
             }
-            let filter = match filter {
-                Some(f) => Some(f.evaluate(batch)?.into_array(rows)?),
-                None => None,
-            };
-            let filter: Option<&BooleanArray> = match &filter {
-                Some(f) => Some(f.as_boolean_opt().ok_or_else(|| {
-                    datafusion::error::DataFusionError::Internal("an aggregate's filter is not boolean".into())
-                })?),
-                None => None,
-            };
+            let filter = filter.as_ref().map(|f| f.evaluate(batch)?.into_array(rows)).transpose()?;
+            let filter = filter.as_deref().map(as_boolean_array).transpose()?;
             if self.indices.len() != rows {
                 self.indices.extend(self.dense.iter().map(|d| self.batch_groups[*d as usize]));
             }
@@ -450,7 +449,7 @@ impl Groups {
         self.accumulators.iter().map(|a| a.size()).sum::<usize>()
             + self.index.capacity() * 24
             + self.group_codes.iter().map(|c| c.capacity() * 4).sum::<usize>()
-            + self.interners.iter().map(Interner::size).sum::<usize>()
+            + self.interners.iter().map(|i| i.bytes).sum::<usize>()
     }
 
     /// The partial results of all groups so far, in batches; starts over.
@@ -469,8 +468,11 @@ impl Groups {
             let keys: Int32Array = codes
                 .iter()
                 .map(|c| {
+                    if *c == NULL_CODE {
+                        return None;
+                    }
                     let c = *c as usize;
-                    let slot = renumbered.get_mut(c)?;
+                    let slot = &mut renumbered[c];
                     if *slot == u32::MAX {
                         *slot = used.len() as u32;
                         used.push(&interned[c]);

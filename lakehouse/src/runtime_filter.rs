@@ -494,9 +494,7 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
     let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
     crate::selectivity::insert_rule(&mut rules);
     crate::join_mode::insert_rule(&mut rules);
-    // Last but the plan's sanity check: it replaces finished aggregations.
-    let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
-    rules.insert(at, Arc::new(crate::dict_group::DictionaryGroups));
+    crate::dict_group::insert_rule(&mut rules);
     // The post-optimisation pushdown is the last FilterPushdown in the list.
     let post = rules.iter().rposition(|r| r.name() == "FilterPushdown(Post)");
     // Repeated subplans are shared before runtime filters are pushed into
