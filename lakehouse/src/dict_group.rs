@@ -98,10 +98,13 @@ impl PhysicalOptimizerRule for DictionaryGroups {
     }
 }
 
-/// Puts [`DictionaryGroups`] last but DataFusion's sanity check: it
-/// replaces aggregations the other rules have finished with.
+/// Puts [`DictionaryGroups`], then [`crate::group_keys::ViewGroupKeys`]
+/// (which leaves the aggregations grouped by codes alone), last but
+/// DataFusion's sanity check: they replace aggregations the other rules
+/// have finished with.
 pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>) {
     let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
+    rules.insert(at, Arc::new(crate::group_keys::ViewGroupKeys));
     rules.insert(at, Arc::new(DictionaryGroups));
 }
 

@@ -15,6 +15,7 @@ pub mod ddl;
 pub mod diagnose;
 pub mod dict_group;
 pub mod engine;
+pub mod group_keys;
 pub mod error;
 pub mod exports;
 pub mod heatwave;
