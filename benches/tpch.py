@@ -15,6 +15,12 @@ tpchgen crates, Parquet; never committed), on:
                   only (Q1, Q3, Q6 by default): loading and running the rest
                   takes hours
 
+Through the wire, queries are timed with the Rust mysql_async client
+(`lakewave bench-client`, every row read and decoded), the same for Lakewave
+and MariaDB; PyMySQL decodes in Python at about 100k rows/s, which on Q16's
+18,314 rows measured Python more than the server. --client pymysql times
+with PyMySQL instead.
+
 Answers are compared with DuckDB's before anything is timed (numbers to a
 relative 1e-6; the in-process engine by row count). Each query runs once as a
 warm-up, then --runs times with the systems interleaved; the report gives the
@@ -110,6 +116,31 @@ class Engine:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class WireClient:
+    """`lakewave bench-client`: the same line protocol over the MySQL wire
+    (mysql_async), for timing without Python's row decoding."""
+
+    def __init__(self, binary, port, db, setup=()):
+        self.proc = subprocess.Popen([binary, "bench-client", "--url", f"mysql://root@127.0.0.1:{port}/{db}"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env={**os.environ, "LAKEWAVE_LOG": "warn"})
+        for sql in setup:
+            self.run(sql)
+
+    def run(self, sql):
+        text = " ".join(line.split("--")[0] for line in sql.splitlines()).strip().rstrip(";")
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        if not answer.startswith("OK "):
+            raise RuntimeError(answer or "the client process ended")
+        return int(answer.split()[1])
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
 def chart(json_path, png_path):
     """The ratio chart, drawn by benches/chart (plotters); skipped with a
     message when cargo cannot build it."""
@@ -127,6 +158,8 @@ def main():
     ap.add_argument("--sf", type=float, default=1.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--queries", default="1-22", help="e.g. 1-22 or 1,3,6")
+    ap.add_argument("--client", choices=["rust", "pymysql"], default="rust",
+                    help="client that times queries through the wire (answers are always checked with PyMySQL)")
     ap.add_argument("--systems", default="lakewave,lakewave_inprocess,lakewave_rapid,duckdb,duckdb_memory,mariadb")
     ap.add_argument("--mariadb-queries", default="1,3,6")
     ap.add_argument("--work", default="/tmp/lakewave-tpch", help="kept between runs (data is reused)")
@@ -155,6 +188,19 @@ def main():
     proc, lake_port, mysql_port = start_lakewave(args.lakewave, work / "lakewave-data", args.no_mysql)
     systems = {}
     engine = None
+    checkers = {}  # system -> PyMySQL function giving its answers, where timing uses another client
+    clients = []
+
+    def wire(name, check, port, db, setup=()):
+        """Registers a system reached through the wire: answers from
+        PyMySQL (`check`), times from --client."""
+        if args.client == "rust":
+            client = WireClient(args.lakewave, port, db, setup)
+            clients.append(client)
+            checkers[name] = check
+            systems[name] = client.run
+        else:
+            systems[name] = check
     try:
         lw = connect(lake_port)
         cur = lw.cursor()
@@ -165,7 +211,7 @@ def main():
         for t in TABLES:
             cur.execute(f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{data}/{t}/'")
         if "lakewave" in wanted:
-            systems["lakewave"] = lambda q: run_mysql(lw, q)
+            wire("lakewave", lambda q: run_mysql(lw, q), lake_port, "tpch", ["SET use_secondary_engine = OFF"])
         if "lakewave_inprocess" in wanted:
             engine = Engine(args.lakewave)
             engine.run("CREATE DATABASE tpch")
@@ -187,7 +233,7 @@ def main():
                 time.sleep(0.5)
             log(f"RAPID: checkpoint written {time.perf_counter() - t0:.1f} s later")
             run_mysql(lr, "SET use_secondary_engine = FORCED")
-            systems["lakewave_rapid"] = lambda q: run_mysql(lr, q)
+            wire("lakewave_rapid", lambda q: run_mysql(lr, q), lake_port, "tpch", ["SET use_secondary_engine = FORCED"])
         duck = duckdb.connect()
         for t in TABLES:
             duck.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{data}/{t}/*.parquet')")
@@ -213,15 +259,15 @@ def main():
                 log(f"MariaDB: {t} loaded into InnoDB in {secs:.0f} s")
             mc.execute("ANALYZE TABLE lineitem, orders, customer")
             mc.fetchall()
-            systems["mariadb"] = lambda q: run_mysql(my, q)
+            wire("mariadb", lambda q: run_mysql(my, q), mysql_port, "tpch_innodb")
 
-        report = {"sf": args.sf, "runs": args.runs, "queries": {}}
+        report = {"sf": args.sf, "runs": args.runs, "client": args.client, "queries": {}}
         for name, sql in queries.items():
             active = {s: f for s, f in systems.items() if s != "mariadb" or name in mariadb_queries}
             answers = {}
             for s, f in active.items():
                 try:
-                    answers[s] = f(sql)
+                    answers[s] = checkers.get(s, f)(sql)
                 except Exception as e:  # a system that cannot run the query is reported, not fatal
                     log(f"{name}: {s} failed: {e}")
             reference = answers.get("duckdb") or answers.get("duckdb_memory") or next(iter(answers.values()))
@@ -239,6 +285,8 @@ def main():
     finally:
         if engine is not None:
             engine.close()
+        for client in clients:
+            client.close()
         proc.terminate()
         proc.wait(timeout=60)
 
@@ -250,7 +298,9 @@ def write_report(report, out, draw_chart=True):
     base = "duckdb"
     lines = [
         f"TPC-H SF {report['sf']:g}: median of {report['runs']} runs after a warm-up, milliseconds; "
-        f"ratios are system time / DuckDB (Parquet) time, lower is better.",
+        f"ratios are system time / DuckDB (Parquet) time, lower is better. Through the wire, times are taken with "
+        + ("the Rust mysql_async client (`lakewave bench-client`)" if report.get("client", "pymysql") == "rust" else "PyMySQL")
+        + ".",
         "",
         "| query | " + " | ".join(systems) + " | " + " | ".join(f"{s} / duckdb" for s in systems if s != base) + " |",
         "|---" * (1 + len(systems) + len(systems) - 1) + "|",

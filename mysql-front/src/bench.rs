@@ -2,6 +2,10 @@
 //! Python drivers in `benches/` can measure with a Rust client
 //! (`mysql_async`) as well as with PyMySQL:
 //!
+//! - `lakewave bench-client`: runs statements read one per line, answering
+//!   rows and seconds per statement (the TPC-H driver times queries through
+//!   the wire with it: PyMySQL decodes rows in Python, slowly enough to
+//!   dominate a query with a few thousand result rows);
 //! - `lakewave bench-fetch`: streams a query's result to the client and
 //!   reports rows, bytes and seconds per run (wire throughput);
 //! - `lakewave bench-clients`: N concurrent connections each running a list
@@ -16,6 +20,49 @@ use mysql_async::prelude::Queryable;
 
 fn opts(url: &str) -> Result<mysql_async::Opts, String> {
     mysql_async::Opts::from_url(url).map_err(|e| format!("bad URL '{url}': {e}"))
+}
+
+/// Statements from standard input, one per line, on one connection; for
+/// each, every row is read and its values decoded as an application would
+/// (text protocol), and `OK <rows> <seconds>` or `ERR <message>` printed.
+pub async fn client(url: &str) -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    let mut conn = mysql_async::Conn::new(opts(url)?).await.map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout();
+    for sql in std::io::stdin().lock().lines() {
+        let sql = sql.map_err(|e| e.to_string())?;
+        if sql.trim().is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        let answer = match conn.query_iter(sql.as_str()).await {
+            Ok(mut result) => {
+                let mut rows = 0u64;
+                let mut failure = None;
+                while !result.is_empty() {
+                    match result.next().await {
+                        Ok(Some(row)) => {
+                            rows += 1;
+                            std::hint::black_box(row.unwrap());
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            failure = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                match failure {
+                    None => format!("OK {rows} {:.6}", started.elapsed().as_secs_f64()),
+                    Some(e) => format!("ERR {}", e.replace('\n', " ")),
+                }
+            }
+            Err(e) => format!("ERR {}", e.to_string().replace('\n', " ")),
+        };
+        writeln!(out, "{answer}").and_then(|()| out.flush()).map_err(|e| e.to_string())?;
+    }
+    conn.disconnect().await.map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Streams `sql`'s rows `runs` times; prints `{"runs": [{"rows", "bytes", "seconds"}]}`.

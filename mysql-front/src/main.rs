@@ -92,6 +92,15 @@ enum Cmd {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Benchmark client over the wire (mysql_async), the counterpart of
+    /// `bench-engine`: reads one SQL statement per line on standard input,
+    /// runs it on one connection, reads and decodes every row, and answers
+    /// `OK <rows> <seconds>` or `ERR <message>`.
+    BenchClient {
+        /// mysql://user:pass@host:port/db
+        #[arg(long)]
+        url: String,
+    },
     /// Benchmark client: streams a query's rows (mysql_async) and prints
     /// rows, bytes and seconds per run as JSON.
     BenchFetch {
@@ -203,6 +212,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Cmd::BenchEngine { data_dir, threads } => bench_engine(data_dir, threads).await,
+            Cmd::BenchClient { url } => bench::client(&url).await,
             Cmd::BenchFetch { url, sql, runs } => bench::fetch(&url, &sql, runs).await,
             Cmd::BenchClients { url, queries, setup, clients, seconds } => bench::clients(&url, queries, clients, seconds, setup).await,
             Cmd::Samples { out, rows, seed } => {
