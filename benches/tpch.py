@@ -278,6 +278,9 @@ def main():
                     continue
                 if not same(a, reference):
                     raise SystemExit(f"{name}: {s} answers differently:\n{a[:3]}\nvs\n{reference[:3]}")
+            for s in answers:
+                if s in checkers and active[s](sql) != len(reference):  # the timing client sees the same rows
+                    raise SystemExit(f"{name}: {s} returned a different row count through the timing client")
             med, times = interleaved({s: active[s] for s in answers}, sql, args.runs)
             report["queries"][name] = {"rows": len(reference), "median_s": med, "all_s": times}
             log(f"{name}: " + ", ".join(f"{s} {m * 1000:.0f} ms" for s, m in med.items()))

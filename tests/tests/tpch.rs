@@ -108,6 +108,7 @@ fn benchmark_harness_runs_at_a_tiny_scale() {
     assert_eq!(query_rows, 22, "{report}");
     assert!(report.contains("| lakewave | lakewave_inprocess | lakewave_rapid | duckdb | duckdb_memory |"), "{report}");
     assert!(report.contains("Wire overhead (through the wire / in-process)"), "{report}");
+    assert!(report.contains("Rust mysql_async client"), "{report}");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("tpch_sf0.01.json")).expect("json")).expect("valid JSON");
     assert_eq!(json["queries"]["q06"]["rows"], 1);
 }
