@@ -499,6 +499,20 @@ fn base_config(options: &LakehouseOptions, database: Option<&str>) -> SessionCon
     // groups and pages are still pruned by their statistics.
     opts.execution.parquet.pushdown_filters = false;
     opts.execution.parquet.reorder_filters = true;
+    // A hash join on one integer key builds a direct-indexed array over the
+    // keys' range instead of a hash table when the range is small or the
+    // keys dense enough; its lookups (the join's probe, and the runtime
+    // filter pushed to the probe side's scan) then index the array instead
+    // of hashing. DataFusion's defaults (a range under 1024, or keys filling
+    // 15% of it) leave out the usual star-schema build: a filtered
+    // dimension's keys spread over the whole key range (TPC-H Q17's 204
+    // parts among 200K, Q5's 228K orders among 6M). Any range under 1M
+    // (at most 4 MiB) and keys filling 3% of larger ranges (at most about
+    // 130 bytes per build row) take the array: measured on the loaded
+    // copies at SF 1, Q17 0.55x, Q5 0.67x, Q21 0.64x the time, 0.83 in
+    // geometric mean over the twelve join queries; 0.93 in place.
+    opts.execution.perfect_hash_join_small_build_threshold = 1 << 20;
+    opts.execution.perfect_hash_join_min_key_density = 0.03;
     opts.execution.listing_table_factory_infer_partitions = true;
     // A prefix means every object under it, as on object stores, and globs
     // may span directories.
