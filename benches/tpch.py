@@ -92,53 +92,50 @@ def same(a, b):
     return True
 
 
-class Engine:
-    """`lakewave bench-engine`: one statement per line in, `OK rows secs` out."""
+class LineProcess:
+    """A `lakewave` subcommand that reads one statement per line and answers
+    `OK <rows> <seconds>` or `ERR <message>`."""
+
+    def __init__(self, args, what):
+        self.what = what
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env={**os.environ, "LAKEWAVE_LOG": "warn"})
+
+    def run(self, sql):
+        """The statement's row count."""
+        text = " ".join(line.split("--")[0] for line in sql.splitlines()).strip().rstrip(";")
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        if not answer.startswith("OK "):
+            raise RuntimeError(answer or f"the {self.what} process ended")
+        return int(answer.split()[1])
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+class Engine(LineProcess):
+    """`lakewave bench-engine`: the engine in-process, in a temporary data directory."""
 
     def __init__(self, binary):
         self.dir = tempfile.mkdtemp(prefix="lakewave-engine-")
-        self.proc = subprocess.Popen([binary, "bench-engine", "--data-dir", self.dir], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     env={**os.environ, "LAKEWAVE_LOG": "warn"})
-
-    def run(self, sql):
-        text = " ".join(line.split("--")[0] for line in sql.splitlines()).strip().rstrip(";")
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline().strip()
-        if not answer.startswith("OK "):
-            raise RuntimeError(answer or "the engine process ended")
-        return int(answer.split()[1])
+        super().__init__([binary, "bench-engine", "--data-dir", self.dir], "engine")
 
     def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        super().close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class WireClient:
-    """`lakewave bench-client`: the same line protocol over the MySQL wire
+class WireClient(LineProcess):
+    """`lakewave bench-client`: the same protocol over the MySQL wire
     (mysql_async), for timing without Python's row decoding."""
 
     def __init__(self, binary, port, db, setup=()):
-        self.proc = subprocess.Popen([binary, "bench-client", "--url", f"mysql://root@127.0.0.1:{port}/{db}"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env={**os.environ, "LAKEWAVE_LOG": "warn"})
+        super().__init__([binary, "bench-client", "--url", f"mysql://root@127.0.0.1:{port}/{db}"], "client")
         for sql in setup:
             self.run(sql)
-
-    def run(self, sql):
-        text = " ".join(line.split("--")[0] for line in sql.splitlines()).strip().rstrip(";")
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline().strip()
-        if not answer.startswith("OK "):
-            raise RuntimeError(answer or "the client process ended")
-        return int(answer.split()[1])
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
 
 
 def chart(json_path, png_path):
