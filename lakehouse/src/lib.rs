@@ -10,6 +10,7 @@
 
 pub mod capture;
 pub mod catalog;
+pub mod conjunction;
 pub mod decimal_arith;
 pub mod ddl;
 pub mod diagnose;

@@ -495,6 +495,7 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
     crate::selectivity::insert_rule(&mut rules);
     crate::join_mode::insert_rule(&mut rules);
     crate::dict_group::insert_rule(&mut rules);
+    crate::conjunction::insert_rule(&mut rules);
     // The post-optimisation pushdown is the last FilterPushdown in the list.
     let post = rules.iter().rposition(|r| r.name() == "FilterPushdown(Post)");
     // Repeated subplans are shared before runtime filters are pushed into
