@@ -28,9 +28,10 @@ use datafusion::arrow::compute::can_cast_types;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, cast};
+use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -46,18 +47,20 @@ impl PhysicalOptimizerRule for ViewGroupKeys {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if crate::switched_off("LAKEWAVE_VIEW_GROUP_KEYS") {
             return Ok(plan);
         }
-        plan.transform_up(|node| {
+        let rewritten = Arc::clone(&plan).transform_up(|node| {
             let Some(agg) = node.downcast_ref::<AggregateExec>() else {
                 return Ok(Transformed::no(node));
             };
             let rewritten = match agg.mode() {
                 AggregateMode::Final | AggregateMode::FinalPartitioned => rewrite_final(agg)?,
-                AggregateMode::Single | AggregateMode::SinglePartitioned => {
+                // (Not `SinglePartitioned`: its input is partitioned by the
+                // keys as they were, which the cast keys would not match.)
+                AggregateMode::Single => {
                     match with_view_keys(agg)? {
                         Some(single) => cast_back(single, &agg.schema())?,
                         None => None,
@@ -69,8 +72,19 @@ impl PhysicalOptimizerRule for ViewGroupKeys {
                 Some(plan) => Transformed::yes(plan),
                 None => Transformed::no(node),
             })
-        })
-        .data()
+        })?;
+        if !rewritten.transformed {
+            return Ok(plan);
+        }
+        // The cast-back projection no longer says the groups are
+        // partitioned by their keys (and views hash short strings unlike
+        // dictionaries, so it must not): a parent that needs that
+        // partitioning (a partitioned join or window on the keys) would be
+        // left without it. Such plans keep their aggregations as they were.
+        match SanityCheckPlan::new().optimize(Arc::clone(&rewritten.data), config) {
+            Ok(_) => Ok(rewritten.data),
+            Err(_) => Ok(plan),
+        }
     }
 
     fn name(&self) -> &str {
@@ -96,6 +110,9 @@ fn with_view_keys(agg: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
         || agg.limit_options().is_some()
         || !agg.dynamic_expressions_produced().is_empty()
         || *agg.input_order_mode() != InputOrderMode::Linear
+        // An aggregate's ORDER BY on a grouping key is dropped as trivially
+        // satisfied; on the cast key it would not be.
+        || agg.aggr_expr().iter().any(|a| !a.order_bys().is_empty())
     {
         return Ok(None);
     }
@@ -199,7 +216,10 @@ fn cast_back(
     let projection = ProjectionExec::try_new(exprs, plan)?;
     let got = projection.schema();
     let same = got.fields().iter().zip(want.fields()).all(|(g, w)| {
-        g.name() == w.name() && g.data_type() == w.data_type() && g.is_nullable() == w.is_nullable()
+        g.name() == w.name()
+            && g.data_type() == w.data_type()
+            && g.is_nullable() == w.is_nullable()
+            && g.metadata() == w.metadata()
     });
     Ok(same.then(|| Arc::new(projection) as Arc<dyn ExecutionPlan>))
 }
@@ -253,6 +273,42 @@ mod tests {
                 pretty_format_batches(&expected)?.to_string(),
                 "{q}"
             );
+        }
+        Ok(())
+    }
+
+    /// Plans whose parents need the groups partitioned by their keys (a
+    /// partitioned join or a window on them) or ordered by one of them (an
+    /// aggregate's ORDER BY) stay valid, and answer as before.
+    #[tokio::test]
+    async fn parents_needing_the_keys_stay_valid() -> Result<()> {
+        let config = SessionConfig::new().with_target_partitions(2).with_batch_size(1000);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.sql(
+            "CREATE TABLE t AS SELECT arrow_cast(chr(65 + v % 5), 'Dictionary(Int32, Utf8)') AS a, v % 17 AS s, v \
+             FROM generate_series(1, 20000) AS g(v)",
+        )
+        .await?
+        .collect()
+        .await?;
+        // Joins are partitioned at any size, so the join below reuses the
+        // aggregations' partitioning.
+        ctx.sql("SET datafusion.optimizer.hash_join_single_partition_threshold = 0").await?.collect().await?;
+        ctx.sql("SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0").await?.collect().await?;
+        let queries = [
+            "SELECT x.a, x.s, x.c, y.c FROM (SELECT a, s, count(*) AS c FROM t GROUP BY a, s) x \
+             JOIN (SELECT a, s, sum(v) AS c FROM t GROUP BY a, s) y ON x.a = y.a AND x.s = y.s ORDER BY x.a, x.s",
+            "SELECT a, s, count(*) AS c, rank() OVER (PARTITION BY a, s ORDER BY count(*)) FROM t GROUP BY a, s ORDER BY a, s",
+            "SELECT a, s, array_agg(v ORDER BY a, v DESC) FROM t WHERE v < 300 GROUP BY a, s ORDER BY a, s",
+        ];
+        for q in queries {
+            let df = ctx.sql(q).await?;
+            let expected = df.clone().collect().await?;
+            let plan = df.create_physical_plan().await?;
+            let plan = ViewGroupKeys.optimize(plan, &ConfigOptions::default())?;
+            SanityCheckPlan::new().optimize(Arc::clone(&plan), &ConfigOptions::default())?;
+            let got = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await?;
+            assert_eq!(pretty_format_batches(&got)?.to_string(), pretty_format_batches(&expected)?.to_string(), "{q}");
         }
         Ok(())
     }
