@@ -112,8 +112,11 @@ class LineProcess:
         return int(answer.split()[1])
 
     def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
 
 
 class Engine(LineProcess):
@@ -132,10 +135,9 @@ class WireClient(LineProcess):
     """`lakewave bench-client`: the same protocol over the MySQL wire
     (mysql_async), for timing without Python's row decoding."""
 
-    def __init__(self, binary, port, db, setup=()):
-        super().__init__([binary, "bench-client", "--url", f"mysql://root@127.0.0.1:{port}/{db}"], "client")
-        for sql in setup:
-            self.run(sql)
+    def __init__(self, binary, port, db):
+        super().__init__([binary, "bench-client", "--url", f"mysql://root@127.0.0.1:{port}/{db}?prefer_socket=false"],
+                         "client")  # TCP for both servers, as PyMySQL
 
 
 def chart(json_path, png_path):
@@ -192,8 +194,10 @@ def main():
         """Registers a system reached through the wire: answers from
         PyMySQL (`check`), times from --client."""
         if args.client == "rust":
-            client = WireClient(args.lakewave, port, db, setup)
+            client = WireClient(args.lakewave, port, db)
             clients.append(client)
+            for sql in setup:
+                client.run(sql)
             checkers[name] = check
             systems[name] = client.run
         else:

@@ -32,6 +32,7 @@ pub async fn client(url: &str) -> Result<(), String> {
     for sql in std::io::stdin().lock().lines() {
         let sql = sql.map_err(|e| e.to_string())?;
         if sql.trim().is_empty() {
+            writeln!(out, "OK 0 0").and_then(|()| out.flush()).map_err(|e| e.to_string())?;
             continue;
         }
         let started = Instant::now();
