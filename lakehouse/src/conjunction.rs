@@ -39,7 +39,6 @@ use datafusion::logical_expr::ColumnarValue;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::{collect_columns, split_conjunction};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::ExecutionPlan;
@@ -79,16 +78,10 @@ impl PhysicalOptimizerRule for ConjunctionFilters {
                 .build()?;
             Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>))
         })?;
-        if !rewritten.transformed {
-            return Ok(plan);
-        }
         // The filter's predicate no longer tells the planner which columns
         // it fixes to constants; a parent whose order or partitioning
         // relied on that keeps the plan as it was.
-        match SanityCheckPlan::new().optimize(Arc::clone(&rewritten.data), config) {
-            Ok(_) => Ok(rewritten.data),
-            Err(_) => Ok(plan),
-        }
+        Ok(crate::if_still_valid(rewritten, plan, config))
     }
 
     fn name(&self) -> &str {

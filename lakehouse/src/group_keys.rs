@@ -31,7 +31,6 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, cast};
-use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -73,18 +72,12 @@ impl PhysicalOptimizerRule for ViewGroupKeys {
                 None => Transformed::no(node),
             })
         })?;
-        if !rewritten.transformed {
-            return Ok(plan);
-        }
         // The cast-back projection no longer says the groups are
         // partitioned by their keys (and views hash short strings unlike
         // dictionaries, so it must not): a parent that needs that
         // partitioning (a partitioned join or window on the keys) would be
         // left without it. Such plans keep their aggregations as they were.
-        match SanityCheckPlan::new().optimize(Arc::clone(&rewritten.data), config) {
-            Ok(_) => Ok(rewritten.data),
-            Err(_) => Ok(plan),
-        }
+        Ok(crate::if_still_valid(rewritten, plan, config))
     }
 
     fn name(&self) -> &str {
@@ -227,6 +220,7 @@ fn cast_back(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::{SessionConfig, SessionContext};

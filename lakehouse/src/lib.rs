@@ -44,5 +44,26 @@ pub use engine::{Lakehouse, LakehouseOptions};
 pub(crate) fn switched_off(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| v.eq_ignore_ascii_case("off"))
 }
+
+/// A physical rule's result, `rewritten`, when it changed something and
+/// DataFusion's sanity check accepts it; `original` otherwise. For rules
+/// whose rewrites can hide a property a parent relies on (a partitioning,
+/// an ordering), where keeping the plan as it was is the safe answer.
+pub(crate) fn if_still_valid(
+    rewritten: datafusion::common::tree_node::Transformed<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    original: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    config: &datafusion::common::config::ConfigOptions,
+) -> std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+    use datafusion::physical_optimizer::PhysicalOptimizerRule;
+    if !rewritten.transformed {
+        return original;
+    }
+    match datafusion::physical_optimizer::sanity_checker::SanityCheckPlan::new()
+        .optimize(std::sync::Arc::clone(&rewritten.data), config)
+    {
+        Ok(_) => rewritten.data,
+        Err(_) => original,
+    }
+}
 pub use error::{LakeError, Result};
 pub use model::{ColumnDef, DdlDialect, TableDef};
