@@ -22,46 +22,48 @@ fn opts(url: &str) -> Result<mysql_async::Opts, String> {
     mysql_async::Opts::from_url(url).map_err(|e| format!("bad URL '{url}': {e}"))
 }
 
-/// Statements from standard input, one per line, on one connection; for
-/// each, every row is read and its values decoded as an application would
-/// (text protocol), and `OK <rows> <seconds>` or `ERR <message>` printed.
-pub async fn client(url: &str) -> Result<(), String> {
+/// The line protocol of `bench-engine` and `bench-client`: one statement
+/// per line of standard input; for each, `run` gives its row count, and
+/// `OK <rows> <seconds>` or `ERR <message>` is printed (an empty line
+/// answers `OK 0 0`, so a driver waiting for an answer never hangs).
+/// Waiting for the next line blocks this thread only; queries run on the
+/// runtime's workers.
+pub async fn answer_lines(mut run: impl AsyncFnMut(&str) -> Result<u64, String>) -> Result<(), String> {
     use std::io::{BufRead, Write};
-    let mut conn = mysql_async::Conn::new(opts(url)?).await.map_err(|e| e.to_string())?;
     let mut out = std::io::stdout();
     for sql in std::io::stdin().lock().lines() {
         let sql = sql.map_err(|e| e.to_string())?;
-        if sql.trim().is_empty() {
-            writeln!(out, "OK 0 0").and_then(|()| out.flush()).map_err(|e| e.to_string())?;
-            continue;
-        }
-        let started = Instant::now();
-        let answer = match conn.query_iter(sql.as_str()).await {
-            Ok(mut result) => {
-                let mut rows = 0u64;
-                let mut failure = None;
-                while !result.is_empty() {
-                    match result.next().await {
-                        Ok(Some(row)) => {
-                            rows += 1;
-                            std::hint::black_box(row.unwrap());
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            failure = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
-                match failure {
-                    None => format!("OK {rows} {:.6}", started.elapsed().as_secs_f64()),
-                    Some(e) => format!("ERR {}", e.replace('\n', " ")),
-                }
+        let answer = if sql.trim().is_empty() {
+            "OK 0 0".to_string()
+        } else {
+            let started = Instant::now();
+            match run(&sql).await {
+                Ok(rows) => format!("OK {rows} {:.6}", started.elapsed().as_secs_f64()),
+                Err(e) => format!("ERR {}", e.replace('\n', " ")),
             }
-            Err(e) => format!("ERR {}", e.to_string().replace('\n', " ")),
         };
         writeln!(out, "{answer}").and_then(|()| out.flush()).map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+/// Statements from standard input on one connection ([`answer_lines`]);
+/// every row is read and its values decoded as an application would (text
+/// protocol).
+pub async fn client(url: &str) -> Result<(), String> {
+    let mut conn = mysql_async::Conn::new(opts(url)?).await.map_err(|e| e.to_string())?;
+    answer_lines(async |sql: &str| {
+        let mut result = conn.query_iter(sql).await.map_err(|e| e.to_string())?;
+        let mut rows = 0u64;
+        while !result.is_empty() {
+            if let Some(row) = result.next().await.map_err(|e| e.to_string())? {
+                rows += 1;
+                std::hint::black_box(row.unwrap());
+            }
+        }
+        Ok(rows)
+    })
+    .await?;
     conn.disconnect().await.map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -373,47 +373,23 @@ async fn align_databases(lake: &Lakehouse, backend: &BackendConfig) -> Result<()
 async fn bench_engine(data_dir: PathBuf, threads: Option<usize>) -> Result<(), String> {
     use futures::StreamExt;
     use lakewave_mysql_front::session::Response;
-    use std::io::{BufRead, Write};
     let mut options = LakehouseOptions::new(&data_dir);
     options.target_partitions = threads;
     let lake = Lakehouse::open(options).map_err(|e| e.to_string())?;
     let vars = lakewave_mysql_front::server::ServerContext::new(lake.clone()).new_vars();
     let mut session = lakewave_mysql_front::session::Session::new(0, "root".into(), "localhost".into(), lake, vars, String::new());
-    // Waiting for the next line blocks this thread only; queries run on the
-    // runtime's workers.
-    let stdin = std::io::stdin();
-    let mut out = std::io::stdout();
-    for sql in stdin.lock().lines() {
-        let sql = sql.map_err(|e| e.to_string())?;
-        if sql.trim().is_empty() {
-            continue;
-        }
-        let started = std::time::Instant::now();
-        let answer = match session.execute(&sql).await {
-            Ok(Response::Rows { mut stream, .. }) => {
-                let mut rows = 0usize;
-                let mut failure = None;
-                while let Some(batch) = stream.next().await {
-                    match batch {
-                        Ok(b) => rows += b.num_rows(),
-                        Err(e) => {
-                            failure = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
-                match failure {
-                    None => format!("OK {rows} {:.6}", started.elapsed().as_secs_f64()),
-                    Some(e) => format!("ERR {}", e.replace('\n', " ")),
-                }
+    bench::answer_lines(async |sql: &str| match session.execute(sql).await.map_err(|e| e.to_string())? {
+        Response::Rows { mut stream, .. } => {
+            let mut rows = 0u64;
+            while let Some(batch) = stream.next().await {
+                rows += batch.map_err(|e| e.to_string())?.num_rows() as u64;
             }
-            Ok(Response::Ok { affected, .. }) => format!("OK {affected} {:.6}", started.elapsed().as_secs_f64()),
-            Ok(Response::Backend(_)) => "ERR this statement needs a MySQL backend".to_string(),
-            Err(e) => format!("ERR {}", e.to_string().replace('\n', " ")),
-        };
-        writeln!(out, "{answer}").and_then(|()| out.flush()).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+            Ok(rows)
+        }
+        Response::Ok { affected, .. } => Ok(affected),
+        Response::Backend(_) => Err("this statement needs a MySQL backend".to_string()),
+    })
+    .await
 }
 
 async fn register_samples(lake: &Lakehouse, data_dir: &std::path::Path, rows: u64) -> Result<(), String> {
