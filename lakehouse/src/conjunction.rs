@@ -34,6 +34,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::cast::as_boolean_array;
 use datafusion::common::{internal_err, Result};
 use datafusion::logical_expr::ColumnarValue;
 use datafusion::physical_expr::expressions::Column;
@@ -128,24 +129,27 @@ impl Hash for Conjunction {
 }
 
 impl Conjunction {
+    /// `original` split into its conditions, checked against the filter's
+    /// input `schema`.
     pub fn try_new(original: Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<Self> {
-        let parts = split_conjunction(&original)
-            .into_iter()
-            .map(|e| part(Arc::clone(e), schema))
-            .collect::<Result<Vec<_>>>()?;
+        let conjunction = Self::of(original)?;
+        let width = schema.fields().len();
+        if let Some(p) = conjunction.parts.iter().find(|p| p.columns.last().is_some_and(|&i| i >= width)) {
+            return internal_err!("filter condition {} reads a column past the {width} of its input", p.expr);
+        }
+        Ok(conjunction)
+    }
+
+    fn of(original: Arc<dyn PhysicalExpr>) -> Result<Self> {
+        let parts = split_conjunction(&original).into_iter().map(|e| part(Arc::clone(e))).collect::<Result<Vec<_>>>()?;
         Ok(Self { original, parts })
     }
 }
 
-fn part(expr: Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<Part> {
+fn part(expr: Arc<dyn PhysicalExpr>) -> Result<Part> {
     let mut columns: Vec<usize> = collect_columns(&expr).iter().map(Column::index).collect();
     columns.sort_unstable();
     columns.dedup();
-    if let Some(&i) = columns.last() {
-        if i >= schema.fields().len() {
-            return internal_err!("filter condition {expr} reads column {i} of {} columns", schema.fields().len());
-        }
-    }
     let narrowed = Arc::clone(&expr)
         .transform(|e| {
             let Some(c) = e.downcast_ref::<Column>() else { return Ok(Transformed::no(e)) };
@@ -165,9 +169,7 @@ impl fmt::Display for Conjunction {
 /// The rows where `value` is true (NULL is not).
 fn passing(value: ColumnarValue, rows: usize) -> Result<BooleanBuffer> {
     let array = value.into_array(rows)?;
-    let Some(b) = array.as_any().downcast_ref::<BooleanArray>() else {
-        return internal_err!("filter condition gave {} instead of booleans", array.data_type());
-    };
+    let b = as_boolean_array(&array)?;
     Ok(match b.nulls() {
         Some(nulls) => b.values() & nulls.inner(),
         None => b.values().clone(),
@@ -203,29 +205,16 @@ impl PhysicalExpr for Conjunction {
         Ok(ColumnarValue::Array(Arc::new(BooleanArray::new(kept, None))))
     }
 
+    /// The predicate as planned (its conditions are split from it again).
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        self.parts.iter().map(|p| &p.expr).collect()
+        vec![&self.original]
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn PhysicalExpr>>) -> Result<Arc<dyn PhysicalExpr>> {
-        if children.len() != self.parts.len() {
-            return internal_err!("a conjunction of {} conditions given {} children", self.parts.len(), children.len());
-        }
-        // The columns may have moved: rebuild against the widest index seen.
-        let width = children.iter().flat_map(|c| collect_columns(c)).map(|c| c.index() + 1).max().unwrap_or(0);
-        let schema = Schema::new(
-            (0..width).map(|i| datafusion::arrow::datatypes::Field::new(format!("c{i}"), DataType::Null, true)).collect::<Vec<_>>(),
-        );
-        let parts = children.into_iter().map(|c| part(c, &schema)).collect::<Result<Vec<_>>>()?;
-        let original = parts
-            .iter()
-            .map(|p| Arc::clone(&p.expr))
-            .reduce(|a, b| {
-                Arc::new(datafusion::physical_expr::expressions::BinaryExpr::new(a, datafusion::logical_expr::Operator::And, b))
-                    as Arc<dyn PhysicalExpr>
-            })
-            .expect("at least one condition");
-        Ok(Arc::new(Self { original, parts }))
+        let [original]: [Arc<dyn PhysicalExpr>; 1] = children
+            .try_into()
+            .map_err(|c: Vec<_>| datafusion::common::DataFusionError::Internal(format!("a conjunction given {} children", c.len())))?;
+        Ok(Arc::new(Self::of(original)?))
     }
 
     fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -336,7 +325,14 @@ mod tests {
             let mut found = false;
             plan.apply(|n| {
                 if let Some(f) = n.downcast_ref::<FilterExec>() {
-                    found |= f.predicate().downcast_ref::<Conjunction>().is_some();
+                    if let Some(c) = f.predicate().downcast_ref::<Conjunction>() {
+                        found = true;
+                        // Rebuilt from its children, it is the same predicate.
+                        let children = f.predicate().children().into_iter().cloned().collect();
+                        let rebuilt = Arc::clone(f.predicate()).with_new_children(children)?;
+                        assert_eq!(rebuilt.downcast_ref::<Conjunction>().map(|r| r.parts.len()), Some(c.parts.len()), "{q}");
+                        assert_eq!(rebuilt.to_string(), f.predicate().to_string(), "{q}");
+                    }
                 }
                 Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
             })?;

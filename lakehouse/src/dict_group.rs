@@ -124,9 +124,8 @@ fn applies(agg: &AggregateExec) -> Result<bool> {
     }
     let input = agg.input_schema();
     for (e, _) in group_by.expr() {
-        match e.data_type(&input)? {
-            DataType::Dictionary(k, v) if k.is_dictionary_key_type() && *v == DataType::Utf8 => {}
-            _ => return Ok(false),
+        if !crate::group_keys::is_dictionary_text(&e.data_type(&input)?) {
+            return Ok(false);
         }
     }
     Ok(agg.aggr_expr().iter().all(|a| a.groups_accumulator_supported() && !a.is_distinct() && a.order_bys().is_empty()))

@@ -89,8 +89,9 @@ impl PhysicalOptimizerRule for ViewGroupKeys {
     }
 }
 
-/// Whether a grouping key of this type is cast to a string view.
-fn is_dictionary_text(dt: &DataType) -> bool {
+/// Whether a grouping key of this type is dictionary-encoded text (cast to
+/// a string view here; grouped by its codes in [`crate::dict_group`]).
+pub(crate) fn is_dictionary_text(dt: &DataType) -> bool {
     matches!(dt, DataType::Dictionary(k, v) if k.is_dictionary_key_type() && **v == DataType::Utf8)
 }
 
