@@ -1,9 +1,14 @@
 //! The DataFusion provider over a loaded table: one immutable version,
 //! chunks skipped by their min/max statistics, the rest spread over the
-//! session's partitions.
+//! session's partitions. While a query runs, the partitions take chunks
+//! from one shared queue, so a partition that is ahead (its rows filtered
+//! more, or its share of the work downstream lighter) takes over chunks
+//! planned for another instead of leaving its core idle at the end.
 
+use std::any::Any;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array};
@@ -15,7 +20,7 @@ use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Column, ColumnStatistics, DFSchema, Statistics, project_schema};
 use datafusion::datasource::TableType;
-use datafusion::datasource::source::DataSource;
+use datafusion::datasource::source::{DataSource, OpenArgs};
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::utils::conjunction;
@@ -237,6 +242,14 @@ impl RapidSource {
     }
 }
 
+/// Whether partitions share their chunks while running
+/// (`LAKEWAVE_RAPID_STEALING=off` in the server's environment keeps each
+/// partition to the chunks planned for it, for comparisons).
+fn stealing_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| !crate::switched_off("LAKEWAVE_RAPID_STEALING"))
+}
+
 /// Whether scans report column bounds (`LAKEWAVE_RAPID_STATS=off` in the
 /// server's environment reports row counts only, for comparisons).
 fn bounds_enabled() -> bool {
@@ -363,10 +376,49 @@ fn read_chunk(chunk: &Chunk, columns: &[usize], schema: &SchemaRef, predicate: &
     Ok(RecordBatch::try_new_with_options(schema.clone(), arrays, &options)?)
 }
 
+/// The chunks of one execution of a scan, each read by whichever partition
+/// asks first (see [`RapidSource::create_sibling_state`]).
+#[derive(Debug)]
+struct SharedChunks {
+    chunks: Vec<Chunk>,
+    next: AtomicUsize,
+}
+
+impl SharedChunks {
+    /// The partitions' chunks taken one from each in turn: the order the
+    /// plan's assignment would read them in, so rows keep roughly the
+    /// table's order within each partition.
+    fn interleaved(partitions: &[Vec<Chunk>]) -> Self {
+        let longest = partitions.iter().map(Vec::len).max().unwrap_or(0);
+        let chunks = (0..longest).flat_map(|i| partitions.iter().filter_map(move |p| p.get(i).cloned())).collect();
+        Self { chunks, next: AtomicUsize::new(0) }
+    }
+
+    fn take(&self) -> Option<Chunk> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.chunks.get(i).cloned()
+    }
+}
+
+/// Where a partition's reader takes its chunks from.
+enum ChunkSource {
+    Own(std::vec::IntoIter<Chunk>),
+    Shared(Arc<SharedChunks>),
+}
+
+impl ChunkSource {
+    fn next(&mut self) -> Option<Chunk> {
+        match self {
+            Self::Own(chunks) => chunks.next(),
+            Self::Shared(queue) => queue.take(),
+        }
+    }
+}
+
 /// One partition's chunks read in turn: hidden and filtered rows dropped,
 /// the limit applied, small pieces gathered.
 struct ChunkReader {
-    chunks: std::vec::IntoIter<Chunk>,
+    chunks: ChunkSource,
     columns: Vec<usize>,
     schema: SchemaRef,
     predicate: Arc<Vec<Conjunct>>,
@@ -424,9 +476,8 @@ impl Iterator for ChunkReader {
     }
 }
 
-impl DataSource for RapidSource {
-    fn open(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let chunks: Vec<Chunk> = self.partitions.get(partition).cloned().unwrap_or_default();
+impl RapidSource {
+    fn stream(&self, chunks: ChunkSource, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         // A filtered scan gathers the few rows each chunk keeps into full
         // batches, as FilterExec would; large pieces pass through uncopied.
         let coalescer = (!self.predicate.is_empty()).then(|| {
@@ -434,7 +485,7 @@ impl DataSource for RapidSource {
             BatchCoalescer::new(self.projected_schema.clone(), size).with_biggest_coalesce_batch_size(Some(size / 2))
         });
         let reader = ChunkReader {
-            chunks: chunks.into_iter(),
+            chunks,
             columns: self.columns(),
             schema: self.projected_schema.clone(),
             predicate: Arc::clone(&self.predicate),
@@ -449,6 +500,31 @@ impl DataSource for RapidSource {
             }
         });
         Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(self.projected_schema.clone(), futures::stream::iter(batches)))))
+    }
+}
+
+impl DataSource for RapidSource {
+    fn open(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let chunks: Vec<Chunk> = self.partitions.get(partition).cloned().unwrap_or_default();
+        self.stream(ChunkSource::Own(chunks.into_iter()), partition, context)
+    }
+
+    /// One queue of the chunks per execution, shared by the partitions (the
+    /// setting that turns work stealing off for file scans turns it off
+    /// here too: executors that run partitions apart need each to read its
+    /// own).
+    fn create_sibling_state(&self, config: &ConfigOptions) -> Option<Arc<dyn Any + Send + Sync>> {
+        if self.partitions.len() < 2 || !config.execution.enable_file_stream_work_stealing || !stealing_enabled() {
+            return None;
+        }
+        Some(Arc::new(SharedChunks::interleaved(&self.partitions)))
+    }
+
+    fn open_with_args(&self, args: OpenArgs) -> Result<SendableRecordBatchStream> {
+        match args.sibling_state.and_then(|state| state.downcast::<SharedChunks>().ok()) {
+            Some(queue) => self.stream(ChunkSource::Shared(queue), args.partition, args.context),
+            None => self.open(args.partition, args.context),
+        }
     }
 
     fn metrics(&self) -> ExecutionPlanMetricsSet {
@@ -613,6 +689,17 @@ mod tests {
     /// The same rows as a loaded table (`t`, one chunk's rows 500..700
     /// hidden as change capture would) and as a plain memory table (`m`).
     fn context() -> Result<SessionContext> {
+        let (data, kept) = loaded()?;
+        let table = Arc::new(RapidTable::new(1, "db", "t", super::super::SourceKind::Lake));
+        let ctx = SessionContext::new();
+        ctx.register_table("t", Arc::new(RapidScanTable::new(table, data)))?;
+        ctx.register_table("m", Arc::new(MemTable::try_new(kept[0].schema(), vec![kept])?))?;
+        Ok(ctx)
+    }
+
+    /// [`batches`] loaded (one chunk each, rows 500..700 of the second
+    /// hidden), and the rows that stay visible.
+    fn loaded() -> Result<(Arc<TableData>, Vec<RecordBatch>)> {
         let source = batches();
         let plan = EncodingPlan::choose(&source[0].schema(), &source);
         let mut chunks: Vec<Chunk> = source.iter().map(|b| plan.encode(b)).collect::<Result<_>>()?;
@@ -627,11 +714,7 @@ mod tests {
             .map(|(i, b)| if i == 1 { datafusion::arrow::compute::filter_record_batch(b, chunks[1].visible.as_ref().expect("mask")) } else { Ok(b.clone()) })
             .collect::<std::result::Result<_, _>>()?;
         let data = Arc::new(TableData { schema: plan.schema.clone(), chunks, size_bytes: 0, files: None });
-        let table = Arc::new(RapidTable::new(1, "db", "t", super::super::SourceKind::Lake));
-        let ctx = SessionContext::new();
-        ctx.register_table("t", Arc::new(RapidScanTable::new(table, data)))?;
-        ctx.register_table("m", Arc::new(MemTable::try_new(kept[0].schema(), vec![kept])?))?;
-        Ok(ctx)
+        Ok((data, kept))
     }
 
     async fn rows(ctx: &SessionContext, sql: &str) -> Result<String> {
@@ -698,6 +781,44 @@ mod tests {
             Some(Precision::Inexact(n)) => assert!(n < 3800, "estimated {n} rows"),
             other => panic!("scan statistics {other:?}"),
         }
+        Ok(())
+    }
+
+    /// Rows read by each partition of a two-partition scan when the first
+    /// partition is read to its end before the second starts.
+    async fn rows_per_partition(stealing: bool) -> Result<(Vec<usize>, Vec<i64>)> {
+        let (data, _) = loaded()?;
+        let planned = vec![vec![data.chunks[0].clone(), data.chunks[2].clone()], vec![data.chunks[1].clone(), data.chunks[3].clone()]];
+        let source = RapidSource::try_new(data.schema.clone(), planned, Some(vec![0]), None)?;
+        let plan = datafusion::datasource::source::DataSourceExec::from_data_source(source);
+        let mut config = datafusion::prelude::SessionConfig::new();
+        config.options_mut().execution.enable_file_stream_work_stealing = stealing;
+        let task = SessionContext::new_with_config(config).task_ctx();
+        let mut counts = Vec::new();
+        let mut keys = Vec::new();
+        for partition in 0..2 {
+            let batches = datafusion::physical_plan::common::collect(plan.execute(partition, task.clone())?).await?;
+            counts.push(batches.iter().map(RecordBatch::num_rows).sum());
+            for b in &batches {
+                let k = cast(b.column(0), &DataType::Int64)?;
+                keys.extend(k.as_any().downcast_ref::<Int64Array>().expect("keys").iter().flatten());
+            }
+        }
+        keys.sort_unstable();
+        Ok((counts, keys))
+    }
+
+    #[tokio::test]
+    async fn partitions_take_chunks_from_one_queue_while_running() -> Result<()> {
+        // Each visible row once; the partition read first takes every chunk.
+        let want: Vec<i64> = (0..4000).filter(|i| i % 97 != 0 && !(1500..1700).contains(i)).collect();
+        let (counts, keys) = rows_per_partition(true).await?;
+        assert_eq!(counts, vec![3800, 0]);
+        assert_eq!(keys, want);
+        // Without stealing each partition reads the chunks planned for it.
+        let (counts, keys) = rows_per_partition(false).await?;
+        assert_eq!(counts, vec![2000, 1800]);
+        assert_eq!(keys, want);
         Ok(())
     }
 }
