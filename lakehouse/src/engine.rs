@@ -150,7 +150,7 @@ impl Lakehouse {
             .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
             .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
-            .with_physical_optimizer_rules(crate::runtime_filter::physical_optimizer_rules())
+            .with_physical_optimizer_rules(physical_rules(&runtime))
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();
         let limit = options.rapid_memory.unwrap_or_else(|| physical_memory() / 2);
@@ -234,7 +234,7 @@ impl Lakehouse {
             .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
             .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
-            .with_physical_optimizer_rules(crate::runtime_filter::physical_optimizer_rules())
+            .with_physical_optimizer_rules(physical_rules(&self.runtime))
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state);
@@ -469,6 +469,15 @@ fn validate_name(name: &str, what: &str) -> Result<()> {
 /// DataFusion's options as the server's environment sets them
 /// (`DATAFUSION_EXECUTION_BATCH_SIZE=4096`, ...), read once; the settings
 /// below that MySQL compatibility needs take precedence.
+/// DataFusion's physical rules with the project's (see `runtime_filter`),
+/// and the row-group split of Parquet scans, which reads the footers the
+/// runtime has cached.
+fn physical_rules(runtime: &RuntimeEnv) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = crate::runtime_filter::physical_optimizer_rules();
+    crate::scan_split::insert_rule(&mut rules, runtime.cache_manager.get_file_metadata_cache());
+    rules
+}
+
 fn env_options() -> &'static datafusion::config::ConfigOptions {
     static OPTIONS: std::sync::OnceLock<datafusion::config::ConfigOptions> = std::sync::OnceLock::new();
     OPTIONS.get_or_init(|| {

@@ -29,6 +29,7 @@ pub mod persist;
 pub mod provider;
 pub mod rapid;
 pub mod runtime_filter;
+pub mod scan_split;
 pub mod secondary;
 pub mod selectivity;
 pub mod semi_join;
