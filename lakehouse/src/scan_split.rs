@@ -20,8 +20,9 @@
 //! Row groups are the smallest unit: a piece of a row group would decompress
 //! the pages at its edges twice.
 //!
-//! Only scans that share their queue are split: not those that keep their
-//! files' order or whose file groups are the plan's partitioning, and none
+//! Only scans that share their queue are split: not those that keep or
+//! declare their files' order or whose file groups are the plan's
+//! partitioning, and none
 //! when work stealing is switched off (`datafusion.execution.
 //! enable_file_stream_work_stealing`, for executors that run partitions
 //! apart). `LAKEWAVE_SPLIT_SCANS=off` in the server's environment turns the
@@ -62,12 +63,19 @@ impl SplitScans {
             return None;
         }
         let footer = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata().clone();
-        let mut groups = Vec::new();
+        // Row groups that give the same start (a writer's mistake) are read
+        // by every range holding it: they make one piece, or each piece
+        // would read them all.
+        let mut groups: Vec<(i64, i64)> = Vec::new();
         for group in footer.row_groups() {
             let first = group.columns().first()?;
             let start = first.dictionary_page_offset().unwrap_or_else(|| first.data_page_offset());
-            if file.range.as_ref().is_none_or(|r| r.contains(start)) {
-                groups.push((start, group.compressed_size()));
+            if !file.range.as_ref().is_none_or(|r| r.contains(start)) {
+                continue;
+            }
+            match groups.iter_mut().find(|(s, _)| *s == start) {
+                Some((_, bytes)) => *bytes += group.compressed_size(),
+                None => groups.push((start, group.compressed_size())),
             }
         }
         Some(groups)
@@ -106,14 +114,12 @@ impl SplitScans {
         let n = scan.file_groups.len().max(1);
         let total = pieces.len();
         let mut pieces = pieces.into_iter().map(|(_, f)| f);
+        // The groups' statistics are left unknown: their files changed (the
+        // scan's own statistics stay).
         let groups = (0..n)
             .map(|i| {
                 let take = (i + 1) * total / n - i * total / n;
-                let group = FileGroup::new(pieces.by_ref().take(take).collect());
-                match scan.file_groups.get(i).and_then(|g| g.file_statistics(None)) {
-                    Some(stats) => group.with_statistics(Arc::new(stats.clone())),
-                    None => group,
-                }
+                FileGroup::new(pieces.by_ref().take(take).collect())
             })
             .collect();
         Some(FileScanConfigBuilder::from(scan.clone()).with_file_groups(groups).build())
@@ -132,7 +138,14 @@ impl PhysicalOptimizerRule for SplitScans {
             let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>() else {
                 return Ok(Transformed::no(node));
             };
-            if scan.preserve_order || scan.output_partitioning.is_some() || scan.file_source.file_type() != "parquet" {
+            // A declared order (files sorted by their metadata) would be
+            // lost with the row groups reordered, even where the scan was
+            // told order does not matter (a limit pushed into it).
+            if scan.preserve_order
+                || !scan.output_ordering.is_empty()
+                || scan.output_partitioning.is_some()
+                || scan.file_source.file_type() != "parquet"
+            {
                 return Ok(Transformed::no(node));
             }
             match self.split(scan) {
@@ -183,6 +196,10 @@ mod tests {
     }
 
     async fn context(dir: &std::path::Path, stealing: bool) -> SessionContext {
+        context_with(dir, stealing, ParquetReadOptions::default()).await
+    }
+
+    async fn context_with(dir: &std::path::Path, stealing: bool, options: ParquetReadOptions<'_>) -> SessionContext {
         let runtime = Arc::new(RuntimeEnv::default());
         let mut rules = PhysicalOptimizer::new().rules;
         insert_rule(&mut rules, runtime.cache_manager.get_file_metadata_cache());
@@ -195,7 +212,7 @@ mod tests {
             .with_physical_optimizer_rules(rules)
             .build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.register_parquet("t", dir.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+        ctx.register_parquet("t", dir.to_str().unwrap(), options).await.unwrap();
         ctx
     }
 
@@ -247,6 +264,17 @@ mod tests {
 
         // Without work stealing the planned groups stay.
         let ctx = context(dir.path(), false).await;
+        let (answer, groups) = run(&ctx, sql).await;
+        assert_eq!(answer, want);
+        assert!(groups.concat().iter().all(|(r, _)| *r != Some(1)), "{groups:?}");
+
+        // Files declared sorted are not split, with a limit pushed into the
+        // scan or without.
+        let sorted = ParquetReadOptions::default().file_sort_order(vec![vec![datafusion::prelude::col("v").sort(true, false)]]);
+        let ctx = context_with(dir.path(), true, sorted).await;
+        let (answer, groups) = run(&ctx, "SELECT count(*) FROM (SELECT v FROM t LIMIT 10)").await;
+        assert_eq!(answer, 10);
+        assert!(groups.concat().iter().all(|(r, _)| *r != Some(1)), "{groups:?}");
         let (answer, groups) = run(&ctx, sql).await;
         assert_eq!(answer, want);
         assert!(groups.concat().iter().all(|(r, _)| *r != Some(1)), "{groups:?}");
