@@ -34,6 +34,7 @@ pub mod secondary;
 pub mod selectivity;
 pub mod semi_join;
 pub mod shared_subplan;
+pub mod subquery_keys;
 pub mod text;
 pub mod types;
 
