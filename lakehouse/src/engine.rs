@@ -148,8 +148,10 @@ impl Lakehouse {
             .with_default_features()
             .with_analyzer_rules(crate::mysql_arith::analyzer_rules())
             .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
-            .with_optimizer_rule(Arc::new(crate::subquery_keys::FilterSubqueryKeys))
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
+            // After the MySQL pushdown: a semi join with lake keys inside a
+            // subtree of MySQL tables would keep it from running in MySQL.
+            .with_optimizer_rule(Arc::new(crate::subquery_keys::FilterSubqueryKeys))
             .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
             .with_physical_optimizer_rules(physical_rules(&runtime))
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
@@ -233,8 +235,10 @@ impl Lakehouse {
             .with_default_features()
             .with_analyzer_rules(crate::mysql_arith::analyzer_rules())
             .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
-            .with_optimizer_rule(Arc::new(crate::subquery_keys::FilterSubqueryKeys))
             .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
+            // After the MySQL pushdown: a semi join with lake keys inside a
+            // subtree of MySQL tables would keep it from running in MySQL.
+            .with_optimizer_rule(Arc::new(crate::subquery_keys::FilterSubqueryKeys))
             .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
             .with_physical_optimizer_rules(physical_rules(&self.runtime))
             .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))

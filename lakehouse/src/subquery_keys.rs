@@ -22,8 +22,11 @@
 //! joins preserving the other side), and moves only through operators
 //! that pass rows of `T` through with `k` unchanged: projections of
 //! plain columns, filters, inner joins, and the preserved side of semi,
-//! anti and outer joins. `LAKEWAVE_SUBQUERY_KEYS=off` in the server's
-//! environment turns it off, for comparisons.
+//! anti and outer joins. It runs after the MySQL pushdown, so an
+//! aggregation of MySQL tables that runs inside MySQL is left whole (a
+//! semi join with lake keys would keep it from being pushed).
+//! `LAKEWAVE_SUBQUERY_KEYS=off` in the server's environment turns it off,
+//! for comparisons.
 
 use std::sync::Arc;
 
