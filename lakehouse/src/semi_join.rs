@@ -104,7 +104,7 @@ fn push_down(semi: Join) -> Result<Transformed<LogicalPlan>> {
 }
 
 /// `join` (its keys, filter and type) over other inputs.
-fn with_inputs(join: &Join, left: Arc<LogicalPlan>, right: Arc<LogicalPlan>) -> Result<Join> {
+pub(crate) fn with_inputs(join: &Join, left: Arc<LogicalPlan>, right: Arc<LogicalPlan>) -> Result<Join> {
     Join::try_new(
         left,
         right,

@@ -37,6 +37,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
+use crate::semi_join::with_inputs;
+
 /// The alias of the keys' subtree; a semi join with it marks a scan the
 /// rule has already filtered.
 const KEYS: &str = "__subquery_keys";
@@ -86,16 +88,7 @@ fn rewrite_join(join: Join) -> Result<Transformed<LogicalPlan>> {
         let keys = LogicalPlanBuilder::from(source).project(vec![Expr::Column(key.clone())])?.alias(KEYS)?.build()?;
         let key = Column::new(Some(KEYS), key.name.clone());
         if let Some(right) = restrict(&join.right, inner, &keys, &key, false)? {
-            let rewritten = Join::try_new(
-                join.left.clone(),
-                Arc::new(right),
-                join.on.clone(),
-                join.filter.clone(),
-                join.join_type,
-                join.join_constraint,
-                join.null_equality,
-                join.null_aware,
-            )?;
+            let rewritten = with_inputs(&join, join.left.clone(), Arc::new(right))?;
             return Ok(Transformed::yes(LogicalPlan::Join(rewritten)));
         }
     }
@@ -250,16 +243,7 @@ fn restrict(plan: &LogicalPlan, col: &Column, keys: &LogicalPlan, key: &Column, 
                 let Some(right) = restrict(&j.right, col, keys, key, below_group)? else { return Ok(None) };
                 (j.left.clone(), Arc::new(right))
             };
-            LogicalPlan::Join(Join::try_new(
-                left,
-                right,
-                j.on.clone(),
-                j.filter.clone(),
-                j.join_type,
-                j.join_constraint,
-                j.null_equality,
-                j.null_aware,
-            )?)
+            LogicalPlan::Join(with_inputs(j, left, right)?)
         }
         LogicalPlan::TableScan(_) if plan.schema().has_column(col) => LogicalPlanBuilder::from(plan.clone())
             .join(keys.clone(), JoinType::LeftSemi, (vec![col.clone()], vec![key.clone()]), None)?
