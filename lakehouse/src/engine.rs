@@ -145,17 +145,8 @@ impl Lakehouse {
         let builder_state = SessionStateBuilder::new()
             .with_config(base_config(&options, None).with_extension(read_stats.clone()))
             .with_runtime_env(runtime.clone())
-            .with_default_features()
-            .with_analyzer_rules(crate::mysql_arith::analyzer_rules())
-            .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
-            .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
-            // After the MySQL pushdown: a semi join with lake keys inside a
-            // subtree of MySQL tables would keep it from running in MySQL.
-            .with_optimizer_rule(Arc::new(crate::subquery_keys::FilterSubqueryKeys))
-            .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
-            .with_physical_optimizer_rules(physical_rules(&runtime))
-            .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
-            .build();
+            .with_default_features();
+        let builder_state = with_lake_planning(builder_state, &runtime).build();
         let limit = options.rapid_memory.unwrap_or_else(|| physical_memory() / 2);
         let rapid = Arc::new(RapidStore::new(limit, options.rapid_node_memory.unwrap_or(limit)));
         let persist = match options.rapid_checkpoint_interval {
@@ -232,17 +223,8 @@ impl Lakehouse {
             .with_config(config)
             .with_runtime_env(self.runtime.clone())
             .with_catalog_list(Arc::new(LakeCatalogList { shared: self.shared.clone(), offload }))
-            .with_default_features()
-            .with_analyzer_rules(crate::mysql_arith::analyzer_rules())
-            .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
-            .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
-            // After the MySQL pushdown: a semi join with lake keys inside a
-            // subtree of MySQL tables would keep it from running in MySQL.
-            .with_optimizer_rule(Arc::new(crate::subquery_keys::FilterSubqueryKeys))
-            .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
-            .with_physical_optimizer_rules(physical_rules(&self.runtime))
-            .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
-            .build();
+            .with_default_features();
+        let state = with_lake_planning(state, &self.runtime).build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_udf(crate::mysql_arith::MySqlArith::int_div().as_ref().clone());
         ctx.register_variable(VarType::System, system_vars);
@@ -472,18 +454,29 @@ fn validate_name(name: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The project's planning on top of DataFusion's defaults: MySQL's
+/// arithmetic, its logical rules, its physical rules (see
+/// `runtime_filter`, and the row-group split of Parquet scans, which reads
+/// the footers `runtime` has cached) and the MySQL-aware planner. One list
+/// for the engine's own state and every session's.
+fn with_lake_planning(builder: SessionStateBuilder, runtime: &RuntimeEnv) -> SessionStateBuilder {
+    let mut physical = crate::runtime_filter::physical_optimizer_rules();
+    crate::scan_split::insert_rule(&mut physical, runtime.cache_manager.get_file_metadata_cache());
+    builder
+        .with_analyzer_rules(crate::mysql_arith::analyzer_rules())
+        .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
+        .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
+        // After the MySQL pushdown: a semi join with lake keys inside a
+        // subtree of MySQL tables would keep it from running in MySQL.
+        .with_optimizer_rule(Arc::new(crate::subquery_keys::FilterSubqueryKeys))
+        .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
+        .with_physical_optimizer_rules(physical)
+        .with_query_planner(Arc::new(connectors::mysql::MySqlAwareQueryPlanner))
+}
+
 /// DataFusion's options as the server's environment sets them
 /// (`DATAFUSION_EXECUTION_BATCH_SIZE=4096`, ...), read once; the settings
 /// below that MySQL compatibility needs take precedence.
-/// DataFusion's physical rules with the project's (see `runtime_filter`),
-/// and the row-group split of Parquet scans, which reads the footers the
-/// runtime has cached.
-fn physical_rules(runtime: &RuntimeEnv) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
-    let mut rules = crate::runtime_filter::physical_optimizer_rules();
-    crate::scan_split::insert_rule(&mut rules, runtime.cache_manager.get_file_metadata_cache());
-    rules
-}
-
 fn env_options() -> &'static datafusion::config::ConfigOptions {
     static OPTIONS: std::sync::OnceLock<datafusion::config::ConfigOptions> = std::sync::OnceLock::new();
     OPTIONS.get_or_init(|| {
