@@ -54,8 +54,7 @@ pub struct ConjunctionFilters;
 /// Puts [`ConjunctionFilters`] last but DataFusion's sanity check: filters
 /// are final by then.
 pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>) {
-    let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
-    rules.insert(at, Arc::new(ConjunctionFilters));
+    crate::insert_before_sanity_check(rules, Arc::new(ConjunctionFilters));
 }
 
 impl PhysicalOptimizerRule for ConjunctionFilters {

@@ -103,9 +103,8 @@ impl PhysicalOptimizerRule for DictionaryGroups {
 /// DataFusion's sanity check: they replace aggregations the other rules
 /// have finished with.
 pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>) {
-    let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
-    rules.insert(at, Arc::new(crate::group_keys::ViewGroupKeys));
-    rules.insert(at, Arc::new(DictionaryGroups));
+    crate::insert_before_sanity_check(rules, Arc::new(DictionaryGroups));
+    crate::insert_before_sanity_check(rules, Arc::new(crate::group_keys::ViewGroupKeys));
 }
 
 /// Whether `agg` is a plain partial aggregation grouped only by

@@ -47,6 +47,16 @@ pub(crate) fn switched_off(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| v.eq_ignore_ascii_case("off"))
 }
 
+/// Puts `rule` just before DataFusion's sanity check (last when the list
+/// has none): for rules that rewrite what the others have finished with.
+pub(crate) fn insert_before_sanity_check(
+    rules: &mut Vec<std::sync::Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>>,
+    rule: std::sync::Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>,
+) {
+    let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
+    rules.insert(at, rule);
+}
+
 /// A physical rule's result, `rewritten`, when it changed something and
 /// DataFusion's sanity check accepts it; `original` otherwise. For rules
 /// whose rewrites can hide a property a parent relies on (a partitioning,

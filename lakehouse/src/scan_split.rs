@@ -62,7 +62,7 @@ impl SplitScans {
         if !entry.is_valid_for(&file.object_meta) {
             return None;
         }
-        let footer = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata().clone();
+        let footer = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
         // Row groups that give the same start (a writer's mistake) are read
         // by every range holding it: they make one piece, or each piece
         // would read them all.
@@ -168,8 +168,7 @@ impl PhysicalOptimizerRule for SplitScans {
 /// Puts the rule last, before DataFusion's sanity check: it changes which
 /// partition reads what, nothing the other rules look at.
 pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>, footers: Arc<FileMetadataCache>) {
-    let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
-    rules.insert(at, Arc::new(SplitScans::new(footers)));
+    crate::insert_before_sanity_check(rules, Arc::new(SplitScans::new(footers)));
 }
 
 #[cfg(test)]
