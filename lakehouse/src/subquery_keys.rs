@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, JoinType, NullEquality, Result};
 use datafusion::logical_expr::{
     Aggregate, Expr, Filter, Join, LogicalPlan, LogicalPlanBuilder, Projection, SubqueryAlias,
@@ -79,32 +79,19 @@ fn rewrite_join(join: Join) -> Result<Transformed<LogicalPlan>> {
         let (Expr::Column(outer), Expr::Column(inner)) = (outer, inner) else {
             continue;
         };
-        if !grouped_by(&join.right, inner) {
-            continue;
-        }
-        let Some((source, key)) = key_source(&join.left, outer) else {
-            continue;
+        // The outer side's keys, looked for once the subquery's side has
+        // been followed down to a scan under its aggregation.
+        let mut keys = || -> Result<Option<(LogicalPlan, Column)>> {
+            let Some((source, key)) = key_source(&join.left, outer) else { return Ok(None) };
+            let keys = LogicalPlanBuilder::from(source).project(vec![Expr::Column(key.clone())])?.alias(KEYS)?.build()?;
+            Ok(Some((keys, Column::new(Some(KEYS), key.name))))
         };
-        let keys = LogicalPlanBuilder::from(source).project(vec![Expr::Column(key.clone())])?.alias(KEYS)?.build()?;
-        let key = Column::new(Some(KEYS), key.name.clone());
-        if let Some(right) = restrict(&join.right, inner, &keys, &key, false)? {
+        if let Some(right) = restrict(&join.right, inner, &mut keys, false)? {
             let rewritten = with_inputs(&join, join.left.clone(), Arc::new(right))?;
             return Ok(Transformed::yes(LogicalPlan::Join(rewritten)));
         }
     }
     Ok(Transformed::no(LogicalPlan::Join(join)))
-}
-
-/// Whether `col` of `plan` is, through aliases and projections, a grouping
-/// column of an aggregation (the case worth the rule).
-fn grouped_by(plan: &LogicalPlan, col: &Column) -> bool {
-    match plan {
-        LogicalPlan::SubqueryAlias(_) | LogicalPlan::Projection(_) => {
-            inner_column(plan, col).is_some_and(|c| grouped_by(plan.inputs()[0], &c))
-        }
-        LogicalPlan::Aggregate(a) => group_column(a, col).is_some(),
-        _ => false,
-    }
 }
 
 /// The input column that `col` of a projection or alias passes through
@@ -191,44 +178,41 @@ fn is_filtered_scan(plan: &LogicalPlan) -> bool {
 }
 
 fn repeatable(expr: &Expr) -> bool {
-    let mut ok = true;
-    let _ = expr.apply(|e| {
-        if matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..))
-            || matches!(e, Expr::ScalarFunction(f) if f.func.signature().volatility == datafusion::logical_expr::Volatility::Volatile)
-        {
-            ok = false;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    ok
+    let unrepeatable = |e: &Expr| {
+        e.is_volatile_node()
+            || matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..))
+    };
+    expr.exists(|e| Ok(unrepeatable(e))).is_ok_and(|found| !found)
 }
 
-/// `plan` with the scan that `col` comes from semi-joined with `keys` on
-/// `col = key`, or `None` when `col` cannot be followed to a scan (or the
-/// scan is filtered by the rule already). `below_group` says whether an
-/// aggregation grouped by the column was passed: only then are rows
-/// removed safely.
-fn restrict(plan: &LogicalPlan, col: &Column, keys: &LogicalPlan, key: &Column, below_group: bool) -> Result<Option<LogicalPlan>> {
+/// The outer side's keys and their column, if it has a filtered source.
+type Keys<'a> = dyn FnMut() -> Result<Option<(LogicalPlan, Column)>> + 'a;
+
+/// `plan` with the scan that `col` comes from semi-joined with the keys
+/// `keys` gives (on `col` = their column), or `None` when `col` cannot be
+/// followed to a scan through an aggregation grouped by it, the scan is
+/// filtered by the rule already, or there are no keys. `below_group` says
+/// whether that aggregation was passed: only then are rows removed safely.
+fn restrict(plan: &LogicalPlan, col: &Column, keys: &mut Keys<'_>, below_group: bool) -> Result<Option<LogicalPlan>> {
     let rebuilt = match plan {
         LogicalPlan::SubqueryAlias(a) => {
             let Some(inner) = inner_column(plan, col) else { return Ok(None) };
-            let Some(input) = restrict(&a.input, &inner, keys, key, below_group)? else { return Ok(None) };
+            let Some(input) = restrict(&a.input, &inner, keys, below_group)? else { return Ok(None) };
             LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(Arc::new(input), a.alias.clone())?)
         }
         LogicalPlan::Projection(p) => {
             let Some(inner) = inner_column(plan, col) else { return Ok(None) };
-            let Some(input) = restrict(&p.input, &inner, keys, key, below_group)? else { return Ok(None) };
+            let Some(input) = restrict(&p.input, &inner, keys, below_group)? else { return Ok(None) };
             LogicalPlan::Projection(Projection::try_new(p.expr.clone(), Arc::new(input))?)
         }
         LogicalPlan::Aggregate(a) => {
             let Some(inner) = group_column(a, col) else { return Ok(None) };
-            let Some(input) = restrict(&a.input, &inner, keys, key, true)? else { return Ok(None) };
+            let Some(input) = restrict(&a.input, &inner, keys, true)? else { return Ok(None) };
             LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(input), a.group_expr.clone(), a.aggr_expr.clone())?)
         }
         _ if !below_group => return Ok(None),
         LogicalPlan::Filter(f) => {
-            let Some(input) = restrict(&f.input, col, keys, key, below_group)? else { return Ok(None) };
+            let Some(input) = restrict(&f.input, col, keys, below_group)? else { return Ok(None) };
             LogicalPlan::Filter(Filter::try_new(f.predicate.clone(), Arc::new(input))?)
         }
         LogicalPlan::Join(j) => {
@@ -237,17 +221,18 @@ fn restrict(plan: &LogicalPlan, col: &Column, keys: &LogicalPlan, key: &Column, 
             }
             let Some(side) = passing_side(j, col) else { return Ok(None) };
             let (left, right) = if side == 0 {
-                let Some(left) = restrict(&j.left, col, keys, key, below_group)? else { return Ok(None) };
+                let Some(left) = restrict(&j.left, col, keys, below_group)? else { return Ok(None) };
                 (Arc::new(left), j.right.clone())
             } else {
-                let Some(right) = restrict(&j.right, col, keys, key, below_group)? else { return Ok(None) };
+                let Some(right) = restrict(&j.right, col, keys, below_group)? else { return Ok(None) };
                 (j.left.clone(), Arc::new(right))
             };
             LogicalPlan::Join(with_inputs(j, left, right)?)
         }
-        LogicalPlan::TableScan(_) if plan.schema().has_column(col) => LogicalPlanBuilder::from(plan.clone())
-            .join(keys.clone(), JoinType::LeftSemi, (vec![col.clone()], vec![key.clone()]), None)?
-            .build()?,
+        LogicalPlan::TableScan(_) if plan.schema().has_column(col) => {
+            let Some((keys, key)) = keys()? else { return Ok(None) };
+            LogicalPlanBuilder::from(plan.clone()).join(keys, JoinType::LeftSemi, (vec![col.clone()], vec![key]), None)?.build()?
+        }
         _ => return Ok(None),
     };
     // Every step keeps its output's columns as they were.
