@@ -25,6 +25,7 @@ pub mod join_mode;
 pub mod listing;
 pub mod model;
 pub mod mysql_arith;
+pub mod parquet_dict;
 pub mod persist;
 pub mod provider;
 pub mod rapid;

@@ -508,7 +508,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
             def.columns.drain(..).partition(|c| !def.partition_cols.contains(&c.name));
         files.extend(parts);
         def.columns = files;
-        return Ok(());
+        return choose_dictionary_columns(state, def, &probe, &urls).await;
     }
 
     let mut inferred: Option<SchemaRef> = None;
@@ -552,7 +552,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
     if def.format == "csv" && !crate::text::wanted(def) {
         def.columns = fixed_point_columns(state, def).await?;
     }
-    Ok(())
+    choose_dictionary_columns(state, def, &probe, &urls).await
 }
 
 /// Rows of a text table read to decide whether its number columns are
@@ -639,6 +639,17 @@ pub const SCHEMA_SAMPLE_FILES: usize = 64;
 /// over the listing (the first and last included), merged as DataFusion
 /// merges the schemas of all files.
 async fn infer_from_sample(state: &SessionState, probe: &ListingOptions, url: &ListingTableUrl) -> datafusion::error::Result<SchemaRef> {
+    let (store, files) = sample_files(state, probe, url).await?;
+    probe.format.infer_schema(state, &store, &files).await
+}
+
+/// Up to [`SCHEMA_SAMPLE_FILES`] files of a location, spread over its
+/// sorted listing (the first and last included), with their store.
+async fn sample_files(
+    state: &SessionState,
+    probe: &ListingOptions,
+    url: &ListingTableUrl,
+) -> datafusion::error::Result<(Arc<dyn object_store::ObjectStore>, Vec<object_store::ObjectMeta>)> {
     use futures::TryStreamExt;
     let store = state.runtime_env().object_store(url)?;
     let mut files: Vec<object_store::ObjectMeta> =
@@ -654,7 +665,56 @@ async fn infer_from_sample(state: &SessionState, probe: &ListingOptions, url: &L
         let step = (files.len() - 1) as f64 / (SCHEMA_SAMPLE_FILES - 1) as f64;
         files = (0..SCHEMA_SAMPLE_FILES).map(|i| files[((i as f64 * step).round() as usize).min(files.len() - 1)].clone()).collect();
     }
-    probe.format.infer_schema(state, &store, &files).await
+    Ok((store, files))
+}
+
+/// Declares as dictionaries the text columns of a Parquet table that the
+/// sampled files store with small dictionaries ([`crate::parquet_dict`]).
+/// Inferring the schema read (and cached) the same footers. A location
+/// without files, or a footer that cannot be read, leaves the columns as
+/// text: the choice only makes reads faster.
+async fn choose_dictionary_columns(
+    state: &SessionState,
+    def: &mut TableDef,
+    probe: &ListingOptions,
+    urls: &[(Location, ListingTableUrl)],
+) -> Result<()> {
+    use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+    if def.format != "parquet" {
+        return Ok(());
+    }
+    let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+    let mut footers = Vec::new();
+    for (_, url) in urls {
+        let Ok((store, files)) = sample_files(state, probe, url).await else { return Ok(()) };
+        for file in files {
+            let (store, cache) = (Arc::clone(&store), Arc::clone(&cache));
+            // On its own task: the footer decoder can panic on a damaged
+            // file (a length past the file's start), which would end the
+            // statement here; the file is reported when it is read.
+            let footer = tokio::spawn(async move {
+                DFParquetMetadata::new(store.as_ref(), &file).with_file_metadata_cache(Some(cache)).fetch_metadata().await
+            })
+            .await;
+            match footer {
+                Ok(Ok(f)) => footers.push(f),
+                Ok(Err(e)) => {
+                    tracing::debug!("text columns of {} stay text: {}", def.name, e.strip_backtrace());
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::debug!("text columns of {} stay text: footer read failed: {e}", def.name);
+                    return Ok(());
+                }
+            }
+        }
+    }
+    let schema = def.file_schema()?;
+    let chosen = crate::parquet_dict::dictionary_columns(&footers, &schema);
+    for c in def.columns.iter_mut().filter(|c| chosen.contains(&c.name)) {
+        c.data_type = crate::parquet_dict::dictionary_type().to_string();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,390 @@
+//! Low-cardinality text of Parquet files read as dictionaries.
+//!
+//! Parquet writers store a text column with few distinct values as a
+//! dictionary page and, per row, a small code into it. DataFusion reads
+//! such a column as plain strings (views): every row's text is rebuilt,
+//! then compared, hashed or grouped again row by row. Read as an Arrow
+//! dictionary instead, the codes are copied and the dictionary page is
+//! shared by the batches of its row group, so a filter compares each
+//! distinct value once and the grouping by dictionary codes
+//! ([`crate::dict_group`]) applies in place as it does on the loaded copies
+//! (TPC-H Q1's `GROUP BY l_returnflag, l_linestatus`).
+//!
+//! Two steps:
+//! * When a Parquet table is created, [`dictionary_columns`] picks the text
+//!   columns that every sampled footer stores dictionary-encoded in all
+//!   their data pages, with a dictionary small against the row group (at
+//!   least [`ROWS_PER_DICTIONARY_BYTE`] rows per byte of dictionary page):
+//!   those are declared `Dictionary(Int32, Utf8)` in the stored schema.
+//!   A column whose writer fell back to plain pages somewhere, or with many
+//!   distinct values (names, comments), stays text.
+//! * At planning, [`DictionaryReads`] gives each file of a scan of such a
+//!   table the Arrow schema its reader should produce (the file's own, with
+//!   those columns as dictionaries), from the footer DataFusion cached while
+//!   it gathered the table's statistics. A file whose footer is not cached
+//!   is read as text and cast, with the same answers.
+//!
+//! The reader keeps a row group's dictionary when its pages are
+//! dictionary-encoded and builds one when a later file stores plain pages,
+//! so a column chosen from a sample stays correct on files written
+//! otherwise. `LAKEWAVE_PARQUET_DICTIONARIES=off` in the server's
+//! environment keeps new tables' text columns as text, for comparisons.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::Result;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::parquet::arrow::parquet_to_arrow_schema;
+use datafusion::parquet::basic::{Encoding, PageType};
+use datafusion::parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+
+/// Fewest rows of a row group per byte of its (compressed) dictionary page
+/// for a column to be read as a dictionary: a few hundred distinct values
+/// in a row group of a million rows pass, a column of mostly distinct
+/// values in a small table does not.
+pub const ROWS_PER_DICTIONARY_BYTE: i64 = 2;
+
+/// The type of the text columns read as dictionaries, the same as the
+/// loaded copies' dictionaries.
+pub fn dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+fn is_text(dt: &DataType) -> bool {
+    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Whether all data pages of `chunk` are dictionary-encoded, with a
+/// dictionary page small against the row group's `rows`.
+fn small_dictionary(chunk: &ColumnChunkMetaData, rows: i64) -> bool {
+    let Some(dictionary_at) = chunk.dictionary_page_offset() else {
+        return false;
+    };
+    let dictionary_bytes = chunk.data_page_offset() - dictionary_at;
+    if dictionary_bytes <= 0 || dictionary_bytes.saturating_mul(ROWS_PER_DICTIONARY_BYTE) > rows {
+        return false;
+    }
+    let coded = |e: Encoding| matches!(e, Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY);
+    if let Some(mask) = chunk.page_encoding_stats_mask() {
+        return mask.encodings().all(coded);
+    }
+    // Without page statistics a writer's fallback to plain pages cannot be
+    // told from a plain dictionary page: not chosen.
+    chunk.page_encoding_stats().is_some_and(|stats| {
+        stats
+            .iter()
+            .filter(|s| matches!(s.page_type, PageType::DATA_PAGE | PageType::DATA_PAGE_V2))
+            .all(|s| coded(s.encoding))
+    })
+}
+
+/// Names of the top-level text columns that every row group of every
+/// footer stores with a small dictionary (see the module's doc).
+pub fn dictionary_columns(footers: &[Arc<ParquetMetaData>], schema: &Schema) -> Vec<String> {
+    if footers.is_empty() || crate::switched_off("LAKEWAVE_PARQUET_DICTIONARIES") {
+        return vec![];
+    }
+    schema
+        .fields()
+        .iter()
+        .filter(|f| is_text(f.data_type()))
+        .filter(|f| {
+            let mut row_groups = 0;
+            let all = footers.iter().all(|footer| {
+                let columns = footer.file_metadata().schema_descr();
+                let Some(i) = (0..columns.num_columns())
+                    .find(|&i| columns.column(i).path().parts() == [f.name().as_str()])
+                else {
+                    return false;
+                };
+                footer.row_groups().iter().filter(|g| g.num_rows() > 0).all(|g| {
+                    row_groups += 1;
+                    small_dictionary(g.column(i), g.num_rows())
+                })
+            });
+            all && row_groups > 0
+        })
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// Sets, on the files of Parquet scans whose table declares dictionary
+/// columns, the Arrow schema that reads those columns as dictionaries.
+#[derive(Debug)]
+pub struct DictionaryReads {
+    footers: Arc<FileMetadataCache>,
+}
+
+impl DictionaryReads {
+    pub fn new(footers: Arc<FileMetadataCache>) -> Self {
+        Self { footers }
+    }
+
+    /// The Arrow schema `file` should be read with: its footer's, with the
+    /// columns in `wanted` as dictionaries. `None` when the footer is not
+    /// cached or no column changes.
+    fn file_schema(&self, file: &PartitionedFile, wanted: &[&str]) -> Option<SchemaRef> {
+        let entry = self.footers.get(&file.object_meta.location)?;
+        if !entry.is_valid_for(&file.object_meta) {
+            return None;
+        }
+        let footer = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
+        let meta = footer.file_metadata();
+        let schema = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata()).ok()?;
+        let mut changed = false;
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if wanted.contains(&f.name().as_str()) && is_text(f.data_type()) {
+                    changed = true;
+                    f.as_ref().clone().with_data_type(dictionary_type())
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        changed.then(|| Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
+    }
+
+    fn with_file_schemas(&self, scan: &FileScanConfig) -> Option<FileScanConfig> {
+        let table = scan.file_schema();
+        let wanted: Vec<&str> = table
+            .fields()
+            .iter()
+            .filter(|f| f.data_type() == &dictionary_type())
+            .map(|f| f.name().as_str())
+            .collect();
+        if wanted.is_empty() {
+            return None;
+        }
+        let mut schemas: HashMap<String, Option<SchemaRef>> = HashMap::new();
+        let mut changed = false;
+        let groups: Vec<FileGroup> = scan
+            .file_groups
+            .iter()
+            .map(|group| {
+                let files: Vec<PartitionedFile> = group
+                    .iter()
+                    .map(|file| {
+                        if file.arrow_schema.is_some() {
+                            return file.clone();
+                        }
+                        let schema = schemas
+                            .entry(file.object_meta.location.to_string())
+                            .or_insert_with(|| self.file_schema(file, &wanted));
+                        match schema {
+                            Some(s) => {
+                                changed = true;
+                                file.clone().with_arrow_schema(Arc::clone(s))
+                            }
+                            None => file.clone(),
+                        }
+                    })
+                    .collect();
+                let mut g = FileGroup::new(files);
+                if let Some(stats) = group.file_statistics(None) {
+                    g = g.with_statistics(Arc::new(stats.clone()));
+                }
+                g
+            })
+            .collect();
+        changed.then(|| FileScanConfigBuilder::from(scan.clone()).with_file_groups(groups).build())
+    }
+}
+
+impl PhysicalOptimizerRule for DictionaryReads {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>() else {
+                return Ok(Transformed::no(node));
+            };
+            if scan.file_source.file_type() != "parquet" {
+                return Ok(Transformed::no(node));
+            }
+            match self.with_file_schemas(scan) {
+                Some(s) => Ok(Transformed::yes(Arc::new(exec.clone().with_data_source(Arc::new(s))) as Arc<dyn ExecutionPlan>)),
+                None => Ok(Transformed::no(node)),
+            }
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "DictionaryReads"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// Puts the rule last, before DataFusion's sanity check: it changes how
+/// files are decoded, not what a scan produces.
+pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>, footers: Arc<FileMetadataCache>) {
+    crate::insert_before_sanity_check(rules, Arc::new(DictionaryReads::new(footers)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+    use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+    use datafusion::execution::runtime_env::RuntimeEnv;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::properties::WriterProperties;
+    use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    const ROWS: i64 = 20_000;
+
+    /// `mode` has 4 values, `name` is unique, `code` has 3,000 values in a
+    /// file whose dictionary pages are limited to 1 KiB (the writer falls
+    /// back to plain pages).
+    fn write(path: &std::path::Path) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("v", DataType::Int64, false),
+            Field::new("mode", DataType::Utf8, true),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("code", DataType::Utf8, false),
+        ]));
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(8_000))
+            .set_column_dictionary_page_size_limit("code".into(), 1024)
+            .build();
+        let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema.clone(), Some(props)).unwrap();
+        let modes = ["AIR", "MAIL", "SHIP", "TRUCK"];
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..ROWS)),
+                Arc::new(StringArray::from_iter((0..ROWS).map(|v| (v % 11 != 0).then(|| modes[(v % 4) as usize])))),
+                Arc::new(StringArray::from_iter_values((0..ROWS).map(|v| format!("name#{v:09}")))),
+                Arc::new(StringArray::from_iter_values((0..ROWS).map(|v| format!("code-{:05}", v % 3000)))),
+            ],
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+
+    /// A context with the rule, over `dir` as table `t` with `dictionaries`
+    /// declared as such; footers cached when `cached`.
+    async fn context(dir: &std::path::Path, dictionaries: &[String], cached: bool) -> SessionContext {
+        let runtime = Arc::new(RuntimeEnv::default());
+        let mut rules = PhysicalOptimizer::new().rules;
+        insert_rule(&mut rules, runtime.cache_manager.get_file_metadata_cache());
+        let mut config = SessionConfig::new().with_target_partitions(2);
+        config.options_mut().execution.collect_statistics = cached;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rules(rules)
+            .build();
+        let fields: Vec<Field> = vec![
+            Field::new("v", DataType::Int64, false),
+            Field::new("mode", DataType::Utf8View, true),
+            Field::new("name", DataType::Utf8View, false),
+            Field::new("code", DataType::Utf8View, false),
+        ]
+        .into_iter()
+        .map(|f| if dictionaries.contains(f.name()) { f.with_data_type(dictionary_type()) } else { f })
+        .collect();
+        let url = ListingTableUrl::parse(format!("{}/", dir.display())).unwrap();
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(Arc::new(Schema::new(fields)));
+        let table = ListingTable::try_new(config).unwrap();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        ctx
+    }
+
+    /// Rows of `sql` as text, and whether a scan's files carry a schema
+    /// reading `mode` as a dictionary.
+    async fn run(ctx: &SessionContext, sql: &str) -> (Vec<String>, bool) {
+        let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+        let batches = datafusion::physical_plan::collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        let mut read_as_dictionary = false;
+        plan.apply(|node| {
+            if let Some(scan) = node.downcast_ref::<DataSourceExec>().and_then(|e| e.data_source().downcast_ref::<FileScanConfig>()) {
+                read_as_dictionary |= scan.file_groups.iter().flat_map(FileGroup::iter).any(|f| {
+                    f.arrow_schema.as_ref().is_some_and(|s| s.field_with_name("mode").unwrap().data_type() == &dictionary_type())
+                });
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        (text.lines().map(str::to_string).collect(), read_as_dictionary)
+    }
+
+    #[tokio::test]
+    async fn few_valued_text_is_chosen_and_read_as_dictionaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.parquet");
+        write(&file);
+
+        // Only the column of four values passes: `name` has a dictionary as
+        // large as its rows, `code` fell back to plain pages.
+        use object_store::ObjectStoreExt;
+        let store = object_store::local::LocalFileSystem::new();
+        let meta = store.head(&object_store::path::Path::from_filesystem_path(&file).unwrap()).await.unwrap();
+        let footer = DFParquetMetadata::new(&store, &meta).fetch_metadata().await.unwrap();
+        let schema = Schema::new(vec![
+            Field::new("v", DataType::Int64, false),
+            Field::new("mode", DataType::Utf8View, true),
+            Field::new("name", DataType::Utf8View, false),
+            Field::new("code", DataType::Utf8View, false),
+        ]);
+        assert_eq!(dictionary_columns(&[footer], &schema), vec!["mode".to_string()]);
+
+        let queries = [
+            "SELECT mode, count(*), sum(v) FROM t GROUP BY mode ORDER BY mode",
+            "SELECT count(*), sum(v) FROM t WHERE mode IN ('MAIL', 'SHIP') AND code < 'code-01000'",
+            "SELECT count(*) FROM t WHERE mode LIKE 'T%' OR mode IS NULL",
+            "SELECT mode, code, count(*) FROM t WHERE v % 7 = 0 GROUP BY mode, code ORDER BY count(*) DESC, mode, code LIMIT 5",
+        ];
+        let text = context(dir.path(), &[], true).await;
+        let wanted = ["mode".to_string(), "code".to_string()];
+        let dictionaries = context(dir.path(), &wanted, true).await;
+        for sql in queries {
+            let (expected, _) = run(&text, sql).await;
+            let (got, read_as_dictionary) = run(&dictionaries, sql).await;
+            assert_eq!(got, expected, "{sql}");
+            assert!(read_as_dictionary, "{sql}: the footer is cached, mode is read as a dictionary");
+            // Without the footer (a new context that does not gather
+            // statistics) the file is read as text and cast.
+            let (got, read_as_dictionary) = run(&context(dir.path(), &wanted, false).await, sql).await;
+            assert_eq!(got, expected, "{sql}");
+            assert!(!read_as_dictionary, "{sql}");
+        }
+        // The scan hands dictionaries to the plan, the file's plain pages
+        // (`code`) included.
+        let batches = dictionaries.sql("SELECT mode, code FROM t").await.unwrap().collect().await.unwrap();
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), ROWS as usize);
+        assert!(batches.iter().all(|b| b.column(0).data_type() == &dictionary_type() && b.column(1).data_type() == &dictionary_type()));
+        let nulls: usize = batches.iter().map(|b| b.column(0).null_count()).sum();
+        assert_eq!(nulls, (0..ROWS).filter(|v| v % 11 == 0).count());
+        let count = dictionaries.sql("SELECT count(*) FROM t WHERE mode = 'AIR'").await.unwrap().collect().await.unwrap();
+        assert_eq!(count[0].column(0).as_primitive::<Int64Type>().value(0), (0..ROWS).filter(|v| v % 11 != 0 && v % 4 == 0).count() as i64);
+    }
+}
