@@ -41,6 +41,10 @@ pub const MAX_BUILD_BYTES: usize = 64 << 20;
 /// How many times larger than the build side the probe side must be.
 pub const MIN_PROBE_RATIO: usize = 4;
 
+/// How many times more rows than the probe side a partitioned join's build
+/// side may be estimated to have before its inputs are swapped.
+pub const MAX_BUILD_RATIO: usize = 8;
+
 #[derive(Debug, Default)]
 pub struct CollectSmallBuilds;
 
@@ -90,6 +94,15 @@ fn collected(join: &HashJoinExec, swap_allowed: bool) -> Result<Option<Arc<dyn E
     let bounded = !join.right().boundedness().is_unbounded();
     if swap_allowed && bounded && join.join_type().supports_swap() && small(right, left) {
         return Ok(Some(join.swap_inputs(PartitionMode::CollectLeft)?));
+    }
+    // DataFusion builds the side of fewer estimated bytes when both sides
+    // have a byte estimate, and a semi join's is taken from its other
+    // input: TPC-H Q21's `NOT EXISTS` built its hash table on 38M
+    // `lineitem` rows (60M estimated) to probe 708K (600K estimated), whose
+    // bytes were estimated from all of `lineitem`. Rows decide when they
+    // disagree that much.
+    if swap_allowed && bounded && join.join_type().supports_swap() && right.0.saturating_mul(MAX_BUILD_RATIO) < left.0 {
+        return Ok(Some(join.swap_inputs(PartitionMode::Partitioned)?));
     }
     Ok(None)
 }
@@ -172,6 +185,44 @@ mod tests {
         let join = tuned.lines().position(|l| l.contains("HashJoinExec")).unwrap();
         let build = tuned.lines().skip(join + 1).find(|l| l.contains("DataSourceExec")).unwrap();
         assert!(build.contains("small.parquet"), "{tuned}");
+    }
+
+    /// A plan node with the given estimates (`usize::MAX` rows: unknown)
+    /// and one Int64 column `k`.
+    fn input(rows: usize, bytes: usize) -> Arc<dyn ExecutionPlan> {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::common::stats::Precision;
+        use datafusion::physical_plan::{ColumnStatistics, Statistics};
+        let schema = Schema::new(vec![Field::new("k", DataType::Int64, false)]);
+        let stats = Statistics {
+            num_rows: if rows == usize::MAX { Precision::Absent } else { Precision::Inexact(rows) },
+            total_byte_size: Precision::Inexact(bytes),
+            column_statistics: vec![ColumnStatistics::new_unknown()],
+        };
+        Arc::new(datafusion::physical_plan::test::exec::StatisticsExec::new(stats, schema))
+    }
+
+    #[test]
+    fn a_build_side_of_many_more_estimated_rows_is_swapped() {
+        use datafusion::common::{JoinType, NullEquality};
+        use datafusion::physical_expr::expressions::Column;
+        let join = |left: Arc<dyn ExecutionPlan>, right: Arc<dyn ExecutionPlan>| {
+            let on = vec![(Arc::new(Column::new("k", 0)) as _, Arc::new(Column::new("k", 0)) as _)];
+            HashJoinExec::try_new(left, right, on, None, &JoinType::RightAnti, None, PartitionMode::Partitioned, NullEquality::NullEqualsNothing, false)
+                .unwrap()
+        };
+        // TPC-H Q21 at SF 10 as DataFusion left it: a `NOT EXISTS` built on
+        // 60M estimated rows against 600K whose byte estimate is larger.
+        let q21 = join(input(60_000_000, 1 << 30), input(600_000, 2 << 30));
+        let swapped = collected(&q21, true).unwrap().expect("swapped");
+        let swapped = swapped.downcast_ref::<HashJoinExec>().expect("a hash join on top");
+        assert_eq!(swapped.join_type(), &JoinType::LeftAnti);
+        assert_eq!(swapped.partition_mode(), &PartitionMode::Partitioned);
+        assert_eq!(estimate(swapped.left()).map(|e| e.0), Some(600_000));
+        // Not when swapping is off, nor within the ratio, nor when unknown.
+        assert!(collected(&q21, false).unwrap().is_none());
+        assert!(collected(&join(input(4_000_000, 1 << 30), input(600_000, 2 << 30)), true).unwrap().is_none());
+        assert!(collected(&join(input(60_000_000, 1 << 30), input(usize::MAX, 0)), true).unwrap().is_none());
     }
 
     #[tokio::test]
