@@ -35,12 +35,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::Result;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::basic::{Encoding, PageType};
@@ -134,11 +131,7 @@ impl DictionaryReads {
     /// columns in `wanted` as dictionaries. `None` when the footer is not
     /// cached or no column changes.
     fn file_schema(&self, file: &PartitionedFile, wanted: &[&str]) -> Option<SchemaRef> {
-        let entry = self.footers.get(&file.object_meta.location)?;
-        if !entry.is_valid_for(&file.object_meta) {
-            return None;
-        }
-        let footer = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
+        let footer = crate::scan_split::cached_footer(self.footers.as_ref(), file)?;
         let meta = footer.file_metadata();
         let schema = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata()).ok()?;
         let mut changed = false;
@@ -205,22 +198,7 @@ impl DictionaryReads {
 
 impl PhysicalOptimizerRule for DictionaryReads {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>() else {
-                return Ok(Transformed::no(node));
-            };
-            if scan.file_source.file_type() != "parquet" {
-                return Ok(Transformed::no(node));
-            }
-            match self.with_file_schemas(scan) {
-                Some(s) => Ok(Transformed::yes(Arc::new(exec.clone().with_data_source(Arc::new(s))) as Arc<dyn ExecutionPlan>)),
-                None => Ok(Transformed::no(node)),
-            }
-        })
-        .data()
+        crate::scan_split::rewrite_parquet_scans(plan, |scan| self.with_file_schemas(scan))
     }
 
     fn name(&self) -> &str {
@@ -243,7 +221,8 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::Int64Type;
-    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::datasource::source::DataSourceExec;
     use datafusion::datasource::file_format::parquet::ParquetFormat;
     use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
     use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;

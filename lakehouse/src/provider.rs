@@ -680,22 +680,26 @@ async fn choose_dictionary_columns(
     urls: &[(Location, ListingTableUrl)],
 ) -> Result<()> {
     use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+    use futures::StreamExt;
     if def.format != "parquet" {
         return Ok(());
     }
     let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
     let mut footers = Vec::new();
+    let concurrency = state.config_options().execution.meta_fetch_concurrency.get();
     for (_, url) in urls {
         let Ok((store, files)) = sample_files(state, probe, url).await else { return Ok(()) };
-        for file in files {
+        // Each on its own task: the footer decoder can panic on a damaged
+        // file (a length past the file's start), which would end the
+        // statement here; the file is reported when it is read.
+        let fetches = files.into_iter().map(|file| {
             let (store, cache) = (Arc::clone(&store), Arc::clone(&cache));
-            // On its own task: the footer decoder can panic on a damaged
-            // file (a length past the file's start), which would end the
-            // statement here; the file is reported when it is read.
-            let footer = tokio::spawn(async move {
+            tokio::spawn(async move {
                 DFParquetMetadata::new(store.as_ref(), &file).with_file_metadata_cache(Some(cache)).fetch_metadata().await
             })
-            .await;
+        });
+        let results: Vec<_> = futures::stream::iter(fetches).buffer_unordered(concurrency).collect().await;
+        for footer in results {
             match footer {
                 Ok(Ok(f)) => footers.push(f),
                 Ok(Err(e)) => {

@@ -39,6 +39,7 @@ use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaD
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -58,11 +59,7 @@ impl SplitScans {
         if !file.extensions.is_empty() {
             return None;
         }
-        let entry = self.footers.get(&file.object_meta.location)?;
-        if !entry.is_valid_for(&file.object_meta) {
-            return None;
-        }
-        let footer = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
+        let footer = cached_footer(self.footers.as_ref(), file)?;
         // Row groups that give the same start (a writer's mistake) are read
         // by every range holding it: they make one piece, or each piece
         // would read them all.
@@ -126,34 +123,52 @@ impl SplitScans {
     }
 }
 
+/// The footer of `file` in the runtime's metadata cache, when it is there
+/// and still current.
+pub(crate) fn cached_footer(footers: &FileMetadataCache, file: &PartitionedFile) -> Option<Arc<ParquetMetaData>> {
+    let entry = footers.get(&file.object_meta.location)?;
+    if !entry.is_valid_for(&file.object_meta) {
+        return None;
+    }
+    Some(Arc::clone(entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata()))
+}
+
+/// `plan` with each Parquet file scan for which `rewrite` gives a new
+/// configuration replaced by it.
+pub(crate) fn rewrite_parquet_scans(
+    plan: Arc<dyn ExecutionPlan>,
+    rewrite: impl Fn(&FileScanConfig) -> Option<FileScanConfig>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>() else {
+            return Ok(Transformed::no(node));
+        };
+        if scan.file_source.file_type() != "parquet" {
+            return Ok(Transformed::no(node));
+        }
+        match rewrite(scan) {
+            Some(new) => Ok(Transformed::yes(Arc::new(exec.clone().with_data_source(Arc::new(new))) as Arc<dyn ExecutionPlan>)),
+            None => Ok(Transformed::no(node)),
+        }
+    })
+    .data()
+}
+
 impl PhysicalOptimizerRule for SplitScans {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         if !config.execution.enable_file_stream_work_stealing || crate::switched_off("LAKEWAVE_SPLIT_SCANS") {
             return Ok(plan);
         }
-        plan.transform_up(|node| {
-            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>() else {
-                return Ok(Transformed::no(node));
-            };
+        rewrite_parquet_scans(plan, |scan| {
             // A declared order (files sorted by their metadata) would be
             // lost with the row groups reordered, even where the scan was
             // told order does not matter (a limit pushed into it).
-            if scan.preserve_order
-                || !scan.output_ordering.is_empty()
-                || scan.output_partitioning.is_some()
-                || scan.file_source.file_type() != "parquet"
-            {
-                return Ok(Transformed::no(node));
-            }
-            match self.split(scan) {
-                Some(split) => Ok(Transformed::yes(Arc::new(exec.clone().with_data_source(Arc::new(split))) as Arc<dyn ExecutionPlan>)),
-                None => Ok(Transformed::no(node)),
-            }
+            let ordered = scan.preserve_order || !scan.output_ordering.is_empty() || scan.output_partitioning.is_some();
+            if ordered { None } else { self.split(scan) }
         })
-        .data()
     }
 
     fn name(&self) -> &str {
