@@ -508,12 +508,27 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
             def.columns.drain(..).partition(|c| !def.partition_cols.contains(&c.name));
         files.extend(parts);
         def.columns = files;
-        return choose_dictionary_columns(state, def, &probe, &urls).await;
+        if def.format != "parquet" {
+            return Ok(());
+        }
+        // Declared columns allow a location without files yet: its text
+        // columns stay text.
+        let mut samples = Vec::with_capacity(urls.len());
+        for (_, url) in &urls {
+            let Ok(sample) = sample_files(state, &probe, url).await else { return Ok(()) };
+            samples.push(sample);
+        }
+        return choose_dictionary_columns(state, def, &samples).await;
     }
 
+    // The files sampled to infer the schema, kept for the choice of
+    // dictionary columns.
+    let mut samples = Vec::with_capacity(urls.len());
     let mut inferred: Option<SchemaRef> = None;
     for (loc, url) in &urls {
-        let schema = infer_from_sample(state, &probe, url).await.map_err(|e| data_error(def, e))?;
+        let (store, files) = sample_files(state, &probe, url).await.map_err(|e| data_error(def, e))?;
+        let schema = probe.format.infer_schema(state, &store, &files).await.map_err(|e| data_error(def, e))?;
+        samples.push((store, files));
         match &inferred {
             None => inferred = Some(schema),
             Some(first) if first.fields() != schema.fields() => {
@@ -552,7 +567,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
     if def.format == "csv" && !crate::text::wanted(def) {
         def.columns = fixed_point_columns(state, def).await?;
     }
-    choose_dictionary_columns(state, def, &probe, &urls).await
+    choose_dictionary_columns(state, def, &samples).await
 }
 
 /// Rows of a text table read to decide whether its number columns are
@@ -635,21 +650,14 @@ fn fixed_point<'a>(values: impl Iterator<Item = &'a str>) -> Option<(u8, i8)> {
 /// in the time of a few dozen reads, not thousands.
 pub const SCHEMA_SAMPLE_FILES: usize = 64;
 
-/// Infers the schema of a location's files from a sample of them spread
-/// over the listing (the first and last included), merged as DataFusion
-/// merges the schemas of all files.
-async fn infer_from_sample(state: &SessionState, probe: &ListingOptions, url: &ListingTableUrl) -> datafusion::error::Result<SchemaRef> {
-    let (store, files) = sample_files(state, probe, url).await?;
-    probe.format.infer_schema(state, &store, &files).await
-}
+/// Files of a location and their store.
+type Sample = (Arc<dyn object_store::ObjectStore>, Vec<object_store::ObjectMeta>);
 
 /// Up to [`SCHEMA_SAMPLE_FILES`] files of a location, spread over its
-/// sorted listing (the first and last included), with their store.
-async fn sample_files(
-    state: &SessionState,
-    probe: &ListingOptions,
-    url: &ListingTableUrl,
-) -> datafusion::error::Result<(Arc<dyn object_store::ObjectStore>, Vec<object_store::ObjectMeta>)> {
+/// sorted listing (the first and last included): a table's schema is
+/// inferred from them (merged as DataFusion merges the schemas of all
+/// files), and its dictionary columns chosen.
+async fn sample_files(state: &SessionState, probe: &ListingOptions, url: &ListingTableUrl) -> datafusion::error::Result<Sample> {
     use futures::TryStreamExt;
     let store = state.runtime_env().object_store(url)?;
     let mut files: Vec<object_store::ObjectMeta> =
@@ -670,15 +678,10 @@ async fn sample_files(
 
 /// Declares as dictionaries the text columns of a Parquet table that the
 /// sampled files store with small dictionaries ([`crate::parquet_dict`]).
-/// Inferring the schema read (and cached) the same footers. A location
-/// without files, or a footer that cannot be read, leaves the columns as
-/// text: the choice only makes reads faster.
-async fn choose_dictionary_columns(
-    state: &SessionState,
-    def: &mut TableDef,
-    probe: &ListingOptions,
-    urls: &[(Location, ListingTableUrl)],
-) -> Result<()> {
+/// Inferring the schema read (and cached) the same footers. A footer that
+/// cannot be read leaves the columns as text: the choice only makes reads
+/// faster.
+async fn choose_dictionary_columns(state: &SessionState, def: &mut TableDef, samples: &[Sample]) -> Result<()> {
     use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
     use futures::StreamExt;
     if def.format != "parquet" {
@@ -687,13 +690,12 @@ async fn choose_dictionary_columns(
     let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
     let mut footers = Vec::new();
     let concurrency = state.config_options().execution.meta_fetch_concurrency.get();
-    for (_, url) in urls {
-        let Ok((store, files)) = sample_files(state, probe, url).await else { return Ok(()) };
+    for (store, files) in samples {
         // Each on its own task: the footer decoder can panic on a damaged
         // file (a length past the file's start), which would end the
         // statement here; the file is reported when it is read.
-        let fetches = files.into_iter().map(|file| {
-            let (store, cache) = (Arc::clone(&store), Arc::clone(&cache));
+        let fetches = files.iter().cloned().map(|file| {
+            let (store, cache) = (Arc::clone(store), Arc::clone(&cache));
             tokio::spawn(async move {
                 DFParquetMetadata::new(store.as_ref(), &file).with_file_metadata_cache(Some(cache)).fetch_metadata().await
             })
