@@ -30,7 +30,6 @@
 //! otherwise. `LAKEWAVE_PARQUET_DICTIONARIES=off` in the server's
 //! environment keeps new tables' text columns as text, for comparisons.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -127,29 +126,9 @@ impl DictionaryReads {
         Self { footers }
     }
 
-    /// The Arrow schema `file` should be read with: its footer's, with the
-    /// columns in `wanted` as dictionaries. `None` when the footer is not
-    /// cached or no column changes.
-    fn file_schema(&self, file: &PartitionedFile, wanted: &[&str]) -> Option<SchemaRef> {
-        let footer = crate::scan_split::cached_footer(self.footers.as_ref(), file)?;
-        let meta = footer.file_metadata();
-        let schema = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata()).ok()?;
-        let mut changed = false;
-        let fields: Vec<Field> = schema
-            .fields()
-            .iter()
-            .map(|f| {
-                if wanted.contains(&f.name().as_str()) && is_text(f.data_type()) {
-                    changed = true;
-                    f.as_ref().clone().with_data_type(dictionary_type())
-                } else {
-                    f.as_ref().clone()
-                }
-            })
-            .collect();
-        changed.then(|| Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
-    }
-
+    /// `scan` with each file whose footer is cached given the Arrow schema
+    /// that reads the table's dictionary columns as such; `None` when no
+    /// file changes.
     fn with_file_schemas(&self, scan: &FileScanConfig) -> Option<FileScanConfig> {
         let table = scan.file_schema();
         let wanted: Vec<&str> = table
@@ -161,7 +140,10 @@ impl DictionaryReads {
         if wanted.is_empty() {
             return None;
         }
-        let mut schemas: HashMap<String, Option<SchemaRef>> = HashMap::new();
+        // A table's files mostly share one Parquet schema: the Arrow schema
+        // is worked out once per distinct one, not for every file (nor for
+        // every row group of a split file) each time a query is planned.
+        let mut known: Vec<(Arc<ParquetMetaData>, Option<SchemaRef>)> = Vec::new();
         let mut changed = false;
         let groups: Vec<FileGroup> = scan
             .file_groups
@@ -170,16 +152,24 @@ impl DictionaryReads {
                 let files: Vec<PartitionedFile> = group
                     .iter()
                     .map(|file| {
-                        if file.arrow_schema.is_some() {
-                            return file.clone();
-                        }
-                        let schema = schemas
-                            .entry(file.object_meta.location.to_string())
-                            .or_insert_with(|| self.file_schema(file, &wanted));
+                        let footer = if file.arrow_schema.is_some() {
+                            None
+                        } else {
+                            crate::scan_split::cached_footer(self.footers.as_ref(), file)
+                        };
+                        let Some(footer) = footer else { return file.clone() };
+                        let schema = match known.iter().find(|(seen, _)| Arc::ptr_eq(seen, &footer) || same_schema(seen, &footer)) {
+                            Some((_, schema)) => schema.clone(),
+                            None => {
+                                let schema = dictionary_schema(&footer, &wanted);
+                                known.push((footer, schema.clone()));
+                                schema
+                            }
+                        };
                         match schema {
                             Some(s) => {
                                 changed = true;
-                                file.clone().with_arrow_schema(Arc::clone(s))
+                                file.clone().with_arrow_schema(s)
                             }
                             None => file.clone(),
                         }
@@ -194,6 +184,35 @@ impl DictionaryReads {
             .collect();
         changed.then(|| FileScanConfigBuilder::from(scan.clone()).with_file_groups(groups).build())
     }
+}
+
+/// Whether two footers give the same Arrow schema: the same Parquet schema
+/// and key-value metadata (which may hold the writer's Arrow schema).
+fn same_schema(a: &ParquetMetaData, b: &ParquetMetaData) -> bool {
+    let (a, b) = (a.file_metadata(), b.file_metadata());
+    a.schema_descr() == b.schema_descr() && a.key_value_metadata() == b.key_value_metadata()
+}
+
+/// The Arrow schema a file with `footer` should be read with: the footer's,
+/// with the columns in `wanted` as dictionaries; `None` when no column
+/// changes.
+fn dictionary_schema(footer: &ParquetMetaData, wanted: &[&str]) -> Option<SchemaRef> {
+    let meta = footer.file_metadata();
+    let schema = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata()).ok()?;
+    let mut changed = false;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if wanted.contains(&f.name().as_str()) && is_text(f.data_type()) {
+                changed = true;
+                f.as_ref().clone().with_data_type(dictionary_type())
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    changed.then(|| Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
 }
 
 impl PhysicalOptimizerRule for DictionaryReads {
