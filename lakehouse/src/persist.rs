@@ -360,7 +360,7 @@ impl Lakehouse {
         let entry = self.rapid().entry(&e.db, &e.table, SourceKind::MySql);
         *entry.primary_key.write().unwrap_or_else(|p| p.into_inner()) = primary_key.clone();
         let next_chunk_id = chunks.iter().map(|c| c.id + 1).max().unwrap_or(0);
-        let data = Arc::new(TableData { schema: schema.clone(), chunks, size_bytes, files: None });
+        let data = Arc::new(TableData { schema: schema.clone(), chunks, size_bytes, files: None, scans: Default::default() });
         let rows = data.rows();
         let state = SyncState::new(EncodingPlan::of_stored(&schema), table, pos.clone(), &primary_key, next_chunk_id);
         entry.update_status(|s| {
@@ -383,7 +383,7 @@ impl Lakehouse {
         let provider = self.shared.provider(&e.db, &e.table).map_err(|e| e.to_string())?.ok_or("the table is no longer defined")?;
         let (schema, chunks, size_bytes) = self.read_checkpoint(p, e, &provider.schema()).await?;
         let entry = self.rapid().entry(&e.db, &e.table, SourceKind::Lake);
-        let data = Arc::new(TableData { schema, chunks, size_bytes, files: Some(Arc::new(files)) });
+        let data = Arc::new(TableData { schema, chunks, size_bytes, files: Some(Arc::new(files)), scans: Default::default() });
         let rows = data.rows();
         self.rapid().replace(&entry, data);
         let version = entry.version();

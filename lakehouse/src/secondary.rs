@@ -279,7 +279,7 @@ impl Lakehouse {
                 let files = provider::files_with_meta(&self.shared.builder_state, &def).await?;
                 let (loaded, chunks, size_bytes) =
                     self.load_lake_files(entry, &def, &est.plan, &files, est.rows).await.map_err(map_err)?;
-                let data = TableData { schema: est.plan.schema.clone(), chunks, size_bytes, files: Some(Arc::new(loaded)) };
+                let data = TableData { schema: est.plan.schema.clone(), chunks, size_bytes, files: Some(Arc::new(loaded)), scans: Default::default() };
                 Ok((Arc::new(data), None, est.bytes))
             }
             SourceKind::MySql => {
@@ -495,7 +495,7 @@ impl Lakehouse {
         // The new version holds the kept chunks too; publishing it releases
         // the old version's bytes.
         self.rapid().charge(kept_bytes);
-        let data = Arc::new(TableData { schema: old.schema.clone(), chunks, size_bytes: kept_bytes + new_bytes, files: Some(Arc::new(files)) });
+        let data = Arc::new(TableData { schema: old.schema.clone(), chunks, size_bytes: kept_bytes + new_bytes, files: Some(Arc::new(files)), scans: Default::default() });
         self.rapid().replace(entry, data.clone());
         self.checkpoint_soon();
         entry.update_status(|s| {

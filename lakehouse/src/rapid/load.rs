@@ -79,7 +79,7 @@ pub async fn load_streams(
     for (i, c) in chunks.iter_mut().enumerate() {
         c.id = i as u64;
     }
-    Ok(Arc::new(TableData { schema: plan.schema.clone(), chunks, size_bytes, files: None }))
+    Ok(Arc::new(TableData { schema: plan.schema.clone(), chunks, size_bytes, files: None, scans: Default::default() }))
 }
 
 /// Cuts a batch into pieces, each tagged with the file it came from.

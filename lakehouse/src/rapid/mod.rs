@@ -140,6 +140,9 @@ pub struct TableData {
     /// For lake tables: the files the chunks came from, so a refresh reads
     /// only files that were added or changed.
     pub files: Option<Arc<Vec<LoadedFile>>>,
+    /// How scans of this version shared its chunks out (see
+    /// [`scan::ScanPlans`]).
+    pub scans: scan::ScanPlans,
 }
 
 /// A file of a lake table as it was when loaded, and its chunks.

@@ -7,7 +7,7 @@
 
 use std::any::Any;
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
@@ -21,7 +21,8 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Column, ColumnStatistics, DFSchema, Statistics, project_schema};
 use datafusion::datasource::TableType;
 use datafusion::datasource::source::{DataSource, OpenArgs};
-use datafusion::error::Result;
+use datafusion::common::SharedResult;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -144,26 +145,86 @@ impl TableProvider for RapidScanTable {
             None => vec![true; self.data.chunks.len()],
         };
         let n = state.config().target_partitions().max(1);
-        let mut partitions: Vec<Vec<Chunk>> = vec![Vec::new(); n];
-        let mut sizes = vec![0usize; n];
-        for (chunk, _) in self.data.chunks.iter().zip(keep).filter(|(_, k)| *k) {
-            let rows = chunk.live_rows();
-            if rows == 0 {
-                continue;
-            }
-            // The least-filled partition takes the next chunk.
-            let (i, _) = sizes.iter().enumerate().min_by_key(|(_, s)| **s).unwrap_or((0, &0));
-            sizes[i] += rows;
-            partitions[i].push(chunk.clone());
-        }
-        partitions.retain(|p| !p.is_empty());
-        if partitions.is_empty() {
-            partitions.push(Vec::new());
-        }
-        let source = RapidSource::try_new(schema, partitions, projection.cloned(), limit)?;
+        let (partitions, base) = self.data.scans.get_or_plan(n, keep, |keep| share_out(&self.data.chunks, keep, n));
+        let source = RapidSource::over(schema, partitions, base, projection.cloned(), limit)?;
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }
 }
+
+/// The chunks `keep` picks shared out over `n` partitions: each chunk to
+/// the partition with the fewest rows so far.
+fn share_out(chunks: &[Chunk], keep: &[bool], n: usize) -> Vec<Vec<Chunk>> {
+    let mut partitions: Vec<Vec<Chunk>> = vec![Vec::new(); n];
+    let mut sizes = vec![0usize; n];
+    for (chunk, _) in chunks.iter().zip(keep).filter(|(_, k)| **k) {
+        let rows = chunk.live_rows();
+        if rows == 0 {
+            continue;
+        }
+        let (i, _) = sizes.iter().enumerate().min_by_key(|(_, s)| **s).unwrap_or((0, &0));
+        sizes[i] += rows;
+        partitions[i].push(chunk.clone());
+    }
+    partitions.retain(|p| !p.is_empty());
+    if partitions.is_empty() {
+        partitions.push(Vec::new());
+    }
+    partitions
+}
+
+/// The last few ways a table version's chunks were shared out over
+/// partitions, with their statistics once worked out: a version never
+/// changes, and planning a short query over loaded tables otherwise spent
+/// a tenth of its time sharing out chunks and summing their statistics
+/// again, scan by scan.
+#[derive(Debug, Default)]
+pub struct ScanPlans(Mutex<Vec<ScanPlan>>);
+
+/// A copy starts empty: whoever copies a version does so to change it.
+impl Clone for ScanPlans {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+#[derive(Debug)]
+struct ScanPlan {
+    partitions: usize,
+    keep: Vec<bool>,
+    chunks: Arc<Vec<Vec<Chunk>>>,
+    statistics: Arc<OnceLock<Vec<Statistics>>>,
+}
+
+impl ScanPlans {
+    const KEPT: usize = 8;
+
+    fn get_or_plan(
+        &self,
+        partitions: usize,
+        keep: Vec<bool>,
+        plan: impl FnOnce(&[bool]) -> Vec<Vec<Chunk>>,
+    ) -> (Arc<Vec<Vec<Chunk>>>, Arc<OnceLock<Vec<Statistics>>>) {
+        let mut plans = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = plans.iter().position(|p| p.partitions == partitions && p.keep == keep) {
+            // Most recently used last.
+            let found = plans.remove(i);
+            let out = (Arc::clone(&found.chunks), Arc::clone(&found.statistics));
+            plans.push(found);
+            return out;
+        }
+        let chunks = Arc::new(plan(&keep));
+        let found = ScanPlan { partitions, keep, chunks, statistics: Arc::default() };
+        let out = (Arc::clone(&found.chunks), Arc::clone(&found.statistics));
+        if plans.len() >= Self::KEPT {
+            plans.remove(0);
+        }
+        plans.push(found);
+        out
+    }
+}
+
+/// Per partition, then for all: statistics of a scan's projected columns.
+type ScanStatistics = (Vec<Arc<Statistics>>, Arc<Statistics>);
 
 /// The scan of a loaded table's chunks, partition by partition. Rows that
 /// change capture hid are dropped as each chunk is read (projected columns
@@ -179,10 +240,16 @@ pub struct RapidSource {
     /// Per partition, the statistics of every column of its chunks, worked
     /// out once and shared by every rebuild of the scan over the same
     /// partitions (planning rebuilds it for projections, filters, limits).
-    base: Arc<std::sync::OnceLock<Vec<Statistics>>>,
+    base: Arc<OnceLock<Vec<Statistics>>>,
+    /// Per partition, the statistics of every column after `predicate`:
+    /// shared by the rebuilds that keep the predicate (projections,
+    /// limits), worked out when first asked for.
+    filtered: Arc<OnceLock<SharedResult<Vec<Statistics>>>>,
     fetch: Option<usize>,
-    /// Per partition, then for all: statistics of the projected columns.
-    statistics: Arc<(Vec<Arc<Statistics>>, Arc<Statistics>)>,
+    /// Per partition, then for all: statistics of the projected columns,
+    /// worked out when first asked for (most rebuilds during planning are
+    /// never asked).
+    statistics: Arc<OnceLock<SharedResult<ScanStatistics>>>,
     /// Filters the scan evaluates itself (see [`super::filter`]), over the
     /// table's columns; and the planner's default selectivity, for the
     /// statistics of a filtered scan.
@@ -195,25 +262,79 @@ pub struct RapidSource {
 
 impl RapidSource {
     pub fn try_new(schema: SchemaRef, partitions: Vec<Vec<Chunk>>, projection: Option<Vec<usize>>, fetch: Option<usize>) -> Result<Self> {
-        Self::with_predicate(schema, Arc::new(partitions), Arc::default(), projection, fetch, Arc::new(Vec::new()), 20)
+        Self::over(schema, Arc::new(partitions), Arc::default(), projection, fetch)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn with_predicate(
+    /// A scan of `partitions` (whose unfiltered statistics are `base`)
+    /// without filters.
+    fn over(
         schema: SchemaRef,
         partitions: Arc<Vec<Vec<Chunk>>>,
-        base: Arc<std::sync::OnceLock<Vec<Statistics>>>,
+        base: Arc<OnceLock<Vec<Statistics>>>,
         projection: Option<Vec<usize>>,
         fetch: Option<usize>,
-        predicate: Arc<Vec<Conjunct>>,
-        default_selectivity: u8,
     ) -> Result<Self> {
         let projected_schema = project_schema(&schema, projection.as_ref())?;
-        let all = base.get_or_init(|| partitions.iter().map(|p| chunk_statistics(&schema, p)).collect());
-        let statistics =
-            Arc::new(compute_statistics(&schema, &projected_schema, all, projection.as_deref(), &predicate, default_selectivity)?);
-        let metrics = ExecutionPlanMetricsSet::new();
-        Ok(Self { schema, projected_schema, projection, partitions, base, fetch, statistics, predicate, default_selectivity, metrics })
+        Ok(Self {
+            schema,
+            projected_schema,
+            projection,
+            partitions,
+            base,
+            filtered: Arc::default(),
+            fetch,
+            statistics: Arc::default(),
+            predicate: Arc::new(Vec::new()),
+            default_selectivity: 20,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// This scan with other columns, limit or filters; the statistics
+    /// worked out so far are kept where they still apply.
+    fn rebuilt(&self, projection: Option<Vec<usize>>, fetch: Option<usize>, predicate: Option<(Arc<Vec<Conjunct>>, u8)>) -> Result<Self> {
+        let projected_schema = project_schema(&self.schema, projection.as_ref())?;
+        let same_columns = projection == self.projection;
+        let (predicate, default_selectivity, filtered, same_filter) = match predicate {
+            Some((p, d)) => (p, d, Arc::default(), false),
+            None => (Arc::clone(&self.predicate), self.default_selectivity, Arc::clone(&self.filtered), true),
+        };
+        // A limit changes the statistics only as they are reported.
+        let statistics = if same_columns && same_filter { Arc::clone(&self.statistics) } else { Arc::default() };
+        Ok(Self {
+            schema: self.schema.clone(),
+            projected_schema,
+            projection,
+            partitions: Arc::clone(&self.partitions),
+            base: Arc::clone(&self.base),
+            filtered,
+            fetch,
+            statistics,
+            predicate,
+            default_selectivity,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// The statistics of the projected columns, per partition and for all.
+    fn scan_statistics(&self) -> Result<&ScanStatistics> {
+        let computed = self.statistics.get_or_init(|| {
+            let all = self.base.get_or_init(|| self.partitions.iter().map(|p| chunk_statistics(&self.schema, p)).collect());
+            let each = if self.predicate.is_empty() {
+                all
+            } else {
+                let filtered = self.filtered.get_or_init(|| {
+                    let conditions: Vec<Arc<dyn PhysicalExpr>> = self.predicate.iter().map(|c| Arc::clone(&c.expr)).collect();
+                    all.iter()
+                        .map(|p| filtered_statistics(&self.schema, p.clone(), &conditions, self.default_selectivity))
+                        .collect::<Result<Vec<_>>>()
+                        .map_err(Arc::new)
+                });
+                filtered.as_ref().map_err(Arc::clone)?
+            };
+            projected_statistics(&self.schema, &self.projected_schema, each, self.projection.as_deref()).map_err(Arc::new)
+        });
+        computed.as_ref().map_err(|e| DataFusionError::Shared(Arc::clone(e)))
     }
 
     /// Which rows of which stored chunks this scan reads, and which
@@ -316,24 +437,16 @@ fn projected(stats: &Statistics, columns: &[usize]) -> Statistics {
     Statistics { num_rows: stats.num_rows, total_byte_size: Precision::Inexact(bytes), column_statistics }
 }
 
-fn compute_statistics(
+/// Per partition, then for all: the statistics `partitions` (every column
+/// of the table) give for the projected columns.
+fn projected_statistics(
     schema: &SchemaRef,
     projected_schema: &SchemaRef,
     partitions: &[Statistics],
     projection: Option<&[usize]>,
-    predicate: &[Conjunct],
-    default_selectivity: u8,
-) -> Result<(Vec<Arc<Statistics>>, Arc<Statistics>)> {
+) -> Result<ScanStatistics> {
     let columns: Vec<usize> = projection.map(<[usize]>::to_vec).unwrap_or_else(|| (0..schema.fields().len()).collect());
-    let each: Vec<Statistics> = if predicate.is_empty() {
-        partitions.iter().map(|p| projected(p, &columns)).collect()
-    } else {
-        let conditions: Vec<Arc<dyn PhysicalExpr>> = predicate.iter().map(|c| Arc::clone(&c.expr)).collect();
-        partitions
-            .iter()
-            .map(|p| filtered_statistics(schema, p.clone(), &conditions, default_selectivity, &columns))
-            .collect::<Result<_>>()?
-    };
+    let each: Vec<Statistics> = partitions.iter().map(|p| projected(p, &columns)).collect();
     let all = Statistics::try_merge_iter(&each, projected_schema)?;
     Ok((each.into_iter().map(Arc::new).collect(), Arc::new(all)))
 }
@@ -342,13 +455,12 @@ fn compute_statistics(
 /// rows with the statistics `all` (every column of the table), projected to
 /// `columns`, with the row count of a filter it cannot analyse as a whole
 /// lowered to the estimate of its conditions (see `crate::selectivity`);
-/// inexact.
+/// inexact, for every column.
 fn filtered_statistics(
     schema: &SchemaRef,
     all: Statistics,
     conditions: &[Arc<dyn PhysicalExpr>],
     default_selectivity: u8,
-    columns: &[usize],
 ) -> Result<Statistics> {
     let rows = all.num_rows.get_value().copied();
     let predicate = physical_conjunction(conditions.iter().cloned());
@@ -356,11 +468,10 @@ fn filtered_statistics(
     let input = Arc::new(StatisticsExec::new(all, schema.as_ref().clone()));
     let filter = FilterExec::try_new(predicate, input)?.with_default_selectivity(default_selectivity)?;
     let estimate = StatisticsContext::new().compute(&filter, &StatisticsArgs::new())?;
-    let mut out = estimate.as_ref().clone().to_inexact();
+    let mut out = Arc::unwrap_or_clone(estimate).to_inexact();
     if let (Some(rows), Some(fraction)) = (rows, fraction) {
         out = crate::selectivity::lower_to(out, rows, fraction);
     }
-    out.column_statistics = columns.iter().map(|i| out.column_statistics[*i].clone()).collect();
     Ok(out)
 }
 
@@ -533,7 +644,7 @@ impl DataSource for RapidSource {
 
     fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let chunks: usize = self.partitions.iter().map(Vec::len).sum();
-        let rows = self.statistics.1.num_rows.get_value().copied().unwrap_or(0);
+        let rows = self.scan_statistics().ok().and_then(|s| s.1.num_rows.get_value().copied()).unwrap_or(0);
         match t {
             DisplayFormatType::TreeRender => writeln!(f, "format=rapid\nchunks={chunks}\nrows={rows}"),
             _ => {
@@ -563,9 +674,10 @@ impl DataSource for RapidSource {
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let statistics = self.scan_statistics()?;
         let (stats, parts) = match partition {
-            Some(p) => (self.statistics.0.get(p).cloned().unwrap_or_else(|| Arc::new(Statistics::new_unknown(&self.projected_schema))), 1),
-            None => (self.statistics.1.clone(), self.partitions.len()),
+            Some(p) => (statistics.0.get(p).cloned().unwrap_or_else(|| Arc::new(Statistics::new_unknown(&self.projected_schema))), 1),
+            None => (statistics.1.clone(), self.partitions.len()),
         };
         if self.fetch.is_none() {
             return Ok(stats);
@@ -574,9 +686,7 @@ impl DataSource for RapidSource {
     }
 
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn DataSource>> {
-        let mut s = self.clone();
-        s.fetch = limit;
-        Some(Arc::new(s))
+        self.rebuilt(self.projection.clone(), limit, None).ok().map(|s| Arc::new(s) as _)
     }
 
     fn fetch(&self) -> Option<usize> {
@@ -589,15 +699,7 @@ impl DataSource for RapidSource {
             return Ok(None);
         }
         let columns = new_projections_for_columns(&exprs, &self.columns());
-        Ok(Some(Arc::new(RapidSource::with_predicate(
-            self.schema.clone(),
-            Arc::clone(&self.partitions),
-            Arc::clone(&self.base),
-            Some(columns),
-            self.fetch,
-            Arc::clone(&self.predicate),
-            self.default_selectivity,
-        )?)))
+        Ok(Some(Arc::new(self.rebuilt(Some(columns), self.fetch, None)?)))
     }
 
     /// Static filters are evaluated in the scan, before the rows are
@@ -630,15 +732,7 @@ impl DataSource for RapidSource {
         }
         let mut predicate = self.predicate.as_ref().clone();
         predicate.extend(taken);
-        let source = RapidSource::with_predicate(
-            self.schema.clone(),
-            Arc::clone(&self.partitions),
-            Arc::clone(&self.base),
-            self.projection.clone(),
-            self.fetch,
-            Arc::new(predicate),
-            config.optimizer.default_filter_selectivity,
-        )?;
+        let source = self.rebuilt(self.projection.clone(), self.fetch, Some((Arc::new(predicate), config.optimizer.default_filter_selectivity)))?;
         Ok(propagation.with_updated_node(Arc::new(source)))
     }
 
@@ -713,7 +807,7 @@ mod tests {
             .enumerate()
             .map(|(i, b)| if i == 1 { datafusion::arrow::compute::filter_record_batch(b, chunks[1].visible.as_ref().expect("mask")) } else { Ok(b.clone()) })
             .collect::<std::result::Result<_, _>>()?;
-        let data = Arc::new(TableData { schema: plan.schema.clone(), chunks, size_bytes: 0, files: None });
+        let data = Arc::new(TableData { schema: plan.schema.clone(), chunks, size_bytes: 0, files: None, scans: Default::default() });
         Ok((data, kept))
     }
 
@@ -781,6 +875,47 @@ mod tests {
             Some(Precision::Inexact(n)) => assert!(n < 3800, "estimated {n} rows"),
             other => panic!("scan statistics {other:?}"),
         }
+        Ok(())
+    }
+
+    /// The loaded scans in `sql`'s physical plan: their partitions, and
+    /// the statistics they report.
+    async fn planned_scans(ctx: &SessionContext, sql: &str) -> Result<Vec<(Arc<Vec<Vec<Chunk>>>, Arc<Statistics>)>> {
+        let plan = ctx.sql(sql).await?.create_physical_plan().await?;
+        let mut scans = Vec::new();
+        plan.apply(|node| {
+            if let Some(scan) = node.downcast_ref::<datafusion::datasource::source::DataSourceExec>()
+                && let Some(source) = scan.data_source().downcast_ref::<RapidSource>()
+            {
+                scans.push((Arc::clone(&source.partitions), source.partition_statistics(None)?));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(scans)
+    }
+
+    #[tokio::test]
+    async fn scans_of_one_version_share_out_its_chunks_once() -> Result<()> {
+        let ctx = context()?;
+        let pruned = "SELECT sum(price) FROM t WHERE k >= 3000";
+        let first = planned_scans(&ctx, pruned).await?;
+        let again = planned_scans(&ctx, pruned).await?;
+        let whole = planned_scans(&ctx, "SELECT sum(price) FROM t").await?;
+        assert_eq!((first.len(), again.len(), whole.len()), (1, 1, 1));
+        // The same chunks kept by the same filter: the same assignment.
+        assert!(Arc::ptr_eq(&first[0].0, &again[0].0));
+        assert_eq!(first[0].1, again[0].1);
+        // Other chunks kept: another assignment, and other statistics.
+        assert!(!Arc::ptr_eq(&first[0].0, &whole[0].0));
+        let chunks = |s: &Arc<Vec<Vec<Chunk>>>| s.iter().map(Vec::len).sum::<usize>();
+        assert!(chunks(&first[0].0) < chunks(&whole[0].0), "the filter prunes chunks");
+        assert_eq!(whole[0].1.num_rows, Precision::Exact(3800));
+        assert!(matches!(first[0].1.num_rows, Precision::Inexact(n) if n < 3800), "{:?}", first[0].1.num_rows);
+        // A copy of a version (made to change it) plans afresh.
+        let (data, _) = loaded()?;
+        data.scans.get_or_plan(2, vec![true; data.chunks.len()], |keep| share_out(&data.chunks, keep, 2));
+        assert_eq!(data.scans.0.lock().expect("plans").len(), 1);
+        assert_eq!(data.as_ref().clone().scans.0.lock().expect("plans").len(), 0);
         Ok(())
     }
 

@@ -177,7 +177,7 @@ pub fn apply(store: &RapidStore, table: &RapidTable, changes: &[&RowChange], end
     compact(st, &mut chunks)?;
     let size_bytes: u64 = chunks.iter().map(chunk_bytes).sum();
     store.charge(size_bytes);
-    store.replace(table, Arc::new(TableData { schema: data.schema.clone(), chunks, size_bytes, files: None }));
+    store.replace(table, Arc::new(TableData { schema: data.schema.clone(), chunks, size_bytes, files: None, scans: Default::default() }));
     table.update_status(|s| {
         s.changes_applied += n;
         s.position = Some(end.to_string());
@@ -191,7 +191,7 @@ pub fn truncate(store: &RapidStore, table: &RapidTable, end: &BinlogPosition) {
     if let Some(st) = table.sync.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
         st.index = Some(Index::new());
     }
-    store.replace(table, Arc::new(TableData { schema: data.schema.clone(), chunks: Vec::new(), size_bytes: 0, files: None }));
+    store.replace(table, Arc::new(TableData { schema: data.schema.clone(), chunks: Vec::new(), size_bytes: 0, files: None, scans: Default::default() }));
     table.update_status(|s| s.position = Some(end.to_string()));
 }
 
