@@ -198,6 +198,25 @@ impl ExecutionPlan for RuntimeFilterExec {
         Some(self.metrics.clone_inner())
     }
 
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<datafusion::physical_plan::statistics::ChildStats> {
+        // Partitions are the input's, one for one.
+        vec![datafusion::physical_plan::statistics::ChildStats::At(partition)]
+    }
+
+    /// The input's, as an upper bound: rows are only dropped, and how many
+    /// is known only once the joins have built.
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<datafusion::common::Statistics>],
+        _args: &datafusion::physical_plan::StatisticsArgs,
+    ) -> Result<Arc<datafusion::common::Statistics>> {
+        let input = match input_stats.first() {
+            Some(s) => s.as_ref().clone(),
+            None => datafusion::common::Statistics::new_unknown(&self.schema()),
+        };
+        Ok(Arc::new(input.to_inexact()))
+    }
+
     fn gather_filters_for_pushdown(
         &self,
         _phase: FilterPushdownPhase,
@@ -736,6 +755,10 @@ mod tests {
         let (row, found) = run(&ctx, "SELECT count(*), sum(big.v) FROM small JOIN big ON small.k = big.k").await?;
         assert_eq!(row, vec![3, 2 * (5 + 50_000 + 99_999)]);
         assert_eq!(found.len(), 1, "one scan takes the join's filter");
+        // The wrapper reports its input's row count, as an upper bound.
+        let estimate = datafusion::physical_plan::StatisticsContext::new()
+            .compute(&found[0], &datafusion::physical_plan::StatisticsArgs::new())?;
+        assert_eq!(estimate.num_rows, datafusion::common::stats::Precision::Inexact(100_000));
         assert_eq!(metric(&found[0], "rows_in"), Some(100_000));
         assert_eq!(metric(&found[0], "rows_dropped"), Some(100_000 - 3));
         Ok(())
