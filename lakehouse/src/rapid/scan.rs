@@ -261,10 +261,6 @@ pub struct RapidSource {
 }
 
 impl RapidSource {
-    pub fn try_new(schema: SchemaRef, partitions: Vec<Vec<Chunk>>, projection: Option<Vec<usize>>, fetch: Option<usize>) -> Result<Self> {
-        Self::over(schema, Arc::new(partitions), Arc::default(), projection, fetch)
-    }
-
     /// A scan of `partitions` (whose unfiltered statistics are `base`)
     /// without filters.
     fn over(
@@ -452,10 +448,10 @@ fn projected_statistics(
 }
 
 /// What DataFusion's `FilterExec` would estimate for the conditions over
-/// rows with the statistics `all` (every column of the table), projected to
-/// `columns`, with the row count of a filter it cannot analyse as a whole
-/// lowered to the estimate of its conditions (see `crate::selectivity`);
-/// inexact, for every column.
+/// rows with the statistics `all` (every column of the table), with the
+/// row count of a filter it cannot analyse as a whole lowered to the
+/// estimate of its conditions (see `crate::selectivity`); inexact, for
+/// every column.
 fn filtered_statistics(
     schema: &SchemaRef,
     all: Statistics,
@@ -924,7 +920,7 @@ mod tests {
     async fn rows_per_partition(stealing: bool) -> Result<(Vec<usize>, Vec<i64>)> {
         let (data, _) = loaded()?;
         let planned = vec![vec![data.chunks[0].clone(), data.chunks[2].clone()], vec![data.chunks[1].clone(), data.chunks[3].clone()]];
-        let source = RapidSource::try_new(data.schema.clone(), planned, Some(vec![0]), None)?;
+        let source = RapidSource::over(data.schema.clone(), Arc::new(planned), Arc::default(), Some(vec![0]), None)?;
         let plan = datafusion::datasource::source::DataSourceExec::from_data_source(source);
         let mut config = datafusion::prelude::SessionConfig::new();
         config.options_mut().execution.enable_file_stream_work_stealing = stealing;
