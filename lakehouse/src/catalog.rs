@@ -240,6 +240,7 @@ mod tests {
                 data_type: "Int32".into(),
                 nullable: true,
                 mysql_type: None,
+                distinct: None,
             }],
             declared_columns: false,
             dialect: DdlDialect::DataFusion,

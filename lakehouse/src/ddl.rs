@@ -61,6 +61,7 @@ pub fn columns_from_sql(cols: &[SqlColumnDef]) -> Result<Vec<ColumnDef>> {
                 data_type: data_type.to_string(),
                 nullable: !not_null,
                 mysql_type: Some(sql_type_display(&c.data_type)),
+                distinct: None,
             })
         })
         .collect()

@@ -206,7 +206,7 @@ pub async fn resolve_manifest(state: &SessionState, def: &mut TableDef) -> Resul
             .into_iter()
             .map(|(name, mysql)| {
                 let data_type = arrow_of_mysql(&mysql).map(|t| t.to_string());
-                data_type.map(|data_type| crate::model::ColumnDef { name, data_type, nullable: true, mysql_type: Some(mysql.to_lowercase()) })
+                data_type.map(|data_type| crate::model::ColumnDef { name, data_type, nullable: true, mysql_type: Some(mysql.to_lowercase()), distinct: None })
             })
             .collect::<Result<_>>()?;
         def.declared_columns = true;

@@ -438,6 +438,7 @@ impl InfoSchemaProvider {
                             data_type: f.data_type().to_string(),
                             nullable: true,
                             mysql_type: None,
+                            distinct: None,
                         };
                         rows.push(column_row(INFORMATION_SCHEMA, &t.to_uppercase(), i, &c));
                     }
@@ -482,6 +483,7 @@ impl InfoSchemaProvider {
                     data_type: f.data_type().to_string(),
                     nullable: true,
                     mysql_type: None,
+                    distinct: None,
                 })
                 .collect(),
         )

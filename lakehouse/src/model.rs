@@ -34,6 +34,12 @@ pub struct ColumnDef {
     /// columns (e.g. `INT UNSIGNED`, `VARCHAR(20)`); shown by SHOW CREATE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mysql_type: Option<String>,
+    /// The number of distinct values estimated when the table was created,
+    /// for the text columns of Parquet files stored as small dictionaries
+    /// (`crate::parquet_dict::distinct_counts`); it lets the planner
+    /// estimate `column = 'x'` at one value in that many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct: Option<u64>,
 }
 
 impl ColumnDef {

@@ -32,6 +32,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::Result;
@@ -112,6 +113,159 @@ pub fn dictionary_columns(footers: &[Arc<ParquetMetaData>], schema: &Schema) -> 
         })
         .map(|f| f.name().clone())
         .collect()
+}
+
+/// A sampled file of a table: where it is and its footer.
+pub struct SampledFile {
+    pub store: Arc<dyn object_store::ObjectStore>,
+    pub location: object_store::path::Path,
+    pub footer: Arc<ParquetMetaData>,
+}
+
+/// Most dictionary pages read per column to estimate its distinct values.
+pub const DISTINCT_SAMPLE_PAGES: usize = 8;
+
+/// Estimated numbers of distinct values of the dictionary columns
+/// `columns`, from the dictionary pages of up to
+/// [`DISTINCT_SAMPLE_PAGES`] row groups of the sampled files (the first
+/// row group of each file, then the next ones): the number of distinct
+/// values over those pages. Kept only when it says something about the
+/// whole table: every row group of the table was read (`whole`: the files
+/// are all the table's), or the pages hold mostly the same values (their
+/// union at most a quarter above the largest page), as a code, a status or
+/// a type column does. Values clustered by row group (a date per file)
+/// give none. A page that cannot be read or decoded gives none.
+pub async fn distinct_counts(files: &[SampledFile], columns: &[String], whole: bool) -> Vec<Option<u64>> {
+    let mut counts = Vec::with_capacity(columns.len());
+    for name in columns {
+        counts.push(distinct_count(files, name, whole).await);
+    }
+    counts
+}
+
+async fn distinct_count(files: &[SampledFile], name: &str, whole: bool) -> Option<u64> {
+    let chunks = sampled_chunks(files, name)?;
+    let total = chunks.len();
+    let mut reads = Vec::with_capacity(DISTINCT_SAMPLE_PAGES);
+    for &(g, f, c) in chunks.iter().take(DISTINCT_SAMPLE_PAGES) {
+        let file = &files[f];
+        reads.push(dictionary_values(file, file.footer.row_group(g).column(c)));
+    }
+    let read = reads.len();
+    let pages = futures::future::join_all(reads).await;
+    let mut union = std::collections::HashSet::new();
+    let mut largest = 0;
+    for page in pages {
+        let page = page?;
+        largest = largest.max(page.len());
+        union.extend(page);
+    }
+    let n = union.len();
+    let complete = whole && read == total;
+    (n > 0 && (complete || n as f64 <= largest as f64 * 1.25)).then_some(n as u64)
+}
+
+/// (row group, file, column) of the chunks of column `name` in every
+/// non-empty row group of `files`, the first row groups of all files before
+/// the second ones; None when a file lacks the column.
+fn sampled_chunks(files: &[SampledFile], name: &str) -> Option<Vec<(usize, usize, usize)>> {
+    let mut chunks = Vec::new();
+    for (f, file) in files.iter().enumerate() {
+        let columns = file.footer.file_metadata().schema_descr();
+        let column = (0..columns.num_columns()).find(|&i| columns.column(i).path().parts() == [name])?;
+        for (g, group) in file.footer.row_groups().iter().enumerate() {
+            if group.num_rows() > 0 {
+                chunks.push((g, f, column));
+            }
+        }
+    }
+    chunks.sort_unstable();
+    Some(chunks)
+}
+
+/// The values of the dictionary page of a text column chunk, read from its
+/// file; None when the chunk has no dictionary, or its page cannot be read
+/// or decoded.
+async fn dictionary_values(file: &SampledFile, chunk: &ColumnChunkMetaData) -> Option<Vec<Bytes>> {
+    use datafusion::parquet::basic::Type;
+    use datafusion::parquet::column::page::{Page, PageReader};
+    use datafusion::parquet::file::serialized_reader::SerializedPageReader;
+    use object_store::ObjectStoreExt;
+    if chunk.column_type() != Type::BYTE_ARRAY {
+        return None;
+    }
+    let start = u64::try_from(chunk.dictionary_page_offset()?).ok()?;
+    let end = u64::try_from(chunk.data_page_offset()).ok()?;
+    if end <= start {
+        return None;
+    }
+    let bytes = file.store.get_range(&file.location, start..end).await.ok()?;
+    let window = Arc::new(Window { start, bytes });
+    // The decoders are not trusted with a damaged file: a panic is no
+    // estimate, as an error is.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut pages = SerializedPageReader::new(window, chunk, 0, None).ok()?;
+        match pages.get_next_page().ok()?? {
+            Page::DictionaryPage { buf, num_values, .. } => plain_byte_arrays(&buf, num_values as usize),
+            _ => None,
+        }
+    }))
+    .ok()
+    .flatten()
+}
+
+/// `count` values PLAIN-encoded as byte arrays (each a little-endian u32
+/// length, then the bytes), the encoding of dictionary pages.
+fn plain_byte_arrays(buf: &Bytes, count: usize) -> Option<Vec<Bytes>> {
+    let mut values = Vec::with_capacity(count.min(buf.len() / 4));
+    let mut at = 0usize;
+    for _ in 0..count {
+        let length = u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?) as usize;
+        at += 4;
+        let end = at.checked_add(length).filter(|&e| e <= buf.len())?;
+        values.push(buf.slice(at..end));
+        at = end;
+    }
+    Some(values)
+}
+
+/// A range of a file held in memory, read by the page reader at the
+/// file's offsets.
+struct Window {
+    start: u64,
+    bytes: Bytes,
+}
+
+impl Window {
+    fn slice(&self, at: u64, length: usize) -> datafusion::parquet::errors::Result<Bytes> {
+        use datafusion::parquet::errors::ParquetError;
+        let from = at.checked_sub(self.start).map(|f| f as usize).filter(|&f| f <= self.bytes.len());
+        match from {
+            Some(from) if length <= self.bytes.len() - from => Ok(self.bytes.slice(from..from + length)),
+            _ => Err(ParquetError::EOF(format!("bytes {at}+{length} are beyond the dictionary page read"))),
+        }
+    }
+}
+
+impl datafusion::parquet::file::reader::Length for Window {
+    fn len(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+impl datafusion::parquet::file::reader::ChunkReader for Window {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> datafusion::parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        use datafusion::parquet::file::reader::Length;
+        let rest = self.len().saturating_sub(start) as usize;
+        Ok(self.slice(start, rest)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> datafusion::parquet::errors::Result<Bytes> {
+        self.slice(start, length)
+    }
 }
 
 /// Sets, on the files of Parquet scans whose table declares dictionary

@@ -553,6 +553,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
             data_type: f.data_type().to_string(),
             nullable: true,
             mysql_type: None,
+            distinct: None,
         })
         .collect();
     for p in &def.partition_cols {
@@ -561,6 +562,7 @@ pub async fn resolve(state: &SessionState, def: &mut TableDef) -> Result<()> {
             data_type: partition_type().to_string(),
             nullable: false,
             mysql_type: None,
+            distinct: None,
         });
     }
     def.columns = columns;
@@ -677,18 +679,19 @@ async fn sample_files(state: &SessionState, probe: &ListingOptions, url: &Listin
 }
 
 /// Declares as dictionaries the text columns of a Parquet table that the
-/// sampled files store with small dictionaries ([`crate::parquet_dict`]).
-/// Inferring the schema read (and cached) the same footers. A footer that
-/// cannot be read leaves the columns as text: the choice only makes reads
-/// faster.
+/// sampled files store with small dictionaries ([`crate::parquet_dict`]),
+/// with their estimated numbers of distinct values. Inferring the schema
+/// read (and cached) the same footers. A footer that cannot be read leaves
+/// the columns as text: the choice only makes reads faster.
 async fn choose_dictionary_columns(state: &SessionState, def: &mut TableDef, samples: &[Sample]) -> Result<()> {
+    use crate::parquet_dict::SampledFile;
     use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
     use futures::StreamExt;
     if def.format != "parquet" {
         return Ok(());
     }
     let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-    let mut footers = Vec::new();
+    let mut sampled = Vec::new();
     let concurrency = state.config_options().execution.meta_fetch_concurrency.get();
     for (store, files) in samples {
         // Each on its own task: the footer decoder can panic on a damaged
@@ -697,13 +700,15 @@ async fn choose_dictionary_columns(state: &SessionState, def: &mut TableDef, sam
         let fetches = files.iter().cloned().map(|file| {
             let (store, cache) = (Arc::clone(store), Arc::clone(&cache));
             tokio::spawn(async move {
-                DFParquetMetadata::new(store.as_ref(), &file).with_file_metadata_cache(Some(cache)).fetch_metadata().await
+                let footer =
+                    DFParquetMetadata::new(store.as_ref(), &file).with_file_metadata_cache(Some(cache)).fetch_metadata().await;
+                footer.map(|footer| SampledFile { store, location: file.location, footer })
             })
         });
         let results: Vec<_> = futures::stream::iter(fetches).buffer_unordered(concurrency).collect().await;
         for footer in results {
             match footer {
-                Ok(Ok(f)) => footers.push(f),
+                Ok(Ok(f)) => sampled.push(f),
                 Ok(Err(e)) => {
                     tracing::debug!("text columns of {} stay text: {}", def.name, e.strip_backtrace());
                     return Ok(());
@@ -716,9 +721,23 @@ async fn choose_dictionary_columns(state: &SessionState, def: &mut TableDef, sam
         }
     }
     let schema = def.file_schema()?;
+    let footers: Vec<_> = sampled.iter().map(|f| Arc::clone(&f.footer)).collect();
     let chosen = crate::parquet_dict::dictionary_columns(&footers, &schema);
-    for c in def.columns.iter_mut().filter(|c| chosen.contains(&c.name)) {
-        c.data_type = crate::parquet_dict::dictionary_type().to_string();
+    // The sample is the whole table when no location had more files than
+    // were sampled.
+    let whole = samples.iter().all(|(_, files)| files.len() < SCHEMA_SAMPLE_FILES);
+    // `LAKEWAVE_DISTINCT_COUNTS=off` in the server's environment leaves
+    // new tables without counts, for comparisons.
+    let counts = if crate::switched_off("LAKEWAVE_DISTINCT_COUNTS") {
+        vec![None; chosen.len()]
+    } else {
+        crate::parquet_dict::distinct_counts(&sampled, &chosen, whole).await
+    };
+    for c in def.columns.iter_mut() {
+        if let Some(i) = chosen.iter().position(|name| name == &c.name) {
+            c.data_type = crate::parquet_dict::dictionary_type().to_string();
+            c.distinct = counts[i];
+        }
     }
     Ok(())
 }
@@ -735,6 +754,69 @@ mod tests {
         assert_eq!(fixed_point(["1", "2"].into_iter()), None, "integers stay integers");
         assert_eq!(fixed_point(["0.000001", "123456789012345678901234567890.5"].into_iter()), Some((36, 6)));
         assert_eq!(fixed_point(std::iter::empty()), None);
+    }
+
+    /// Two files of five row groups: `kind` has the same 30 values in every
+    /// row group, `day` one value per row group, `name` is unique.
+    #[tokio::test]
+    async fn dictionary_columns_get_distinct_counts_that_scans_report() {
+        use std::sync::Arc;
+        use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::common::stats::Precision;
+        use datafusion::execution::session_state::SessionStateBuilder;
+        use datafusion::parquet::arrow::ArrowWriter;
+        use datafusion::parquet::file::properties::WriterProperties;
+        use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+
+        const GROUP: i64 = 1000;
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("v", DataType::Int64, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("day", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        for file in 0..2i64 {
+            let props = WriterProperties::builder().set_max_row_group_row_count(Some(GROUP as usize)).build();
+            let out = std::fs::File::create(dir.path().join(format!("{file}.parquet"))).unwrap();
+            let mut writer = ArrowWriter::try_new(out, schema.clone(), Some(props)).unwrap();
+            let rows = (file * 5 * GROUP)..((file + 1) * 5 * GROUP);
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(rows.clone())),
+                    Arc::new(StringArray::from_iter_values(rows.clone().map(|v| format!("kind {:02}", v % 30)))),
+                    Arc::new(StringArray::from_iter_values(rows.clone().map(|v| format!("day {}", v / GROUP)))),
+                    Arc::new(StringArray::from_iter_values(rows.map(|v| format!("name {v:08}")))),
+                ],
+            )
+            .unwrap();
+            writer.write(&batch).unwrap();
+            writer.close().unwrap();
+        }
+        let state = SessionStateBuilder::new().with_default_features().build();
+        let location = format!("{}/", dir.path().display());
+        let mut def = crate::model::TableDef::external("t", "parquet", vec![location], Default::default());
+        super::resolve(&state, &mut def).await.unwrap();
+        let column = |name: &str| def.columns.iter().find(|c| c.name == name).unwrap().clone();
+        // The same values in every row group: counted.
+        assert_eq!(column("kind").distinct, Some(30));
+        // Eight of ten row groups read, each a value of its own: the table
+        // may have any number, none is given.
+        assert_eq!(column("day").data_type, crate::parquet_dict::dictionary_type().to_string());
+        assert_eq!(column("day").distinct, None);
+        // Not a dictionary column.
+        assert_eq!(column("name").distinct, None);
+
+        let table = super::build(&state, &def, None).unwrap();
+        let scan = table.scan(&state, None, &[], None).await.unwrap();
+        let stats = StatisticsContext::new().compute(scan.as_ref(), &StatisticsArgs::new()).unwrap();
+        assert_eq!(stats.num_rows, Precision::Exact(10 * GROUP as usize));
+        assert_eq!(stats.column_statistics[1].distinct_count, Precision::Inexact(30));
+        assert_eq!(stats.column_statistics[2].distinct_count, Precision::Absent);
+        let rows = datafusion::physical_plan::collect(scan, state.task_ctx()).await.unwrap();
+        assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 10 * GROUP as usize);
     }
 }
 
@@ -840,5 +922,96 @@ fn build_listing(state: &SessionState, def: &TableDef, table: Option<&TableRefer
         .with_schema(Arc::new(Schema::new(file_fields)));
     let table = ListingTable::try_new(config)?
         .with_cache(state.runtime_env().cache_manager.get_file_statistic_cache());
-    Ok(Arc::new(table))
+    let counts: Vec<(usize, usize)> =
+        def.columns.iter().enumerate().filter_map(|(i, c)| Some((i, usize::try_from(c.distinct?).ok()?))).collect();
+    if counts.is_empty() {
+        return Ok(Arc::new(table));
+    }
+    Ok(Arc::new(WithDistinctCounts { table: Arc::new(table), counts }))
+}
+
+/// A listing table whose scans carry the numbers of distinct values
+/// estimated when the table was created (`ColumnDef::distinct`): Parquet
+/// writers seldom store them, and without them an equality on a text
+/// column is estimated to keep a fifth of the rows, whether the column has
+/// three values or three hundred.
+#[derive(Debug)]
+struct WithDistinctCounts {
+    table: Arc<dyn TableProvider>,
+    /// (column of the table's schema, distinct values).
+    counts: Vec<(usize, usize)>,
+}
+
+impl WithDistinctCounts {
+    /// `scan` with the counts in its table statistics, for the columns that
+    /// have none, at most the table's row count.
+    fn counted(&self, scan: &datafusion::datasource::physical_plan::FileScanConfig) -> Option<datafusion::datasource::physical_plan::FileScanConfig> {
+        use datafusion::common::stats::Precision;
+        use datafusion::datasource::physical_plan::FileScanConfigBuilder;
+        let mut stats = scan.statistics();
+        let rows = stats.num_rows.get_value().copied();
+        let mut changed = false;
+        for &(i, n) in &self.counts {
+            let Some(column) = stats.column_statistics.get_mut(i) else { continue };
+            if column.distinct_count == Precision::Absent {
+                column.distinct_count = Precision::Inexact(rows.map_or(n, |r| n.min(r.max(1))));
+                changed = true;
+            }
+        }
+        changed.then(|| FileScanConfigBuilder::from(scan.clone()).with_statistics(stats).build())
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for WithDistinctCounts {
+    fn schema(&self) -> SchemaRef {
+        self.table.schema()
+    }
+
+    fn constraints(&self) -> Option<&datafusion::common::Constraints> {
+        self.table.constraints()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        self.table.table_type()
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.table.get_table_definition()
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&datafusion::prelude::Expr> {
+        self.table.get_column_default(column)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::prelude::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let plan = self.table.scan(state, projection, filters, limit).await?;
+        crate::scan_split::rewrite_parquet_scans(plan, |scan| self.counted(scan))
+    }
+
+    async fn scan_with_args<'a>(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        args: datafusion::catalog::ScanArgs<'a>,
+    ) -> datafusion::error::Result<datafusion::catalog::ScanResult> {
+        let plan = self.table.scan_with_args(state, args).await?.into_inner();
+        Ok(crate::scan_split::rewrite_parquet_scans(plan, |scan| self.counted(scan))?.into())
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::prelude::Expr],
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        self.table.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<datafusion::common::Statistics> {
+        self.table.statistics()
+    }
 }

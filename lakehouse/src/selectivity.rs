@@ -27,6 +27,8 @@ use datafusion::common::{Result, Statistics};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::intervals::utils::check_support;
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, InListExpr, Literal, TryCastExpr};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::FilterExec;
@@ -44,8 +46,10 @@ fn enabled() -> bool {
 
 /// The fraction of rows with statistics `input` (of `schema`) that the
 /// conditions keep: the conditions DataFusion can analyse, analysed
-/// together, times the default selectivity once for all the others (so a
-/// run of `x IS NOT NULL AND y IS NOT NULL ...` is not taken as ever more
+/// together; times, for each equality or `IN` list on a column with a
+/// known number of distinct values, its values' share of them; times the
+/// default selectivity once for all the others (so a run of
+/// `x IS NOT NULL AND y IS NOT NULL ...` is not taken as ever more
 /// selective). None when DataFusion analyses every condition (it then
 /// estimates the filter as a whole itself), when the input's row count is
 /// unknown or zero, or when the analysis fails.
@@ -59,11 +63,21 @@ pub fn conjunct_fraction(
     if rows == 0 || !enabled() || input.column_statistics.len() != schema.fields().len() {
         return Ok(None);
     }
-    let (analysable, others): (Vec<_>, Vec<_>) = conditions.iter().cloned().partition(|c| check_support(c, schema));
-    if others.is_empty() {
+    let (analysable, rest): (Vec<_>, Vec<_>) = conditions.iter().cloned().partition(|c| check_support(c, schema));
+    if rest.is_empty() {
         return Ok(None);
     }
-    let mut fraction = f64::from(default_selectivity.min(100)) / 100.0;
+    let mut fraction = 1.0;
+    let mut others = false;
+    for condition in &rest {
+        match counted_fraction(condition, input) {
+            Some(f) => fraction *= f,
+            None => others = true,
+        }
+    }
+    if others {
+        fraction *= f64::from(default_selectivity.min(100)) / 100.0;
+    }
     if !analysable.is_empty() {
         let source: Arc<dyn ExecutionPlan> = Arc::new(StatisticsExec::new(input.clone(), schema.as_ref().clone()));
         let estimate = FilterExec::try_new(conjunction(analysable), source)
@@ -76,6 +90,45 @@ pub fn conjunct_fraction(
         fraction *= (kept as f64 / rows as f64).clamp(0.0, 1.0);
     }
     Ok(Some(fraction))
+}
+
+/// The column and number of values of `condition` when it is
+/// `column = value` (either way round) or `column IN (values)`, values
+/// being literals (casts aside).
+fn equality(condition: &Arc<dyn PhysicalExpr>) -> Option<(usize, usize)> {
+    fn uncast(e: &Arc<dyn PhysicalExpr>) -> &Arc<dyn PhysicalExpr> {
+        match (e.downcast_ref::<CastExpr>(), e.downcast_ref::<TryCastExpr>()) {
+            (Some(c), _) => uncast(c.expr()),
+            (_, Some(c)) => uncast(c.expr()),
+            _ => e,
+        }
+    }
+    let literal = |e: &Arc<dyn PhysicalExpr>| uncast(e).downcast_ref::<Literal>().is_some_and(|l| !l.value().is_null());
+    let column = |e: &Arc<dyn PhysicalExpr>| uncast(e).downcast_ref::<Column>().map(Column::index);
+    if let Some(b) = condition.downcast_ref::<BinaryExpr>() {
+        if *b.op() != Operator::Eq {
+            return None;
+        }
+        return match (column(b.left()), column(b.right())) {
+            (Some(c), None) if literal(b.right()) => Some((c, 1)),
+            (None, Some(c)) if literal(b.left()) => Some((c, 1)),
+            _ => None,
+        };
+    }
+    let list = condition.downcast_ref::<InListExpr>()?;
+    if list.negated() || list.list().is_empty() || !list.list().iter().all(literal) {
+        return None;
+    }
+    Some((column(list.expr())?, list.list().len()))
+}
+
+/// The fraction of rows with statistics `input` that an equality or `IN`
+/// list keeps when its column's number of distinct values is known: its
+/// values' share of them.
+fn counted_fraction(condition: &Arc<dyn PhysicalExpr>, input: &Statistics) -> Option<f64> {
+    let (column, values) = equality(condition)?;
+    let distinct = *input.column_statistics.get(column)?.distinct_count.get_value()?;
+    (distinct > 0).then(|| (values as f64 / distinct as f64).min(1.0))
 }
 
 /// `estimate` (a filter's statistics) with its row count and size lowered
@@ -139,7 +192,9 @@ impl PhysicalOptimizerRule for ConjunctSelectivity {
 /// percentage, so the product is rounded to one, and at least 1%.
 fn retuned(filter: &FilterExec) -> Result<Option<FilterExec>> {
     let conditions: Vec<Arc<dyn PhysicalExpr>> = split_conjunction(filter.predicate()).into_iter().cloned().collect();
-    if conditions.len() < 2 {
+    // One condition is estimated at the default unless a count of
+    // distinct values may estimate it.
+    if conditions.len() < 2 && !conditions.first().is_some_and(|c| equality(c).is_some()) {
         return Ok(None);
     }
     // A filter DataFusion can analyse as a whole has its conditions'
@@ -215,5 +270,52 @@ mod tests {
         let analysed: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(range, input).unwrap());
         let same = ConjunctSelectivity.optimize(Arc::clone(&analysed), &ConfigOptions::default()).unwrap();
         assert_eq!(rows_of(same.as_ref()), rows_of(analysed.as_ref()));
+    }
+
+    #[test]
+    fn equalities_on_counted_columns_keep_their_share_of_the_values() {
+        use datafusion::physical_expr::expressions::cast;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("mode", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let counted = |n: usize| ColumnStatistics::new_unknown().with_distinct_count(Precision::Inexact(n));
+        let stats = Statistics {
+            num_rows: Precision::Exact(10_000),
+            total_byte_size: Precision::Absent,
+            column_statistics: vec![counted(50), counted(4), ColumnStatistics::new_unknown()],
+        };
+        let input: Arc<dyn ExecutionPlan> = Arc::new(StatisticsExec::new(stats, schema.as_ref().clone()));
+        let tuned = |predicate: Arc<dyn PhysicalExpr>| {
+            let filter: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, Arc::clone(&input)).unwrap());
+            rows_of(ConjunctSelectivity.optimize(filter, &ConfigOptions::default()).unwrap().as_ref())
+        };
+        let column = |name: &str| col(name, &schema).unwrap();
+        let text = |v: &str| lit(v.to_string());
+        // One condition alone: a value in 50 (2%), either way round, through
+        // a cast.
+        let kind = binary(column("kind"), Operator::Eq, text("a"), &schema).unwrap();
+        assert_eq!(tuned(Arc::clone(&kind)), 200);
+        assert_eq!(tuned(binary(text("a"), Operator::Eq, column("kind"), &schema).unwrap()), 200);
+        let cast_kind = cast(column("kind"), &schema, DataType::LargeUtf8).unwrap();
+        assert_eq!(tuned(binary(cast_kind, Operator::Eq, lit(ScalarValue::LargeUtf8(Some("a".into()))), &schema).unwrap()), 200);
+        // Two kinds of 50: 4%.
+        assert_eq!(tuned(in_list(column("kind"), vec![text("a"), text("b")], &false, &schema).unwrap()), 400);
+        // Two of four modes would be half: estimates are only lowered, it
+        // stays at the default.
+        let modes = in_list(column("mode"), vec![text("AIR"), text("MAIL")], &false, &schema).unwrap();
+        assert_eq!(tuned(Arc::clone(&modes)), 2_000);
+        // With one kind: 2% of half, 1%.
+        assert_eq!(tuned(binary(Arc::clone(&kind), Operator::And, modes, &schema).unwrap()), 100);
+        // An uncounted column, a negated list or an inequality: the default,
+        // counted once with the counted ones.
+        let name = binary(column("name"), Operator::Eq, text("x"), &schema).unwrap();
+        assert_eq!(tuned(Arc::clone(&name)), 2_000);
+        let not_modes = in_list(column("mode"), vec![text("AIR")], &true, &schema).unwrap();
+        assert_eq!(tuned(not_modes), 2_000);
+        assert_eq!(tuned(binary(column("kind"), Operator::NotEq, text("a"), &schema).unwrap()), 2_000);
+        // 2% of 20% is 0.4%, estimated at the lowest whole percentage.
+        assert_eq!(tuned(binary(kind, Operator::And, name, &schema).unwrap()), 100);
     }
 }
