@@ -12,6 +12,7 @@ pub mod capture;
 pub mod catalog;
 pub mod conjunction;
 pub mod decimal_arith;
+pub mod dense_groups;
 pub mod ddl;
 pub mod diagnose;
 pub mod dict_group;
