@@ -487,7 +487,9 @@ fn read_chunk(chunk: &Chunk, columns: &[usize], schema: &SchemaRef, predicate: &
 /// asks first (see [`RapidSource::create_sibling_state`]).
 #[derive(Debug)]
 struct SharedChunks {
-    chunks: Vec<Chunk>,
+    partitions: Arc<Vec<Vec<Chunk>>>,
+    /// (partition, chunk) in the order they are handed out.
+    order: Vec<(usize, usize)>,
     next: AtomicUsize,
 }
 
@@ -495,28 +497,41 @@ impl SharedChunks {
     /// The partitions' chunks taken one from each in turn: the order the
     /// plan's assignment would read them in, so rows keep roughly the
     /// table's order within each partition.
-    fn interleaved(partitions: &[Vec<Chunk>]) -> Self {
+    fn interleaved(partitions: &Arc<Vec<Vec<Chunk>>>) -> Self {
         let longest = partitions.iter().map(Vec::len).max().unwrap_or(0);
-        let chunks = (0..longest).flat_map(|i| partitions.iter().filter_map(move |p| p.get(i).cloned())).collect();
-        Self { chunks, next: AtomicUsize::new(0) }
+        let order = (0..longest)
+            .flat_map(|i| partitions.iter().enumerate().filter(move |(_, p)| i < p.len()).map(move |(p, _)| (p, i)))
+            .collect();
+        Self { partitions: Arc::clone(partitions), order, next: AtomicUsize::new(0) }
     }
 
-    fn take(&self) -> Option<Chunk> {
+    fn take(&self) -> Option<(usize, usize)> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.chunks.get(i).cloned()
+        self.order.get(i).copied()
     }
 }
 
-/// Where a partition's reader takes its chunks from.
+/// Where a partition's reader takes its chunks from: the chunks are read
+/// in place in the plan's assignment, never copied (a chunk's batch is a
+/// column list of shared arrays, and copying it costs an allocation and a
+/// count change on every column's array, which all the readers of the
+/// table share).
 enum ChunkSource {
-    Own(std::vec::IntoIter<Chunk>),
+    Own { partition: usize, next: usize },
     Shared(Arc<SharedChunks>),
 }
 
 impl ChunkSource {
-    fn next(&mut self) -> Option<Chunk> {
+    /// The next chunk to read: (partition, chunk) of `partitions`.
+    fn next(&mut self, partitions: &[Vec<Chunk>]) -> Option<(usize, usize)> {
         match self {
-            Self::Own(chunks) => chunks.next(),
+            Self::Own { partition, next } => {
+                let at = (*partition, *next);
+                (partitions.get(at.0).is_some_and(|p| at.1 < p.len())).then(|| {
+                    *next += 1;
+                    at
+                })
+            }
             Self::Shared(queue) => queue.take(),
         }
     }
@@ -525,6 +540,7 @@ impl ChunkSource {
 /// One partition's chunks read in turn: hidden and filtered rows dropped,
 /// the limit applied, small pieces gathered.
 struct ChunkReader {
+    partitions: Arc<Vec<Vec<Chunk>>>,
     chunks: ChunkSource,
     columns: Vec<usize>,
     schema: SchemaRef,
@@ -543,15 +559,15 @@ impl ChunkReader {
             if self.done {
                 return Ok(None);
             }
-            let next = if self.remaining == Some(0) { None } else { self.chunks.next() };
-            let Some(chunk) = next else {
+            let next = if self.remaining == Some(0) { None } else { self.chunks.next(&self.partitions) };
+            let Some((p, i)) = next else {
                 self.done = true;
                 if let Some(c) = self.coalescer.as_mut() {
                     c.finish_buffered_batch()?;
                 }
                 continue;
             };
-            let mut batch = read_chunk(&chunk, &self.columns, &self.schema, &self.predicate)?;
+            let mut batch = read_chunk(&self.partitions[p][i], &self.columns, &self.schema, &self.predicate)?;
             if batch.num_rows() == 0 {
                 continue;
             }
@@ -591,7 +607,12 @@ impl RapidSource {
             let size = context.session_config().batch_size().max(1);
             BatchCoalescer::new(self.projected_schema.clone(), size).with_biggest_coalesce_batch_size(Some(size / 2))
         });
+        let partitions = match &chunks {
+            ChunkSource::Shared(queue) => Arc::clone(&queue.partitions),
+            ChunkSource::Own { .. } => Arc::clone(&self.partitions),
+        };
         let reader = ChunkReader {
+            partitions,
             chunks,
             columns: self.columns(),
             schema: self.projected_schema.clone(),
@@ -612,8 +633,7 @@ impl RapidSource {
 
 impl DataSource for RapidSource {
     fn open(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let chunks: Vec<Chunk> = self.partitions.get(partition).cloned().unwrap_or_default();
-        self.stream(ChunkSource::Own(chunks.into_iter()), partition, context)
+        self.stream(ChunkSource::Own { partition, next: 0 }, partition, context)
     }
 
     /// One queue of the chunks per execution, shared by the partitions (the
