@@ -10,12 +10,6 @@ use clap::{Parser, Subcommand};
 mod bench;
 use tokio::net::TcpListener;
 
-/// mimalloc instead of the system allocator: query execution allocates and
-/// frees arrays, batches and hash tables by the million, from every worker
-/// thread (see the README's design section).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use lakehouse::{Lakehouse, LakehouseOptions};
 use lakewave_mysql_front::{ServerOptions, run};
 use connectors::mysql::{BackendUrl, ManagedServer, find_server_binary};
