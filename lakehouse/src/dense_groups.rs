@@ -24,7 +24,7 @@
 //! `LAKEWAVE_DENSE_GROUPS=off` in the server's environment turns it off,
 //! for comparisons.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -46,11 +46,11 @@ use datafusion::physical_plan::aggregates::{
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     displayable, DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties, Statistics,
 };
-use futures::StreamExt;
+
+use crate::dict_group::{grouped_stream, Grouping};
 
 /// Most array slots of one partition: 256 MiB of group numbers.
 pub const MAX_SLOTS: u64 = 1 << 26;
@@ -215,50 +215,19 @@ impl ExecutionPlan for DenseGroupExec {
             return self.agg.execute(partition, context);
         }
         let input = self.agg.input().execute(partition, context.clone())?;
-        let schema = self.agg.schema();
         let groups = Groups::new(&self.agg, self.range, &context, partition)?;
-        let metrics = BaselineMetrics::new(&self.metrics, partition);
-        let state = State { input, groups, pending: VecDeque::new(), done: false, metrics };
-        let stream = futures::stream::unfold(state, |mut s| async move {
-            loop {
-                if let Some(b) = s.pending.pop_front() {
-                    s.metrics.record_output(b.num_rows());
-                    return Some((Ok(b), s));
-                }
-                if s.done {
-                    return None;
-                }
-                let step = match s.input.next().await {
-                    Some(Ok(batch)) => {
-                        let _timer = s.metrics.elapsed_compute().timer();
-                        s.groups.update(&batch).map(|()| vec![])
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => {
-                        s.done = true;
-                        let _timer = s.metrics.elapsed_compute().timer();
-                        s.groups.emit()
-                    }
-                };
-                match step {
-                    Ok(batches) => s.pending.extend(batches),
-                    Err(e) => {
-                        s.done = true;
-                        return Some((Err(e), s));
-                    }
-                }
-            }
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        Ok(grouped_stream(input, self.agg.schema(), groups, BaselineMetrics::new(&self.metrics, partition)))
     }
 }
 
-struct State {
-    input: SendableRecordBatchStream,
-    groups: Groups,
-    pending: VecDeque<RecordBatch>,
-    done: bool,
-    metrics: BaselineMetrics,
+impl Grouping for Groups {
+    fn add(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
+        self.update(batch).map(|()| vec![])
+    }
+
+    fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        self.emit()
+    }
 }
 
 /// `n` empty slots. They are not zeros: a zeroed allocation maps every

@@ -202,50 +202,76 @@ impl ExecutionPlan for DictionaryGroupExec {
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let input = self.agg.input().execute(partition, context.clone())?;
-        let schema = self.agg.schema();
         let groups = Groups::new(&self.agg, &context, partition)?;
-        let metrics = BaselineMetrics::new(&self.metrics, partition);
-        let state = State { input, groups, pending: VecDeque::new(), done: false, metrics };
-        let stream = futures::stream::unfold(state, |mut s| async move {
-            loop {
-                if let Some(b) = s.pending.pop_front() {
-                    s.metrics.record_output(b.num_rows());
-                    return Some((Ok(b), s));
-                }
-                if s.done {
-                    return None;
-                }
-                let step = match s.input.next().await {
-                    Some(Ok(batch)) => {
-                        let _timer = s.metrics.elapsed_compute().timer();
-                        s.groups.update(&batch).and_then(|full| if full { s.groups.emit() } else { Ok(vec![]) })
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => {
-                        s.done = true;
-                        let _timer = s.metrics.elapsed_compute().timer();
-                        s.groups.emit()
-                    }
-                };
-                match step {
-                    Ok(batches) => s.pending.extend(batches),
-                    Err(e) => {
-                        s.done = true;
-                        return Some((Err(e), s));
-                    }
-                }
-            }
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        Ok(grouped_stream(input, self.agg.schema(), groups, BaselineMetrics::new(&self.metrics, partition)))
     }
 }
 
-struct State {
+/// An aggregation's groups as a stream feeds them: each input batch in
+/// turn, then the end of the input. Both return the batches to pass on.
+pub(crate) trait Grouping: Send + 'static {
+    fn add(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>>;
+    fn finish(&mut self) -> Result<Vec<RecordBatch>>;
+}
+
+/// The output of `groups` fed with `input`, its compute time and rows
+/// counted in `metrics`.
+pub(crate) fn grouped_stream(
     input: SendableRecordBatchStream,
-    groups: Groups,
+    schema: SchemaRef,
+    groups: impl Grouping,
+    metrics: BaselineMetrics,
+) -> SendableRecordBatchStream {
+    let state = State { input, groups, pending: VecDeque::new(), done: false, metrics };
+    let stream = futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(b) = s.pending.pop_front() {
+                s.metrics.record_output(b.num_rows());
+                return Some((Ok(b), s));
+            }
+            if s.done {
+                return None;
+            }
+            let step = match s.input.next().await {
+                Some(Ok(batch)) => {
+                    let _timer = s.metrics.elapsed_compute().timer();
+                    s.groups.add(&batch)
+                }
+                Some(Err(e)) => Err(e),
+                None => {
+                    s.done = true;
+                    let _timer = s.metrics.elapsed_compute().timer();
+                    s.groups.finish()
+                }
+            };
+            match step {
+                Ok(batches) => s.pending.extend(batches),
+                Err(e) => {
+                    s.done = true;
+                    return Some((Err(e), s));
+                }
+            }
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+struct State<G> {
+    input: SendableRecordBatchStream,
+    groups: G,
     pending: VecDeque<RecordBatch>,
     done: bool,
     metrics: BaselineMetrics,
+}
+
+impl Grouping for Groups {
+    fn add(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
+        if self.update(batch)? { self.emit() } else { Ok(vec![]) }
+    }
+
+    fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        self.emit()
+    }
 }
 
 /// A multiply-shift hasher for the packed codes of the hashed path.
