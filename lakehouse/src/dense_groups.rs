@@ -32,7 +32,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array,
 use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, SchemaRef};
 use datafusion::common::cast::as_boolean_array;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{internal_err, Result, ScalarValue};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -43,14 +43,11 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{
     aggregate_expressions, AggregateExec, AggregateInputMode, AggregateOutputMode,
 };
-use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::metrics::BaselineMetrics;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
-use datafusion::physical_plan::{
-    displayable, DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties, Statistics,
-};
+use datafusion::physical_plan::{ExecutionPlan, InputOrderMode};
 
-use crate::dict_group::{grouped_stream, Grouping};
+use crate::grouped_exec::{grouped_stream, GroupedAggregateExec, Grouping, GroupingKind};
 
 /// Most array slots of one partition: 256 MiB of group numbers.
 pub const MAX_SLOTS: u64 = 1 << 26;
@@ -130,93 +127,40 @@ fn key_range(agg: &AggregateExec) -> Result<Option<KeyRange>> {
     Ok(fits.then_some(KeyRange { low: low as i64, slots: slots as usize }))
 }
 
+/// The range of a [`DenseGroupExec`]'s keys: the lowest, and how many
+/// slots from it.
 #[derive(Debug, Clone, Copy)]
-struct KeyRange {
+pub struct KeyRange {
     low: i64,
     slots: usize,
 }
 
 /// A final aggregation grouped through an array over its key's range (see
 /// the module).
-#[derive(Debug)]
-pub struct DenseGroupExec {
-    agg: Arc<AggregateExec>,
-    range: KeyRange,
-    metrics: ExecutionPlanMetricsSet,
-}
+pub type DenseGroupExec = GroupedAggregateExec<KeyRange>;
 
-impl DenseGroupExec {
-    fn new(agg: Arc<AggregateExec>, range: KeyRange) -> Self {
-        Self { agg, range, metrics: ExecutionPlanMetricsSet::new() }
-    }
-}
+impl GroupingKind for KeyRange {
+    const NAME: &'static str = "DenseGroupExec";
 
-impl DisplayAs for DenseGroupExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let inner = displayable(self.agg.as_ref() as &dyn ExecutionPlan).one_line().to_string();
-        let inner = inner.trim_end().strip_prefix("AggregateExec: ").unwrap_or(inner.trim_end());
-        write!(f, "DenseGroupExec: keys from {} over {} slots, {inner}", self.range.low, self.range.slots)
-    }
-}
-
-impl ExecutionPlan for DenseGroupExec {
-    fn name(&self) -> &str {
-        "DenseGroupExec"
+    fn describe(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "keys from {} over {} slots, ", self.low, self.slots)
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.agg.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![self.agg.input()]
-    }
-
-    fn apply_expressions(
+    fn execute(
         &self,
-        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        self.agg.apply_expressions(f)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-        options: ReplaceChildrenOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let new = Arc::clone(&self.agg).replace_children(children, options)?;
-        let Some(agg) = new.downcast_ref::<AggregateExec>() else {
-            return internal_err!("DenseGroupExec wraps an AggregateExec");
-        };
-        Ok(Arc::new(Self::new(Arc::new(agg.clone()), self.range)))
-    }
-
-    #[allow(deprecated)]
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
-    }
-
-    fn statistics_from_inputs(&self, input_stats: &[Arc<Statistics>], args: &StatisticsArgs) -> Result<Arc<Statistics>> {
-        self.agg.statistics_from_inputs(input_stats, args)
-    }
-
-    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<datafusion::physical_plan::statistics::ChildStats> {
-        self.agg.child_stats_requests(partition)
-    }
-
-    fn metrics(&self) -> Option<MetricsSet> {
-        Some(self.metrics.clone_inner())
-    }
-
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        agg: &Arc<AggregateExec>,
+        partition: usize,
+        context: Arc<TaskContext>,
+        metrics: BaselineMetrics,
+    ) -> Result<SendableRecordBatchStream> {
         // A bounded pool may need the aggregation to spill, which only
         // DataFusion's does.
         if !matches!(context.memory_pool().memory_limit(), MemoryLimit::Infinite) {
-            return self.agg.execute(partition, context);
+            return agg.execute(partition, context);
         }
-        let input = self.agg.input().execute(partition, context.clone())?;
-        let groups = Groups::new(&self.agg, self.range, &context, partition)?;
-        Ok(grouped_stream(input, self.agg.schema(), groups, BaselineMetrics::new(&self.metrics, partition)))
+        let input = agg.input().execute(partition, context.clone())?;
+        let groups = Groups::new(agg, *self, &context, partition)?;
+        Ok(grouped_stream(input, agg.schema(), groups, metrics))
     }
 }
 

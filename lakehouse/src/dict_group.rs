@@ -22,7 +22,7 @@
 //! `LAKEWAVE_DICTIONARY_GROUPS=off` in the server's environment turns the
 //! rule off, for comparisons.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type, SchemaRef, UInt64Type};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::cast::as_boolean_array;
 use datafusion::common::{internal_err, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -43,14 +43,10 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
-use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::statistics::StatisticsArgs;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    displayable, DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties, Statistics,
-};
-use futures::StreamExt;
+use datafusion::physical_plan::metrics::BaselineMetrics;
+use datafusion::physical_plan::{ExecutionPlan, InputOrderMode};
+
+use crate::grouped_exec::{grouped_stream, GroupedAggregateExec, Grouping, GroupingKind};
 
 /// Most groups held before the partial results are emitted.
 /// (Small in unit tests, so that they emit early.)
@@ -84,7 +80,7 @@ impl PhysicalOptimizerRule for DictionaryGroups {
                 return Ok(Transformed::no(node));
             }
             let agg = Arc::new(agg.clone());
-            Ok(Transformed::yes(Arc::new(DictionaryGroupExec::new(agg)) as Arc<dyn ExecutionPlan>))
+            Ok(Transformed::yes(Arc::new(DictionaryGroupExec::new(agg, DictionaryCodes)) as Arc<dyn ExecutionPlan>))
         })
         .data()
     }
@@ -131,137 +127,30 @@ fn applies(agg: &AggregateExec) -> Result<bool> {
 }
 
 /// A partial aggregation grouped by dictionary codes (see the module).
-#[derive(Debug)]
-pub struct DictionaryGroupExec {
-    agg: Arc<AggregateExec>,
-    metrics: ExecutionPlanMetricsSet,
-}
+pub type DictionaryGroupExec = GroupedAggregateExec<DictionaryCodes>;
 
-impl DictionaryGroupExec {
-    pub fn new(agg: Arc<AggregateExec>) -> Self {
-        Self { agg, metrics: ExecutionPlanMetricsSet::new() }
-    }
-}
+/// The grouping of [`DictionaryGroupExec`].
+#[derive(Debug, Clone, Copy)]
+pub struct DictionaryCodes;
 
-impl DisplayAs for DictionaryGroupExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let inner = displayable(self.agg.as_ref() as &dyn ExecutionPlan).one_line().to_string();
-        let inner = inner.trim_end().strip_prefix("AggregateExec: ").unwrap_or(inner.trim_end());
-        write!(f, "DictionaryGroupExec: {inner}")
-    }
-}
+impl GroupingKind for DictionaryCodes {
+    const NAME: &'static str = "DictionaryGroupExec";
 
-impl ExecutionPlan for DictionaryGroupExec {
-    fn name(&self) -> &str {
-        "DictionaryGroupExec"
+    fn describe(&self, _f: &mut fmt::Formatter) -> fmt::Result {
+        Ok(())
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.agg.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![self.agg.input()]
-    }
-
-    fn apply_expressions(
+    fn execute(
         &self,
-        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        self.agg.apply_expressions(f)
+        agg: &Arc<AggregateExec>,
+        partition: usize,
+        context: Arc<TaskContext>,
+        metrics: BaselineMetrics,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = agg.input().execute(partition, context.clone())?;
+        let groups = Groups::new(agg, &context, partition)?;
+        Ok(grouped_stream(input, agg.schema(), groups, metrics))
     }
-
-    fn replace_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-        options: ReplaceChildrenOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let new = Arc::clone(&self.agg).replace_children(children, options)?;
-        let Some(agg) = new.downcast_ref::<AggregateExec>() else {
-            return internal_err!("DictionaryGroupExec wraps an AggregateExec");
-        };
-        Ok(Arc::new(Self::new(Arc::new(agg.clone()))))
-    }
-
-    #[allow(deprecated)]
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
-    }
-
-    fn statistics_from_inputs(&self, input_stats: &[Arc<Statistics>], args: &StatisticsArgs) -> Result<Arc<Statistics>> {
-        self.agg.statistics_from_inputs(input_stats, args)
-    }
-
-    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<datafusion::physical_plan::statistics::ChildStats> {
-        self.agg.child_stats_requests(partition)
-    }
-
-    fn metrics(&self) -> Option<MetricsSet> {
-        Some(self.metrics.clone_inner())
-    }
-
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let input = self.agg.input().execute(partition, context.clone())?;
-        let groups = Groups::new(&self.agg, &context, partition)?;
-        Ok(grouped_stream(input, self.agg.schema(), groups, BaselineMetrics::new(&self.metrics, partition)))
-    }
-}
-
-/// An aggregation's groups as a stream feeds them: each input batch in
-/// turn, then the end of the input. Both return the batches to pass on.
-pub(crate) trait Grouping: Send + 'static {
-    fn add(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>>;
-    fn finish(&mut self) -> Result<Vec<RecordBatch>>;
-}
-
-/// The output of `groups` fed with `input`, its compute time and rows
-/// counted in `metrics`.
-pub(crate) fn grouped_stream(
-    input: SendableRecordBatchStream,
-    schema: SchemaRef,
-    groups: impl Grouping,
-    metrics: BaselineMetrics,
-) -> SendableRecordBatchStream {
-    let state = State { input, groups, pending: VecDeque::new(), done: false, metrics };
-    let stream = futures::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(b) = s.pending.pop_front() {
-                s.metrics.record_output(b.num_rows());
-                return Some((Ok(b), s));
-            }
-            if s.done {
-                return None;
-            }
-            let step = match s.input.next().await {
-                Some(Ok(batch)) => {
-                    let _timer = s.metrics.elapsed_compute().timer();
-                    s.groups.add(&batch)
-                }
-                Some(Err(e)) => Err(e),
-                None => {
-                    s.done = true;
-                    let _timer = s.metrics.elapsed_compute().timer();
-                    s.groups.finish()
-                }
-            };
-            match step {
-                Ok(batches) => s.pending.extend(batches),
-                Err(e) => {
-                    s.done = true;
-                    return Some((Err(e), s));
-                }
-            }
-        }
-    });
-    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
-}
-
-struct State<G> {
-    input: SendableRecordBatchStream,
-    groups: G,
-    pending: VecDeque<RecordBatch>,
-    done: bool,
-    metrics: BaselineMetrics,
 }
 
 impl Grouping for Groups {
@@ -708,6 +597,7 @@ fn dictionary_keys(array: &ArrayRef, interner: &mut Interner) -> Result<(Vec<u32
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::physical_plan::displayable;
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::prelude::{SessionConfig, SessionContext};
 

@@ -18,6 +18,7 @@ pub mod diagnose;
 pub mod dict_group;
 pub mod engine;
 pub mod group_keys;
+pub mod grouped_exec;
 pub mod error;
 pub mod exports;
 pub mod heatwave;
