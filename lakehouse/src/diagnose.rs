@@ -72,9 +72,14 @@ fn decoder_panic(panic: &(dyn std::any::Any + Send)) -> DataFusionError {
 
 /// Plans a query (the physical plan), a panic while planning a read error.
 pub async fn plan_catching(df: datafusion::dataframe::DataFrame) -> Result<Arc<dyn ExecutionPlan>> {
+    catching(df.create_physical_plan()).await
+}
+
+/// Runs planning work, a panic in it a read error.
+pub async fn catching<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(df.create_physical_plan()).catch_unwind().await {
-        Ok(plan) => plan,
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(planned) => planned,
         Err(panic) => Err(decoder_panic(panic.as_ref())),
     }
 }

@@ -111,10 +111,22 @@ impl Shared {
         Ok(Some(p))
     }
 
+    /// A provider's identity for the plan cache: the version of a loaded
+    /// copy's rows, or a lake table's provider while it is the current one.
+    fn plan_identity(&self, provider: &Arc<dyn TableProvider>) -> Option<usize> {
+        if let Some(rapid) = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<RapidScanTable>() {
+            return Some(rapid.version_identity());
+        }
+        let providers = self.providers.read().unwrap_or_else(|p| p.into_inner());
+        providers.values().any(|p| Arc::ptr_eq(p, provider)).then(|| Arc::as_ptr(provider) as *const () as usize)
+    }
+
     fn forget(&self, db: &str, table: Option<&str>) {
         let mut cache = self.providers.write().unwrap_or_else(|p| p.into_inner());
         cache.retain(|(d, t), _| !(d == db && table.is_none_or(|x| x == t)));
+        drop(cache);
         self.list_cache.invalidate_scope(db, table);
+        self.rapid.plans().clear();
     }
 
     /// [`Shared::forget`] for a table defined anew or dropped (every table
@@ -170,6 +182,23 @@ impl Lakehouse {
             processes: std::sync::OnceLock::new(),
         });
         Ok(Self { shared, runtime, options })
+    }
+
+    /// Plans a query (see [`crate::diagnose::plan_catching`]), reusing the
+    /// optimized plan of the same statement over the same tables (see
+    /// [`crate::plan_cache`]; `LAKEWAVE_PLAN_CACHE=off` turns that off).
+    pub async fn plan_query(&self, df: datafusion::dataframe::DataFrame) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if *OFF.get_or_init(|| std::env::var("LAKEWAVE_PLAN_CACHE").is_ok_and(|v| v.eq_ignore_ascii_case("off"))) {
+            return crate::diagnose::plan_catching(df).await;
+        }
+        let shared = Arc::clone(&self.shared);
+        crate::diagnose::catching(async move {
+            let (state, plan) = df.into_parts();
+            let optimized = shared.rapid.plans().optimize(&state, &plan, |p| shared.plan_identity(p))?;
+            state.query_planner().create_physical_plan(&optimized, &state).await
+        })
+        .await
     }
 
     /// Makes the backend's tables readable in lakehouse queries.

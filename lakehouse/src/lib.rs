@@ -29,6 +29,7 @@ pub mod model;
 pub mod mysql_arith;
 pub mod parquet_dict;
 pub mod persist;
+pub mod plan_cache;
 pub mod provider;
 pub mod rapid;
 pub mod runtime_filter;

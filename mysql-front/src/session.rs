@@ -716,7 +716,7 @@ impl Session {
             return Ok(Response::Rows { cols, stream: Box::pin(stream) });
         }
         let task = Arc::new(df.task_ctx());
-        let started = match lakehouse::diagnose::plan_catching(df).await {
+        let started = match self.lake.plan_query(df).await {
             Ok(plan) => {
                 // The analyzer's rules (MySQL's quotients and their shown
                 // scales) change result types after the unanalyzed plan

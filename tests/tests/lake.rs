@@ -296,3 +296,62 @@ async fn redshift_unload_manifests() {
     assert_eq!(e.code, 1030, "{e:?}");
     assert!(e.message.contains("venue_0001_part_00.gz") && e.message.contains(&format!("{} bytes, but it has {}", bytes.len(), bytes.len() - 5)), "{e:?}");
 }
+
+async fn sum(conn: &mut Conn, sql: &str) -> (i64, i64) {
+    conn.query_first(sql).await.expect("query").expect("one row")
+}
+
+async fn plan_cache_counts(conn: &mut Conn) -> (u64, u64) {
+    let rows: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'lakewave_plan_cache%'").await.expect("status");
+    let get = |name: &str| rows.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse().ok()).expect(name);
+    (get("lakewave_plan_cache_hits"), get("lakewave_plan_cache_misses"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_statements_reuse_plans_and_see_changes() {
+    let mut s = setup().await;
+    let one = s.dir.path().join("cache_one");
+    let two = s.dir.path().join("cache_two");
+    std::fs::create_dir_all(&one).expect("dir");
+    std::fs::create_dir_all(&two).expect("dir");
+    std::fs::write(one.join("a.csv"), "k,v\n1,10\n2,20\n3,30\n").expect("write");
+    std::fs::write(two.join("a.csv"), "k,v\n1,100\n5,500\n").expect("write");
+    let create = |dir: &std::path::Path| {
+        format!("CREATE EXTERNAL TABLE c (k INT, v INT) STORED AS CSV LOCATION '{}/' OPTIONS ('has_header' 'true')", dir.display())
+    };
+    s.conn.query_drop(create(&one)).await.expect("create");
+    let query = "SELECT count(*), sum(v) FROM c WHERE k > 1";
+
+    let (hits, misses) = plan_cache_counts(&mut s.conn).await;
+    assert_eq!(sum(&mut s.conn, query).await, (2, 50));
+    assert_eq!(sum(&mut s.conn, "SELECT  count(*), sum(v)  FROM c WHERE k > 1").await, (2, 50));
+    assert_eq!(plan_cache_counts(&mut s.conn).await, (hits + 1, misses + 1));
+
+    // The table defined anew over other files: the same text, new answers.
+    s.conn.query_drop("DROP TABLE c").await.expect("drop");
+    s.conn.query_drop(create(&two)).await.expect("create again");
+    assert_eq!(sum(&mut s.conn, query).await, (1, 500));
+    assert_eq!(plan_cache_counts(&mut s.conn).await, (hits + 1, misses + 2));
+
+    // A loaded copy is another table to the cache; unloading it goes back
+    // to the files.
+    s.conn.query_drop("ALTER TABLE c SECONDARY_ENGINE = RAPID").await.expect("mark");
+    s.conn.query_drop("ALTER TABLE c SECONDARY_LOAD").await.expect("load");
+    s.conn.query_drop("SET use_secondary_engine = FORCED").await.expect("set");
+    assert_eq!(sum(&mut s.conn, query).await, (1, 500));
+    assert_eq!(sum(&mut s.conn, query).await, (1, 500));
+    assert_eq!(plan_cache_counts(&mut s.conn).await, (hits + 2, misses + 3));
+    s.conn.query_drop("ALTER TABLE c SECONDARY_UNLOAD").await.expect("unload");
+    s.conn.query_drop("SET use_secondary_engine = OFF").await.expect("set");
+    std::fs::write(two.join("b.csv"), "k,v\n7,7\n").expect("write");
+    s.conn.query_drop("REFRESH TABLE c").await.expect("refresh");
+    assert_eq!(sum(&mut s.conn, query).await, (2, 507));
+
+    // Statements whose optimized plan depends on the moment are not kept.
+    let (hits, misses) = plan_cache_counts(&mut s.conn).await;
+    for _ in 0..2 {
+        let n: Option<i64> = s.conn.query_first("SELECT count(*) FROM c WHERE now() > '2000-01-01'").await.expect("now");
+        assert_eq!(n, Some(3));
+    }
+    assert_eq!(plan_cache_counts(&mut s.conn).await, (hits, misses));
+}

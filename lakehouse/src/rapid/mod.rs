@@ -327,6 +327,9 @@ pub struct RapidStore {
     tables: RwLock<BTreeMap<(String, String), Arc<RapidTable>>>,
     next_id: AtomicU64,
     offloaded: AtomicU64,
+    /// Emptied whenever a version is published: kept plans hold the
+    /// versions they read.
+    plans: Arc<crate::plan_cache::PlanCache>,
 }
 
 /// Memory held for a load in progress; released on drop unless kept.
@@ -370,7 +373,13 @@ impl RapidStore {
             tables: RwLock::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             offloaded: AtomicU64::new(0),
+            plans: Arc::default(),
         }
+    }
+
+    /// Optimized plans kept between statements (see [`crate::plan_cache`]).
+    pub fn plans(&self) -> &Arc<crate::plan_cache::PlanCache> {
+        &self.plans
     }
 
     pub fn limit(&self) -> u64 {
@@ -442,6 +451,7 @@ impl RapidStore {
             table.version.fetch_add(1, Ordering::AcqRel);
             slot.replace(data)
         };
+        self.plans.clear();
         if let Some(old) = old {
             self.release(old.size_bytes);
         }
@@ -455,6 +465,7 @@ impl RapidStore {
             table.version.fetch_add(1, Ordering::AcqRel);
             slot.take()
         };
+        self.plans.clear();
         if let Some(old) = old {
             self.release(old.size_bytes);
         }

@@ -55,6 +55,12 @@ impl RapidScanTable {
     pub fn new(table: Arc<RapidTable>, data: Arc<TableData>) -> Self {
         Self { table, data }
     }
+
+    /// Which version of the rows this scans (the plan cache's identity of
+    /// the table: equal while the same version is alive).
+    pub fn version_identity(&self) -> usize {
+        Arc::as_ptr(&self.data) as usize
+    }
 }
 
 struct ChunkStatistics<'a> {

@@ -288,6 +288,10 @@ impl Session {
         let progress = if loading.is_empty() { 100.0 } else { loading.iter().sum::<f64>() / loading.len() as f64 };
         let s = |k: &str, v: String| vec![Some(k.to_string()), Some(v)];
         vec![
+            // Statements planned from a kept optimized plan, and those
+            // optimized (and kept when they may be).
+            s("lakewave_plan_cache_hits", rapid.plans().counts().0.to_string()),
+            s("lakewave_plan_cache_misses", rapid.plans().counts().1.to_string()),
             // Object-store listings made (each a LIST of a table's prefix,
             // not served from the listing cache).
             s("lakewave_store_listings", self.lake.store_listings().to_string()),
