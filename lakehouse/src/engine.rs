@@ -493,6 +493,7 @@ fn with_lake_planning(builder: SessionStateBuilder, runtime: &RuntimeEnv) -> Ses
     crate::scan_split::insert_rule(&mut physical, runtime.cache_manager.get_file_metadata_cache());
     crate::parquet_dict::insert_rule(&mut physical, runtime.cache_manager.get_file_metadata_cache());
     crate::dense_groups::insert_rule(&mut physical);
+    crate::like_segments::insert_rule(&mut physical);
     builder
         .with_analyzer_rules(crate::mysql_arith::analyzer_rules())
         .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
