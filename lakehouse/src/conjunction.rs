@@ -41,7 +41,7 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::{collect_columns, split_conjunction};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::ExecutionPlan;
 
 /// A condition kept by fewer than this share of the rows (in fifths) makes
@@ -70,12 +70,7 @@ impl PhysicalOptimizerRule for ConjunctionFilters {
             }
             let schema = filter.input().schema();
             let conjunction = Conjunction::try_new(Arc::clone(predicate), &schema)?;
-            let new = FilterExecBuilder::new(Arc::new(conjunction), Arc::clone(filter.input()))
-                .apply_projection_by_ref(filter.projection().as_ref())?
-                .with_default_selectivity(filter.default_selectivity())
-                .with_batch_size(filter.batch_size())
-                .with_fetch(filter.fetch())
-                .build()?;
+            let new = crate::filter_with_predicate(filter, Arc::new(conjunction))?;
             Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>))
         })?;
         // The filter's predicate no longer tells the planner which columns

@@ -52,6 +52,21 @@ pub(crate) fn switched_off(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| v.eq_ignore_ascii_case("off"))
 }
 
+/// `filter` with another predicate over the same input, keeping its
+/// projection, selectivity, batch size and limit.
+pub(crate) fn filter_with_predicate(
+    filter: &datafusion::physical_plan::filter::FilterExec,
+    predicate: std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+) -> datafusion::common::Result<datafusion::physical_plan::filter::FilterExec> {
+    use datafusion::physical_plan::ExecutionPlan as _;
+    datafusion::physical_plan::filter::FilterExecBuilder::new(predicate, std::sync::Arc::clone(filter.input()))
+        .apply_projection_by_ref(filter.projection().as_ref())?
+        .with_default_selectivity(filter.default_selectivity())
+        .with_batch_size(filter.batch_size())
+        .with_fetch(filter.fetch())
+        .build()
+}
+
 /// Puts `rule` just before DataFusion's sanity check (last when the list
 /// has none): for rules that rewrite what the others have finished with.
 pub(crate) fn insert_before_sanity_check(

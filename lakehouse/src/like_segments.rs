@@ -35,7 +35,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{LikeExpr, Literal};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::filter::FilterExec;
 use memchr::memmem::Finder;
 
 #[derive(Debug, Default)]
@@ -62,12 +62,7 @@ impl PhysicalOptimizerRule for LikeSegments {
             if !predicate.transformed {
                 return Ok(Transformed::no(node));
             }
-            let rebuilt = FilterExecBuilder::new(predicate.data, Arc::clone(filter.input()))
-                .apply_projection_by_ref(filter.projection().as_ref())?
-                .with_default_selectivity(filter.default_selectivity())
-                .with_batch_size(filter.batch_size())
-                .with_fetch(filter.fetch())
-                .build()?;
+            let rebuilt = crate::filter_with_predicate(filter, predicate.data)?;
             Ok(Transformed::yes(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>))
         })
         .map(|t| t.data)
