@@ -32,7 +32,6 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array,
 use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, SchemaRef};
 use datafusion::common::cast::as_boolean_array;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{internal_err, Result, ScalarValue};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -45,9 +44,9 @@ use datafusion::physical_plan::aggregates::{
 };
 use datafusion::physical_plan::metrics::BaselineMetrics;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
-use datafusion::physical_plan::{ExecutionPlan, InputOrderMode};
+use datafusion::physical_plan::ExecutionPlan;
 
-use crate::grouped_exec::{grouped_stream, GroupedAggregateExec, Grouping, GroupingKind};
+use crate::grouped_exec::{grouped_stream, plain_aggregation, replace_aggregations, GroupedAggregateExec, Grouping, GroupingKind};
 
 /// Most array slots of one partition: 256 MiB of group numbers.
 pub const MAX_SLOTS: u64 = 1 << 26;
@@ -63,13 +62,7 @@ impl PhysicalOptimizerRule for DenseKeyGroups {
         if crate::switched_off("LAKEWAVE_DENSE_GROUPS") {
             return Ok(plan);
         }
-        plan.transform_up(|node| {
-            let Some(agg) = node.downcast_ref::<AggregateExec>() else { return Ok(Transformed::no(node)) };
-            let Some(low) = key_range(agg)? else { return Ok(Transformed::no(node)) };
-            let exec = DenseGroupExec::new(Arc::new(agg.clone()), low);
-            Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>))
-        })
-        .data()
+        replace_aggregations(plan, key_range)
     }
 
     fn name(&self) -> &str {
@@ -94,14 +87,7 @@ pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>
 /// group accumulators and no ordering or DISTINCT.
 fn key_range(agg: &AggregateExec) -> Result<Option<KeyRange>> {
     let group_by = agg.group_expr();
-    if !matches!(agg.mode().output_mode(), AggregateOutputMode::Final)
-        || !group_by.is_single()
-        || group_by.expr().len() != 1
-        || agg.limit_options().is_some()
-        || !agg.dynamic_expressions_produced().is_empty()
-        || *agg.input_order_mode() != InputOrderMode::Linear
-        || !agg.aggr_expr().iter().all(|a| a.groups_accumulator_supported() && !a.is_distinct() && a.order_bys().is_empty())
-    {
+    if !matches!(agg.mode().output_mode(), AggregateOutputMode::Final) || group_by.expr().len() != 1 || !plain_aggregation(agg) {
         return Ok(None);
     }
     let Some(column) = group_by.expr()[0].0.downcast_ref::<Column>() else { return Ok(None) };
@@ -362,6 +348,7 @@ impl Groups {
 mod tests {
     use super::*;
     use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
     use datafusion::parquet::arrow::ArrowWriter;
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 

@@ -34,7 +34,6 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type, SchemaRef, UInt64Type};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::cast::as_boolean_array;
 use datafusion::common::{internal_err, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -44,9 +43,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::metrics::BaselineMetrics;
-use datafusion::physical_plan::{ExecutionPlan, InputOrderMode};
+use datafusion::physical_plan::ExecutionPlan;
 
-use crate::grouped_exec::{grouped_stream, GroupedAggregateExec, Grouping, GroupingKind};
+use crate::grouped_exec::{grouped_stream, plain_aggregation, replace_aggregations, GroupedAggregateExec, Grouping, GroupingKind};
 
 /// Most groups held before the partial results are emitted.
 /// (Small in unit tests, so that they emit early.)
@@ -74,15 +73,7 @@ impl PhysicalOptimizerRule for DictionaryGroups {
         if crate::switched_off("LAKEWAVE_DICTIONARY_GROUPS") {
             return Ok(plan);
         }
-        plan.transform_up(|node| {
-            let Some(agg) = node.downcast_ref::<AggregateExec>() else { return Ok(Transformed::no(node)) };
-            if !applies(agg)? {
-                return Ok(Transformed::no(node));
-            }
-            let agg = Arc::new(agg.clone());
-            Ok(Transformed::yes(Arc::new(DictionaryGroupExec::new(agg, DictionaryCodes)) as Arc<dyn ExecutionPlan>))
-        })
-        .data()
+        replace_aggregations(plan, |agg| Ok(applies(agg)?.then_some(DictionaryCodes)))
     }
 
     fn name(&self) -> &str {
@@ -108,12 +99,9 @@ pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>
 fn applies(agg: &AggregateExec) -> Result<bool> {
     let group_by = agg.group_expr();
     if *agg.mode() != AggregateMode::Partial
-        || !group_by.is_single()
         || group_by.expr().is_empty()
         || group_by.expr().len() > MAX_COLUMNS
-        || agg.limit_options().is_some()
-        || !agg.dynamic_expressions_produced().is_empty()
-        || *agg.input_order_mode() != InputOrderMode::Linear
+        || !plain_aggregation(agg)
     {
         return Ok(false);
     }
@@ -123,7 +111,7 @@ fn applies(agg: &AggregateExec) -> Result<bool> {
             return Ok(false);
         }
     }
-    Ok(agg.aggr_expr().iter().all(|a| a.groups_accumulator_supported() && !a.is_distinct() && a.order_bys().is_empty()))
+    Ok(true)
 }
 
 /// A partial aggregation grouped by dictionary codes (see the module).

@@ -188,8 +188,7 @@ impl Lakehouse {
     /// optimized plan of the same statement over the same tables (see
     /// [`crate::plan_cache`]; `LAKEWAVE_PLAN_CACHE=off` turns that off).
     pub async fn plan_query(&self, df: datafusion::dataframe::DataFrame) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *OFF.get_or_init(|| std::env::var("LAKEWAVE_PLAN_CACHE").is_ok_and(|v| v.eq_ignore_ascii_case("off"))) {
+        if crate::switched_off("LAKEWAVE_PLAN_CACHE") {
             return crate::diagnose::plan_catching(df).await;
         }
         let shared = Arc::clone(&self.shared);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{internal_err, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
@@ -23,8 +23,35 @@ use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceC
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{displayable, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, Statistics};
+use datafusion::physical_plan::{displayable, DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties, Statistics};
 use futures::StreamExt;
+
+/// Whether `agg` is an aggregation a [`GroupedAggregateExec`] can run
+/// whatever its grouping: one grouping set, no limit, no dynamic filters
+/// it produces, input in no particular order, and aggregates that have
+/// group accumulators, without DISTINCT or ORDER BY.
+pub(crate) fn plain_aggregation(agg: &AggregateExec) -> bool {
+    agg.group_expr().is_single()
+        && agg.limit_options().is_none()
+        && agg.dynamic_expressions_produced().is_empty()
+        && *agg.input_order_mode() == InputOrderMode::Linear
+        && agg.aggr_expr().iter().all(|a| a.groups_accumulator_supported() && !a.is_distinct() && a.order_bys().is_empty())
+}
+
+/// `plan` with every aggregation `kind_of` finds a grouping for run by
+/// that grouping (the body of the rules that put these nodes in plans).
+pub(crate) fn replace_aggregations<K: GroupingKind>(
+    plan: Arc<dyn ExecutionPlan>,
+    kind_of: impl Fn(&AggregateExec) -> Result<Option<K>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let Some(agg) = node.downcast_ref::<AggregateExec>() else { return Ok(Transformed::no(node)) };
+        let Some(kind) = kind_of(agg)? else { return Ok(Transformed::no(node)) };
+        let exec = GroupedAggregateExec::new(Arc::new(agg.clone()), kind);
+        Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>))
+    })
+    .data()
+}
 
 /// How a [`GroupedAggregateExec`] finds its groups.
 pub trait GroupingKind: fmt::Debug + Clone + Send + Sync + 'static {

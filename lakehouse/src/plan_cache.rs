@@ -58,6 +58,8 @@ impl PlanCache {
     /// Forgets every kept plan (a loaded copy changed, a table was
     /// redefined).
     pub fn clear(&self) {
+        // Taken out under the lock, dropped (with the versions the plans
+        // held) after it is released.
         let dropped = std::mem::take(&mut *self.entries.lock().unwrap_or_else(|p| p.into_inner()));
         drop(dropped);
     }
