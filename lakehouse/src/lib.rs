@@ -24,6 +24,7 @@ pub mod exports;
 pub mod heatwave;
 pub mod info_schema;
 pub mod join_mode;
+pub mod key_bitmap;
 pub mod like_segments;
 pub mod listing;
 pub mod model;
