@@ -68,6 +68,18 @@ pub(crate) fn filter_with_predicate(
         .build()
 }
 
+/// The one child given to a node that takes exactly one (the engine's
+/// nodes that pass their input's rows on, in `replace_children`).
+pub(crate) fn only_child(
+    node: &str,
+    mut children: Vec<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+) -> datafusion::common::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+    if children.len() != 1 {
+        return datafusion::common::internal_err!("{node} takes one child, got {}", children.len());
+    }
+    Ok(children.swap_remove(0))
+}
+
 /// Puts `rule` just before DataFusion's sanity check (last when the list
 /// has none): for rules that rewrite what the others have finished with.
 pub(crate) fn insert_before_sanity_check(

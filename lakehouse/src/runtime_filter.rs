@@ -172,13 +172,10 @@ impl ExecutionPlan for RuntimeFilterExec {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return datafusion::common::internal_err!("RuntimeFilterExec takes one child, got {}", children.len());
-        }
-        Ok(Arc::new(Self { input: children.swap_remove(0), ..Self::clone(&self) }))
+        Ok(Arc::new(Self { input: crate::only_child(self.name(), children)?, ..Self::clone(&self) }))
     }
 
     #[allow(deprecated)]

@@ -261,13 +261,10 @@ impl ExecutionPlan for SharedSubplanExec {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return internal_err!("SharedSubplanExec takes one child, got {}", children.len());
-        }
-        Ok(Arc::new(Self { input: children.swap_remove(0), state: self.state.clone() }))
+        Ok(Arc::new(Self { input: crate::only_child(self.name(), children)?, state: self.state.clone() }))
     }
 
     #[allow(deprecated)]
