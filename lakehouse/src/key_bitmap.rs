@@ -8,8 +8,10 @@
 //!
 //! When a join has one integer key, [`CollectBuildKeys`] puts a
 //! [`BuildKeysExec`] above its build side, which keeps the key columns of
-//! the rows going by (references to arrays the join keeps too, not copies)
-//! and their range, and gives the same [`BuildKeys`] to the
+//! the rows going by and their range (the join concatenates its build
+//! batches, so the columns kept are memory of their own, reserved in the
+//! query's memory pool: without room, or once the range is past any
+//! bitmap's, they are let go), and gives the same [`BuildKeys`] to the
 //! [`RuntimeFilterExec`]s that evaluate the join's filter. Once every
 //! partition of the build side has been read and the filter has proved
 //! selective on a scan's first rows, that scan tests its rows against a
@@ -41,6 +43,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{NullEquality, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::PhysicalExpr;
@@ -167,6 +170,11 @@ impl KeySpan {
     /// too many for them: a range of up to [`SMALL_RANGE`] values, or one
     /// with a key for every [`MIN_DENSITY`] values at least, up to
     /// [`MAX_RANGE`].
+    /// Whether more keys could still make the span narrow enough.
+    fn could_fit(&self) -> bool {
+        self.count == 0 || i128::from(self.high) - i128::from(self.low) < i128::from(MAX_RANGE)
+    }
+
     fn bits(&self) -> Option<u64> {
         if self.count == 0 {
             return Some(0);
@@ -269,6 +277,8 @@ pub struct BuildKeys {
     /// The key columns seen, and their span; None once a column was not of
     /// a [`bitmap_type`].
     keys: Mutex<Option<(Vec<ArrayRef>, KeySpan)>>,
+    /// The memory the kept columns take, then the bitmap's.
+    reservation: OnceLock<MemoryReservation>,
     started: Mutex<Vec<bool>>,
     finished: AtomicUsize,
     /// Set when a partition failed or was read twice: the keys gathered
@@ -282,6 +292,7 @@ impl BuildKeys {
         Self {
             partitions,
             keys: Mutex::new(Some((Vec::new(), KeySpan::EMPTY))),
+            reservation: OnceLock::new(),
             started: Mutex::new(vec![false; partitions]),
             finished: AtomicUsize::new(0),
             spoiled: AtomicBool::new(false),
@@ -289,7 +300,8 @@ impl BuildKeys {
         }
     }
 
-    fn start(&self, partition: usize) {
+    fn start(&self, partition: usize, pool: &Arc<dyn MemoryPool>) {
+        self.reservation.get_or_init(|| MemoryConsumer::new("BuildKeysExec").register(pool));
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         match started.get_mut(partition) {
             Some(seen) if !*seen => *seen = true,
@@ -300,12 +312,21 @@ impl BuildKeys {
     fn add(&self, keys: ArrayRef) {
         let span = visit_values(keys.as_ref(), Span);
         let mut gathered = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        match (gathered.as_mut(), span) {
-            (Some((arrays, seen)), Some(span)) => {
-                arrays.push(keys);
-                seen.add(span);
+        let Some((arrays, seen)) = gathered.as_mut() else { return };
+        let mut widened = *seen;
+        let kept = span.is_some_and(|span| {
+            widened.add(span);
+            widened.could_fit()
+                && self.reservation.get().is_some_and(|r| r.try_grow(keys.get_array_memory_size()).is_ok())
+        });
+        if kept {
+            arrays.push(keys);
+            *seen = widened;
+        } else {
+            *gathered = None;
+            if let Some(r) = self.reservation.get() {
+                r.free();
             }
-            _ => *gathered = None,
         }
     }
 
@@ -334,8 +355,11 @@ impl BuildKeys {
                 // for it; the columns are let go after.
                 let mut gathered = self.keys.lock().unwrap_or_else(|e| e.into_inner());
                 let (keys, span) = gathered.as_mut()?;
-                let made = KeyBitmap::over(*span, keys).map(Arc::new);
+                let reservation = self.reservation.get()?;
+                let bytes = span.bits()?.div_ceil(64) as usize * 8;
+                let made = reservation.try_grow(bytes).ok().and_then(|()| KeyBitmap::over(*span, keys)).map(Arc::new);
                 keys.clear();
+                reservation.resize(if made.is_some() { bytes } else { 0 });
                 made
             })
             .clone()
@@ -405,7 +429,7 @@ impl ExecutionPlan for BuildKeysExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        self.keys.start(partition);
+        self.keys.start(partition, context.memory_pool());
         let input = self.input.execute(partition, context)?;
         Ok(Box::pin(BuildKeysStream {
             schema: input.schema(),
@@ -611,21 +635,58 @@ mod tests {
         assert_eq!(empty.contains(&Int64Array::from(vec![0, 1])).expect("ints").true_count(), 0);
     }
 
+    fn pool(bytes: Option<usize>) -> Arc<dyn MemoryPool> {
+        use datafusion::execution::memory_pool::{GreedyMemoryPool, UnboundedMemoryPool};
+        match bytes {
+            Some(limit) => Arc::new(GreedyMemoryPool::new(limit)),
+            None => Arc::new(UnboundedMemoryPool::default()),
+        }
+    }
+
     #[test]
     fn keys_read_twice_or_unfinished_give_no_bitmap() {
+        let unbounded = pool(None);
         let keys = BuildKeys::new(2);
-        keys.start(0);
+        keys.start(0, &unbounded);
         keys.add(Arc::new(Int64Array::from(vec![1, 2])));
         keys.finished.fetch_add(1, Ordering::AcqRel);
         assert!(keys.bitmap().is_none(), "one partition of two is done");
-        keys.start(1);
+        keys.start(1, &unbounded);
         keys.finished.fetch_add(1, Ordering::AcqRel);
         assert!(keys.bitmap().is_some());
+        // The columns are let go once the bitmap is made; the bitmap's
+        // memory (one word) stays reserved.
+        assert_eq!(unbounded.reserved(), 8);
 
         let twice = BuildKeys::new(1);
-        twice.start(0);
-        twice.start(0);
+        twice.start(0, &unbounded);
+        twice.start(0, &unbounded);
         twice.finished.fetch_add(2, Ordering::AcqRel);
         assert!(twice.bitmap().is_none());
+    }
+
+    #[test]
+    fn keys_are_let_go_without_room_or_past_any_bitmap() {
+        let finished = |keys: &BuildKeys| keys.finished.fetch_add(1, Ordering::AcqRel);
+        // A pool too small for the columns.
+        let small = pool(Some(64));
+        let keys = BuildKeys::new(1);
+        keys.start(0, &small);
+        keys.add(Arc::new(Int64Array::from_iter_values(0..1_000)));
+        finished(&keys);
+        assert!(!keys.fit());
+        assert!(keys.bitmap().is_none());
+        assert_eq!(small.reserved(), 0);
+
+        // Keys 2^40 apart: nothing more is kept after them.
+        let unbounded = pool(None);
+        let keys = BuildKeys::new(1);
+        keys.start(0, &unbounded);
+        keys.add(Arc::new(Int64Array::from(vec![0, 1i64 << 40])));
+        keys.add(Arc::new(Int64Array::from(vec![5])));
+        finished(&keys);
+        assert!(keys.keys.lock().expect("lock").is_none());
+        assert!(keys.bitmap().is_none());
+        assert_eq!(unbounded.reserved(), 0);
     }
 }
