@@ -53,9 +53,11 @@ impl PhysicalOptimizerRule for ShareSubplans {
         // compared first, and whole subplans displayed only for those that
         // repeat (that took most of this rule's 0.3 ms a query).
         let mut lines: HashMap<String, usize> = HashMap::new();
+        let mut line_of: Vec<(*const (), String)> = Vec::new();
         plan.apply(|node| {
             if let Some(line) = aggregation_line(node) {
-                *lines.entry(line).or_default() += 1;
+                *lines.entry(line.clone()).or_default() += 1;
+                line_of.push((Arc::as_ptr(node).cast(), line));
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
@@ -65,13 +67,15 @@ impl PhysicalOptimizerRule for ShareSubplans {
         // Each aggregation's key, by node (the nodes are the same objects
         // in the rewrite below until one is replaced), and how often each
         // key occurs.
+        let repeated: std::collections::HashSet<*const ()> =
+            line_of.into_iter().filter(|(_, line)| lines.get(line).is_some_and(|&n| n > 1)).map(|(node, _)| node).collect();
         let mut keys: HashMap<*const (), String> = HashMap::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         plan.apply(|node| {
-            let repeated = aggregation_line(node).is_some_and(|line| lines.get(&line).is_some_and(|&n| n > 1));
-            if let Some(key) = repeated.then(|| sharing_key(node)).flatten() {
+            let at: *const () = Arc::as_ptr(node).cast();
+            if let Some(key) = repeated.contains(&at).then(|| sharing_key(node)).flatten() {
                 *seen.entry(key.clone()).or_default() += 1;
-                keys.insert(Arc::as_ptr(node).cast(), key);
+                keys.insert(at, key);
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
