@@ -230,16 +230,6 @@ pub struct KeyBitmap {
 }
 
 impl KeyBitmap {
-    /// The bitmap of the non-null values of `keys`, or None when they span
-    /// a range too wide for their number or are not of a [`bitmap_type`].
-    pub fn build(keys: &[ArrayRef]) -> Option<KeyBitmap> {
-        let mut span = KeySpan::EMPTY;
-        for array in keys {
-            span.add(visit_values(array.as_ref(), Span)?);
-        }
-        Self::over(span, keys)
-    }
-
     /// The bitmap of `keys`, whose span is `span`.
     fn over(span: KeySpan, keys: &[ArrayRef]) -> Option<KeyBitmap> {
         let len = span.bits()?;
@@ -373,12 +363,6 @@ pub struct BuildKeysExec {
     input: Arc<dyn ExecutionPlan>,
     key: Arc<dyn PhysicalExpr>,
     keys: Arc<BuildKeys>,
-}
-
-impl BuildKeysExec {
-    pub fn keys(&self) -> &Arc<BuildKeys> {
-        &self.keys
-    }
 }
 
 impl DisplayAs for BuildKeysExec {
@@ -587,6 +571,16 @@ pub(crate) fn join_filter_id(filter: &Arc<dyn PhysicalExpr>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bitmap of the non-null values of `keys`, as a join's build keys
+    /// make it.
+    fn bitmap_of(keys: &[ArrayRef]) -> Option<KeyBitmap> {
+        let mut span = KeySpan::EMPTY;
+        for array in keys {
+            span.add(visit_values(array.as_ref(), Span)?);
+        }
+        KeyBitmap::over(span, keys)
+    }
     use datafusion::arrow::array::{Int32Array, Int64Array};
 
     #[test]
@@ -595,7 +589,7 @@ mod tests {
             Arc::new(Int64Array::from(vec![Some(7), None, Some(100), Some(-3)])),
             Arc::new(Int64Array::from(vec![64, 7, 65])),
         ];
-        let bitmap = KeyBitmap::build(&keys).expect("a narrow range");
+        let bitmap = bitmap_of(&keys).expect("a narrow range");
         let probe = Int64Array::from(vec![Some(-4), Some(-3), Some(0), Some(7), None, Some(63), Some(64), Some(65), Some(100), Some(101), Some(i64::MIN), Some(i64::MAX)]);
         let found = bitmap.contains(&probe).expect("integers");
         let expected = [false, true, false, true, false, false, true, true, true, false, false, false];
@@ -606,7 +600,7 @@ mod tests {
     #[test]
     fn narrower_integers_and_dates_widen() {
         let keys: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(vec![3, 1_000]))];
-        let bitmap = KeyBitmap::build(&keys).expect("a narrow range");
+        let bitmap = bitmap_of(&keys).expect("a narrow range");
         let probe = Int32Array::from(vec![1, 3, 999, 1_000, i32::MIN]);
         let found = bitmap.contains(&probe).expect("integers");
         assert_eq!(found.true_count(), 2);
@@ -621,17 +615,17 @@ mod tests {
     fn sparse_keys_get_no_bitmap() {
         // Two keys 2^40 apart: far too sparse.
         let keys: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![0, 1i64 << 40]))];
-        assert!(KeyBitmap::build(&keys).is_none());
+        assert!(bitmap_of(&keys).is_none());
         // Extreme values do not overflow the range computation.
         let keys: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![i64::MIN, i64::MAX]))];
-        assert!(KeyBitmap::build(&keys).is_none());
+        assert!(bitmap_of(&keys).is_none());
         // Wide, but dense enough: 100,000 keys over 10M values.
         let keys: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values((0..100_000).map(|k| k * 100)))];
-        let bitmap = KeyBitmap::build(&keys).expect("dense enough");
+        let bitmap = bitmap_of(&keys).expect("dense enough");
         assert_eq!(bitmap.contains(&Int64Array::from(vec![0, 50, 9_999_900, 9_999_901])).expect("ints").true_count(), 2);
         // No keys at all keep nothing.
         let keys: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![None::<i64>]))];
-        let empty = KeyBitmap::build(&keys).expect("empty");
+        let empty = bitmap_of(&keys).expect("empty");
         assert_eq!(empty.contains(&Int64Array::from(vec![0, 1])).expect("ints").true_count(), 0);
     }
 
