@@ -50,6 +50,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::joins::HashJoinExec;
+use datafusion::physical_plan::metrics::Count;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
 use futures::{Stream, StreamExt};
 
@@ -65,7 +66,7 @@ const MAX_RANGE: u64 = 1 << 28;
 
 /// Whether a key of this type is an integer that converts to `i64` without
 /// loss, the values a bitmap is set up over.
-fn bitmap_type(data_type: &DataType) -> bool {
+pub(crate) fn bitmap_type(data_type: &DataType) -> bool {
     matches!(
         data_type,
         DataType::Int8
@@ -208,7 +209,8 @@ impl ValuesVisitor for Set<'_> {
 }
 
 /// Tests every value (nulls included: they are masked out after).
-struct Test<'a>(&'a KeyBitmap);
+/// Whether `base + value` is a key, for each value.
+struct Test<'a>(&'a KeyBitmap, i64);
 
 impl ValuesVisitor for Test<'_> {
     type Output = BooleanBuffer;
@@ -217,7 +219,8 @@ impl ValuesVisitor for Test<'_> {
         T::Native: Widen,
     {
         let values = array.values();
-        BooleanBuffer::collect_bool(values.len(), |i| self.0.has(values[i].widen()))
+        let Test(bitmap, base) = self;
+        BooleanBuffer::collect_bool(values.len(), |i| bitmap.has(base.wrapping_add(values[i].widen())))
     }
 }
 
@@ -250,12 +253,75 @@ impl KeyBitmap {
     /// Which of `array`'s values are keys (nulls are not); None for a type
     /// other than [`bitmap_type`]'s.
     pub fn contains(&self, array: &dyn Array) -> Option<BooleanArray> {
-        let found = visit_values(array, Test(self))?;
+        self.contains_from(array, 0)
+    }
+
+    /// Which of the values `base + offset` are keys, for the offsets of a
+    /// column stored narrow (unsigned, from the chunk's smallest value);
+    /// nulls are not. None for offsets too wide for a bitmap's types.
+    pub fn contains_offsets(&self, offsets: &dyn Array, base: i128) -> Option<BooleanArray> {
+        let unsigned = matches!(offsets.data_type(), DataType::UInt8 | DataType::UInt16 | DataType::UInt32);
+        self.contains_from(offsets, i64::try_from(base).ok().filter(|_| unsigned)?)
+    }
+
+    fn contains_from(&self, array: &dyn Array, base: i64) -> Option<BooleanArray> {
+        let found = visit_values(array, Test(self, base))?;
         let found = match array.logical_nulls() {
             Some(nulls) => &found & nulls.inner(),
             None => found,
         };
         Some(BooleanArray::new(found, None))
+    }
+}
+
+/// The bitmaps of join keys a [`RuntimeFilterExec`] hands down to the scan
+/// of a loaded table below it, per partition: the scan tests its key
+/// column while it is still stored narrow, and widens and passes on only
+/// the rows that can join (see `rapid::scan`). The runtime filter keeps
+/// testing too: rows read before it handed a bitmap down, and scans that
+/// cannot test a column, are filtered as before.
+#[derive(Debug, Default)]
+pub struct ScanKeyTests {
+    partitions: Mutex<Vec<Option<PartitionTests>>>,
+}
+
+/// One partition's tests: (column of the scan's output, bitmap), and the
+/// count of rows they drop.
+#[derive(Debug, Clone)]
+struct PartitionTests {
+    tests: Vec<(usize, Arc<KeyBitmap>)>,
+    dropped: Count,
+}
+
+impl ScanKeyTests {
+    /// A new execution of `partition`: the tests of an earlier one are
+    /// forgotten (their keys may not be this one's).
+    pub fn start(&self, partition: usize, dropped: Count) {
+        let mut partitions = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        if partitions.len() <= partition {
+            partitions.resize(partition + 1, None);
+        }
+        partitions[partition] = Some(PartitionTests { tests: Vec::new(), dropped });
+    }
+
+    /// From now on, the scan's rows of `partition` must have their key in
+    /// `column` among the bitmap's keys.
+    pub fn add(&self, partition: usize, column: usize, bitmap: Arc<KeyBitmap>) {
+        let mut partitions = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some(p)) = partitions.get_mut(partition) {
+            p.tests.push((column, bitmap));
+        }
+    }
+
+    /// Brings `tests` up to the partition's (tests are only added during an
+    /// execution); the count of the rows they drop.
+    pub fn refresh(&self, partition: usize, tests: &mut Vec<(usize, Arc<KeyBitmap>)>) -> Option<Count> {
+        let partitions = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        let p = partitions.get(partition)?.as_ref()?;
+        if p.tests.len() != tests.len() {
+            tests.clone_from(&p.tests);
+        }
+        Some(p.dropped.clone())
     }
 }
 
@@ -547,7 +613,12 @@ impl PhysicalOptimizerRule for CollectBuildKeys {
             if keys.is_empty() {
                 return Ok(Transformed::no(node));
             }
-            Ok(Transformed::yes(Arc::new(wrapper.clone().with_build_keys(keys)) as Arc<dyn ExecutionPlan>))
+            let mut wrapper = wrapper.clone().with_build_keys(keys);
+            let tests = Arc::new(ScanKeyTests::default());
+            if let Some(scan) = crate::rapid::scan::RapidSource::testing_keys(wrapper.input(), Arc::clone(&tests)) {
+                wrapper = wrapper.with_scan_tests(scan, tests);
+            }
+            Ok(Transformed::yes(Arc::new(wrapper) as Arc<dyn ExecutionPlan>))
         })
         .map(|t| t.data)
     }

@@ -34,7 +34,7 @@ use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Operator;
-use datafusion::physical_expr::expressions::{BinaryExpr, CaseExpr, DynamicFilterPhysicalExpr, InListExpr, Literal};
+use datafusion::physical_expr::expressions::{BinaryExpr, CaseExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal};
 use datafusion::physical_expr::utils::split_conjunction;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::physical_expr::{snapshot_generation, snapshot_physical_expr};
@@ -51,7 +51,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{Stream, StreamExt};
 
-use crate::key_bitmap::{BuildKeys, KeyBitmap};
+use crate::key_bitmap::{BuildKeys, KeyBitmap, ScanKeyTests};
 
 /// A filter is given up when, after this many rows, it kept more than
 /// [`GIVE_UP_KEEP_RATIO`] of them.
@@ -77,6 +77,10 @@ pub struct RuntimeFilterExec {
     /// The build keys of the joins whose filters are among `filters`, by
     /// the filters' identity (see [`crate::key_bitmap`]).
     build_keys: Vec<(u64, Arc<BuildKeys>)>,
+    /// Where the bitmaps of those keys go down to the scan below when it
+    /// can test them itself (a loaded table's scan: see
+    /// [`crate::key_bitmap::ScanKeyTests`]).
+    scan_tests: Option<Arc<ScanKeyTests>>,
     metrics: ExecutionPlanMetricsSet,
 }
 
@@ -88,8 +92,17 @@ impl RuntimeFilterExec {
             routed: false,
             awaited: Vec::new(),
             build_keys: Vec::new(),
+            scan_tests: None,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// Over `input`, a scan that tests the key bitmaps handed to `tests`
+    /// (this node's input rebuilt to read them).
+    pub fn with_scan_tests(mut self, input: Arc<dyn ExecutionPlan>, tests: Arc<ScanKeyTests>) -> Self {
+        self.input = input;
+        self.scan_tests = Some(tests);
+        self
     }
 
     /// Tests the rows against the build keys of these joins' filters once
@@ -122,6 +135,9 @@ impl DisplayAs for RuntimeFilterExec {
         }
         if !self.awaited.is_empty() {
             write!(f, "(after {} build{}) ", self.awaited.len(), if self.awaited.len() == 1 { "" } else { "s" })?;
+        }
+        if self.scan_tests.is_some() {
+            write!(f, "(key bitmaps tested in the scan) ")?;
         }
         for (i, filter) in self.filters.iter().enumerate() {
             if i > 0 {
@@ -175,7 +191,11 @@ impl ExecutionPlan for RuntimeFilterExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(Self { input: crate::only_child(self.name(), children)?, ..Self::clone(&self) }))
+        let input = crate::only_child(self.name(), children)?;
+        // The scan's tests name its own output columns: they stay with it
+        // alone, not with another input (a projection's columns differ).
+        let scan_tests = self.scan_tests.clone().filter(|_| Arc::ptr_eq(&input, &self.input));
+        Ok(Arc::new(Self { input, scan_tests, ..Self::clone(&self) }))
     }
 
     #[allow(deprecated)]
@@ -184,8 +204,11 @@ impl ExecutionPlan for RuntimeFilterExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, context)?;
         let metric = || MetricBuilder::new(&self.metrics);
+        if let Some(tests) = &self.scan_tests {
+            tests.start(partition, metric().counter("rows_dropped_in_scan", partition));
+        }
+        let input = self.input.execute(partition, context)?;
         let awaited = self.awaited.clone();
         let builds = (!awaited.is_empty()).then(|| {
             let wait = async move {
@@ -210,6 +233,7 @@ impl ExecutionPlan for RuntimeFilterExec {
                     FilterState::new(Arc::clone(f), self.routed, keys)
                 })
                 .collect(),
+            scan_tests: self.scan_tests.clone().map(|t| (t, partition)),
             key_bitmaps: metric().counter("key_bitmaps", partition),
             rows_in: metric().counter("rows_in", partition),
             rows_dropped: metric().counter("rows_dropped", partition),
@@ -486,6 +510,9 @@ struct RuntimeFilterStream {
     builds: Option<futures::future::BoxFuture<'static, ()>>,
     input: SendableRecordBatchStream,
     filters: Vec<FilterState>,
+    /// The scan below and this stream's partition, when the scan tests key
+    /// bitmaps itself.
+    scan_tests: Option<(Arc<ScanKeyTests>, usize)>,
     rows_in: Count,
     rows_dropped: Count,
     filters_given_up: Count,
@@ -509,7 +536,14 @@ impl RuntimeFilterStream {
             match state.account(rows as u64, keep.true_count() as u64) {
                 Outcome::Kept => {}
                 Outcome::GivenUp => self.filters_given_up.add(1),
-                Outcome::Bitmap => self.key_bitmaps.add(1),
+                Outcome::Bitmap => {
+                    self.key_bitmaps.add(1);
+                    if let (Some((tests, partition)), Some(Test::Keys { probe, bitmap })) = (&self.scan_tests, &state.current) {
+                        if let Some(column) = probe.downcast_ref::<Column>() {
+                            tests.add(*partition, column.index(), Arc::clone(bitmap));
+                        }
+                    }
+                }
             }
             mask = Some(match mask {
                 Some(m) => and(&m, &keep)?,

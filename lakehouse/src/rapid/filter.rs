@@ -29,6 +29,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, DynamicFilterPhysicalExpr, Literal};
 
 use super::Chunk;
+use crate::key_bitmap::{KeyBitmap, bitmap_type};
 
 /// Whether scans of loaded tables take static filters
 /// (`LAKEWAVE_RAPID_SCAN_FILTERS=off` in the server's environment leaves
@@ -227,6 +228,18 @@ pub fn column_rows(chunk: &Chunk, i: usize, mask: Option<&BooleanArray>) -> Resu
     match chunk.narrowed(i) {
         Some(n) => super::narrow::widen(&stored, n),
         None => Ok(stored),
+    }
+}
+
+/// Which rows of the chunk have a key in `bitmap` in column `i`: on the
+/// stored offsets of a narrowed column, so nothing is widened. None for a
+/// column whose type a bitmap does not test.
+pub fn key_rows(chunk: &Chunk, i: usize, bitmap: &KeyBitmap) -> Option<BooleanArray> {
+    let stored = chunk.batch.column(i);
+    match chunk.narrowed(i) {
+        Some(n) if bitmap_type(&n.wide) => bitmap.contains_offsets(stored.as_ref(), n.base),
+        Some(_) => None,
+        None => bitmap.contains(stored.as_ref()),
     }
 }
 

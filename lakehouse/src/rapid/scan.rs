@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array};
-use datafusion::arrow::compute::{BatchCoalescer, cast};
+use datafusion::arrow::compute::{BatchCoalescer, and, cast};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::config::ConfigOptions;
@@ -20,7 +20,7 @@ use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Column, ColumnStatistics, DFSchema, Statistics, project_schema};
 use datafusion::datasource::TableType;
-use datafusion::datasource::source::{DataSource, OpenArgs};
+use datafusion::datasource::source::{DataSource, DataSourceExec, OpenArgs};
 use datafusion::common::SharedResult;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -43,6 +43,7 @@ use datafusion::physical_plan::{DisplayFormatType, ExecutionPlan, Partitioning};
 use datafusion::scalar::ScalarValue;
 
 use super::filter::{self, Conjunct};
+use crate::key_bitmap::{KeyBitmap, ScanKeyTests};
 use super::{Chunk, RapidTable, TableData};
 
 #[derive(Debug)]
@@ -264,6 +265,10 @@ pub struct RapidSource {
     /// Rows produced per partition (EXPLAIN ANALYZE, and a running query's
     /// progress).
     metrics: ExecutionPlanMetricsSet,
+    /// The join-key bitmaps the runtime filter above hands down, tested on
+    /// the stored columns before they are widened. Never carried over to a
+    /// rebuilt scan: the tests name this scan's output columns.
+    key_tests: Option<Arc<ScanKeyTests>>,
 }
 
 impl RapidSource {
@@ -289,7 +294,18 @@ impl RapidSource {
             predicate: Arc::new(Vec::new()),
             default_selectivity: 20,
             metrics: ExecutionPlanMetricsSet::new(),
+            key_tests: None,
         })
+    }
+
+    /// `scan` (a loaded table's) rebuilt to test the key bitmaps handed to
+    /// `tests` on its stored columns; None for other plans, and for a scan
+    /// with a limit (its first rows, not its first rows that join).
+    pub(crate) fn testing_keys(scan: &Arc<dyn ExecutionPlan>, tests: Arc<ScanKeyTests>) -> Option<Arc<dyn ExecutionPlan>> {
+        let exec = scan.downcast_ref::<DataSourceExec>()?;
+        let source = exec.data_source().downcast_ref::<RapidSource>().filter(|s| s.fetch.is_none())?;
+        let rebuilt = Self { key_tests: Some(tests), ..source.rebuilt(source.projection.clone(), source.fetch, None).ok()? };
+        Some(Arc::new(exec.clone().with_data_source(Arc::new(rebuilt))))
     }
 
     /// This scan with other columns, limit or filters; the statistics
@@ -315,6 +331,7 @@ impl RapidSource {
             predicate,
             default_selectivity,
             metrics: ExecutionPlanMetricsSet::new(),
+            key_tests: None,
         })
     }
 
@@ -477,16 +494,34 @@ fn filtered_statistics(
     Ok(out)
 }
 
-/// The live rows of one chunk that pass `predicate`, projected.
-fn read_chunk(chunk: &Chunk, columns: &[usize], schema: &SchemaRef, predicate: &[Conjunct]) -> Result<RecordBatch> {
-    let mask = if predicate.is_empty() { chunk.visible.clone() } else { filter::select(chunk, predicate)? };
-    let rows = mask.as_ref().map_or(chunk.batch.num_rows(), BooleanArray::true_count);
+/// The live rows of one chunk that pass `predicate` and whose keys are in
+/// the `keys` bitmaps (by output column), projected; and how many rows the
+/// bitmaps dropped.
+fn read_chunk(
+    chunk: &Chunk,
+    columns: &[usize],
+    schema: &SchemaRef,
+    predicate: &[Conjunct],
+    keys: &[(usize, Arc<KeyBitmap>)],
+) -> Result<(RecordBatch, usize)> {
+    let mut mask = if predicate.is_empty() { chunk.visible.clone() } else { filter::select(chunk, predicate)? };
+    let selected = |m: &Option<BooleanArray>| m.as_ref().map_or(chunk.batch.num_rows(), BooleanArray::true_count);
+    let before = selected(&mask);
+    for (column, bitmap) in keys {
+        let Some(found) = columns.get(*column).and_then(|i| filter::key_rows(chunk, *i, bitmap)) else { continue };
+        mask = Some(match mask {
+            Some(m) => and(&m, &found)?,
+            None => found,
+        });
+    }
+    let rows = selected(&mask);
+    let dropped = before - rows;
     if rows == 0 {
-        return Ok(RecordBatch::new_empty(schema.clone()));
+        return Ok((RecordBatch::new_empty(schema.clone()), dropped));
     }
     let arrays: Vec<ArrayRef> = columns.iter().map(|i| filter::column_rows(chunk, *i, mask.as_ref())).collect::<Result<_>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
-    Ok(RecordBatch::try_new_with_options(schema.clone(), arrays, &options)?)
+    Ok((RecordBatch::try_new_with_options(schema.clone(), arrays, &options)?, dropped))
 }
 
 /// The chunks of one execution of a scan, each read by whichever partition
@@ -554,6 +589,10 @@ struct ChunkReader {
     remaining: Option<usize>,
     coalescer: Option<BatchCoalescer>,
     done: bool,
+    /// Where the runtime filter above hands down key bitmaps, and this
+    /// reader's partition; the bitmaps handed down so far.
+    key_tests: Option<(Arc<ScanKeyTests>, usize)>,
+    keys: Vec<(usize, Arc<KeyBitmap>)>,
 }
 
 impl ChunkReader {
@@ -573,7 +612,14 @@ impl ChunkReader {
                 }
                 continue;
             };
-            let mut batch = read_chunk(&self.partitions[p][i], &self.columns, &self.schema, &self.predicate)?;
+            let dropped = match &self.key_tests {
+                Some((tests, partition)) => tests.refresh(*partition, &mut self.keys),
+                None => None,
+            };
+            let (mut batch, n) = read_chunk(&self.partitions[p][i], &self.columns, &self.schema, &self.predicate, &self.keys)?;
+            if let Some(count) = dropped {
+                count.add(n);
+            }
             if batch.num_rows() == 0 {
                 continue;
             }
@@ -609,7 +655,7 @@ impl RapidSource {
     fn stream(&self, chunks: ChunkSource, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         // A filtered scan gathers the few rows each chunk keeps into full
         // batches, as FilterExec would; large pieces pass through uncopied.
-        let coalescer = (!self.predicate.is_empty()).then(|| {
+        let coalescer = (!self.predicate.is_empty() || self.key_tests.is_some()).then(|| {
             let size = context.session_config().batch_size().max(1);
             BatchCoalescer::new(self.projected_schema.clone(), size).with_biggest_coalesce_batch_size(Some(size / 2))
         });
@@ -626,6 +672,8 @@ impl RapidSource {
             remaining: self.fetch,
             coalescer,
             done: false,
+            key_tests: self.key_tests.clone().map(|t| (t, partition)),
+            keys: Vec::new(),
         };
         let produced = BaselineMetrics::new(&self.metrics, partition);
         let batches = reader.inspect(move |b| {
@@ -976,6 +1024,75 @@ mod tests {
         let (counts, keys) = rows_per_partition(false).await?;
         assert_eq!(counts, vec![2000, 1800]);
         assert_eq!(keys, want);
+        Ok(())
+    }
+
+    /// A join whose build keys are too sparse for DataFusion's array: once
+    /// its runtime filter moves to a bitmap of the keys, the loaded scan of
+    /// the probe side tests the bitmap on its stored (narrow) key column
+    /// and passes on only the rows that join. Same answer as a plain
+    /// memory table's, null keys never joining.
+    #[tokio::test]
+    async fn join_key_bitmaps_are_tested_by_the_loaded_scan() -> Result<()> {
+        use datafusion::execution::session_state::SessionStateBuilder;
+        use datafusion::prelude::SessionConfig;
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true), Field::new("v", DataType::Int64, false)]));
+        // Keys 1,000,000 + i, every 1000th null (from i = 7): narrowed to
+        // offsets from each chunk's smallest key.
+        let probe: Vec<RecordBatch> = (0..100_000i64)
+            .collect::<Vec<_>>()
+            .chunks(8192)
+            .map(|rows| {
+                let k = Int64Array::from_iter(rows.iter().map(|i| (i % 1000 != 7).then_some(1_000_000 + i)));
+                let v = Int64Array::from_iter_values(rows.iter().copied());
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(v)])
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let plan = EncodingPlan::choose(&schema, &probe);
+        let mut chunks: Vec<Chunk> = probe.iter().map(|b| plan.encode(b)).collect::<Result<_>>()?;
+        for (i, c) in chunks.iter_mut().enumerate() {
+            c.id = i as u64;
+        }
+        assert!(chunks[0].is_narrowed(0), "the test needs a narrowed key column");
+        let data = Arc::new(TableData { schema: plan.schema.clone(), chunks, size_bytes: 0, files: None, scans: Default::default() });
+        let state = SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_target_partitions(2))
+            .with_default_features()
+            .with_physical_optimizer_rules(crate::runtime_filter::physical_optimizer_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let table = Arc::new(RapidTable::new(1, "db", "big", super::super::SourceKind::Lake));
+        ctx.register_table("big", Arc::new(RapidScanTable::new(table, data)))?;
+        ctx.register_table("plain", Arc::new(MemTable::try_new(schema.clone(), vec![probe])?))?;
+        // 2,000 keys, one in fifty (and a null), spread over the range.
+        let keys = Int64Array::from_iter((0..100_000i64).step_by(50).map(|i| Some(1_000_000 + i)).chain([None]));
+        let spread = RecordBatch::try_new(Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)])), vec![Arc::new(keys)])?;
+        ctx.register_table("spread", Arc::new(MemTable::try_new(spread.schema(), vec![vec![spread]])?))?;
+
+        let sql = "SELECT count(*) n, sum(big.v) s FROM spread JOIN big ON spread.k = big.k";
+        let plan = ctx.sql(sql).await?.create_physical_plan().await?;
+        let got = pretty_format_batches(&datafusion::physical_plan::collect(Arc::clone(&plan), ctx.task_ctx()).await?)?.to_string();
+        let want = rows(&ctx, &sql.replace("big", "plain")).await?;
+        assert_eq!(got, want);
+        // Every multiple of 50 joins (no null falls on one): 50 * (0 + ... + 1999).
+        assert!(got.contains("| 2000 | 99950000 |"), "{got}");
+        let text = datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
+        assert!(text.contains("(key bitmaps tested in the scan)"), "{text}");
+        let mut dropped = None;
+        plan.apply(|node| {
+            if node.name() == "RuntimeFilterExec" {
+                let metrics = node.metrics().expect("metrics");
+                let count = |name: &str| metrics.sum_by_name(name).map(|m| m.as_usize()).unwrap_or(0);
+                assert!(count("key_bitmaps") >= 1, "{text}");
+                dropped = Some(count("rows_dropped_in_scan"));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        // A partition tries the join's own filter on its first 32K rows
+        // before it moves to the bitmap; the rows after are dropped in the
+        // scan.
+        let dropped = dropped.expect("a runtime filter over the scan");
+        assert!(dropped > 1_000 && dropped <= 100_000 - 32 * 1024, "dropped in the scan: {dropped}");
         Ok(())
     }
 }
