@@ -156,7 +156,42 @@ impl std::io::Write for RedactingStderr {
     }
 }
 
+/// Sets glibc's allocator for a server that frees and allocates large
+/// blocks query after query. By default glibc serves blocks from 128 KiB
+/// up (a threshold it then raises as blocks are freed) with their own
+/// mappings, and returns free memory past 128 KiB at the top of its heap:
+/// a query's hash tables and batches were mapped and unmapped, and their
+/// pages faulted in again, on every statement, and how depended on the
+/// statements before. Here blocks up to 32 MiB come from the heap, free
+/// memory is returned past 1 GiB, and the heap grows 64 MiB at a time.
+/// Measured on TPC-H SF 1 over the loaded copies (A/B on one build, median
+/// of 9): 0.952x in geometric mean (Q18 0.82, Q9 0.85). The price is that
+/// up to about 1 GiB freed by a query stays with the process for the next.
+/// Settings the environment gives glibc (`GLIBC_TUNABLES` with
+/// `glibc.malloc.*`) are left alone; `LAKEWAVE_MALLOC_TUNING=off` keeps
+/// glibc's defaults.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    let off = std::env::var("LAKEWAVE_MALLOC_TUNING").is_ok_and(|v| v.eq_ignore_ascii_case("off"));
+    let given = std::env::var("GLIBC_TUNABLES").is_ok_and(|v| v.contains("glibc.malloc."));
+    if off || given {
+        return;
+    }
+    // SAFETY: mallopt only changes the allocator's parameters, takes
+    // plain integers, and is made before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() -> ExitCode {
+    tune_allocator();
     if let Some(missing) = missing_cpu_features() {
         eprintln!(
             "lakewave: this build needs a processor with {missing} (x86-64-v3); \
