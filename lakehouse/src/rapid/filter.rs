@@ -221,13 +221,14 @@ fn decided_by_bounds(chunk: &Chunk, i: usize, op: Operator, v: i128) -> Option<b
 }
 
 /// Column `i` of the chunk in the table's type, only the rows of `mask`
-/// when given: filtered while stored narrow, then widened.
+/// when given: a narrowed column's kept rows are widened straight from
+/// the stored offsets.
 pub fn column_rows(chunk: &Chunk, i: usize, mask: Option<&BooleanArray>) -> Result<ArrayRef> {
     let Some(mask) = mask else { return chunk.column(i) };
-    let stored = filter(chunk.batch.column(i), mask)?;
+    let stored = chunk.batch.column(i);
     match chunk.narrowed(i) {
-        Some(n) => super::narrow::widen(&stored, n),
-        None => Ok(stored),
+        Some(n) => super::narrow::widen_rows(stored, n, Some(mask)),
+        None => Ok(filter(stored, mask)?),
     }
 }
 

@@ -11,7 +11,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::datatypes::*;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::scalar::ScalarValue;
@@ -115,53 +116,87 @@ pub fn narrow(a: &ArrayRef, stats: &ColumnStats) -> Option<(ArrayRef, Narrowed)>
 /// Values from offsets: `$acc` is the type the addition is done in (i64 or
 /// u64 for the integer types, i128 for decimals).
 macro_rules! values {
-    ($a:expr, $wide:ty, $acc:ty, $base:expr) => {{
+    ($a:expr, $keep:expr, $wide:ty, $acc:ty, $base:expr) => {{
         let base = $base as $acc;
         type N = <$wide as ArrowPrimitiveType>::Native;
         let out: PrimitiveArray<$wide> = match $a.data_type() {
-            DataType::UInt8 => $a.as_primitive::<UInt8Type>().unary(|o| base.wrapping_add(o as $acc) as N),
-            DataType::UInt16 => $a.as_primitive::<UInt16Type>().unary(|o| base.wrapping_add(o as $acc) as N),
-            DataType::UInt32 => $a.as_primitive::<UInt32Type>().unary(|o| base.wrapping_add(o as $acc) as N),
-            DataType::UInt64 => $a.as_primitive::<UInt64Type>().unary(|o| base.wrapping_add(o as $acc) as N),
+            DataType::UInt8 => map_rows($a.as_primitive::<UInt8Type>(), $keep, |o| base.wrapping_add(o as $acc) as N),
+            DataType::UInt16 => map_rows($a.as_primitive::<UInt16Type>(), $keep, |o| base.wrapping_add(o as $acc) as N),
+            DataType::UInt32 => map_rows($a.as_primitive::<UInt32Type>(), $keep, |o| base.wrapping_add(o as $acc) as N),
+            DataType::UInt64 => map_rows($a.as_primitive::<UInt64Type>(), $keep, |o| base.wrapping_add(o as $acc) as N),
             other => return Err(DataFusionError::Internal(format!("a narrowed column stored as {other}"))),
         };
         out
     }};
 }
 
+/// `f` of each value of `a`, or only of the rows `keep` selects: those are
+/// widened straight from the stored offsets, without copying the kept
+/// offsets out first. `a` has no nulls when `keep` is given, and `keep`
+/// selects fewer than half of its rows (see [`widen_rows`]).
+fn map_rows<I: ArrowPrimitiveType, O: ArrowPrimitiveType>(
+    a: &PrimitiveArray<I>,
+    keep: Option<&BooleanBuffer>,
+    f: impl Fn(I::Native) -> O::Native,
+) -> PrimitiveArray<O> {
+    let Some(keep) = keep else { return a.unary(f) };
+    let values = a.values();
+    let mut out = Vec::with_capacity(keep.count_set_bits());
+    out.extend(keep.set_indices().map(|i| f(values[i])));
+    PrimitiveArray::new(out.into(), None)
+}
+
 /// The column back in its own type.
 pub fn widen(a: &ArrayRef, n: &Narrowed) -> Result<ArrayRef> {
+    widen_rows(a, n, None)
+}
+
+/// The rows of the column that `keep` selects (all without it), back in
+/// the column's type. When `keep` selects few rows (a join's keys, a
+/// selective filter), they are widened one by one from the offsets; when
+/// it selects most, the offsets are filtered (copying runs of rows) and
+/// then widened in one vectorised pass, which was measured faster there
+/// (TPC-H Q1 keeps 98% of `lineitem`). A column with nulls is filtered
+/// first too.
+pub fn widen_rows(a: &ArrayRef, n: &Narrowed, keep: Option<&BooleanArray>) -> Result<ArrayRef> {
+    let keep = match keep {
+        Some(k) if a.null_count() > 0 || k.null_count() > 0 || k.len() != a.len() || k.true_count() * 2 >= k.len() => {
+            return widen(&datafusion::arrow::compute::filter(a, k)?, n);
+        }
+        Some(k) => Some(k.values()),
+        None => None,
+    };
     Ok(match &n.wide {
-        DataType::Int16 => Arc::new(values!(a, Int16Type, i64, n.base)),
-        DataType::Int32 => Arc::new(values!(a, Int32Type, i64, n.base)),
-        DataType::Int64 => Arc::new(values!(a, Int64Type, i64, n.base)),
-        DataType::UInt16 => Arc::new(values!(a, UInt16Type, u64, n.base)),
-        DataType::UInt32 => Arc::new(values!(a, UInt32Type, u64, n.base)),
-        DataType::UInt64 => Arc::new(values!(a, UInt64Type, u64, n.base)),
-        DataType::Date32 => Arc::new(values!(a, Date32Type, i64, n.base)),
-        DataType::Timestamp(TimeUnit::Second, tz) => Arc::new(values!(a, TimestampSecondType, i64, n.base).with_timezone_opt(tz.clone())),
+        DataType::Int16 => Arc::new(values!(a, keep, Int16Type, i64, n.base)),
+        DataType::Int32 => Arc::new(values!(a, keep, Int32Type, i64, n.base)),
+        DataType::Int64 => Arc::new(values!(a, keep, Int64Type, i64, n.base)),
+        DataType::UInt16 => Arc::new(values!(a, keep, UInt16Type, u64, n.base)),
+        DataType::UInt32 => Arc::new(values!(a, keep, UInt32Type, u64, n.base)),
+        DataType::UInt64 => Arc::new(values!(a, keep, UInt64Type, u64, n.base)),
+        DataType::Date32 => Arc::new(values!(a, keep, Date32Type, i64, n.base)),
+        DataType::Timestamp(TimeUnit::Second, tz) => Arc::new(values!(a, keep, TimestampSecondType, i64, n.base).with_timezone_opt(tz.clone())),
         DataType::Timestamp(TimeUnit::Millisecond, tz) => {
-            Arc::new(values!(a, TimestampMillisecondType, i64, n.base).with_timezone_opt(tz.clone()))
+            Arc::new(values!(a, keep, TimestampMillisecondType, i64, n.base).with_timezone_opt(tz.clone()))
         }
         DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            Arc::new(values!(a, TimestampMicrosecondType, i64, n.base).with_timezone_opt(tz.clone()))
+            Arc::new(values!(a, keep, TimestampMicrosecondType, i64, n.base).with_timezone_opt(tz.clone()))
         }
         DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
-            Arc::new(values!(a, TimestampNanosecondType, i64, n.base).with_timezone_opt(tz.clone()))
+            Arc::new(values!(a, keep, TimestampNanosecondType, i64, n.base).with_timezone_opt(tz.clone()))
         }
         // Additions in i64 where every value fits (any DECIMAL(p <= 18)
         // framed in 4 bytes or less): twice as fast as in i128.
         DataType::Decimal128(p, s) if !matches!(a.data_type(), DataType::UInt64) && i64::try_from(n.base).is_ok_and(|b| b.checked_add(u32::MAX as i64).is_some()) => {
             let base = n.base as i64;
             let out: PrimitiveArray<Decimal128Type> = match a.data_type() {
-                DataType::UInt8 => a.as_primitive::<UInt8Type>().unary(|o| (base + o as i64) as i128),
-                DataType::UInt16 => a.as_primitive::<UInt16Type>().unary(|o| (base + o as i64) as i128),
-                DataType::UInt32 => a.as_primitive::<UInt32Type>().unary(|o| (base + o as i64) as i128),
+                DataType::UInt8 => map_rows(a.as_primitive::<UInt8Type>(), keep, |o| (base + o as i64) as i128),
+                DataType::UInt16 => map_rows(a.as_primitive::<UInt16Type>(), keep, |o| (base + o as i64) as i128),
+                DataType::UInt32 => map_rows(a.as_primitive::<UInt32Type>(), keep, |o| (base + o as i64) as i128),
                 other => return Err(DataFusionError::Internal(format!("a narrowed column stored as {other}"))),
             };
             Arc::new(out.with_precision_and_scale(*p, *s)?)
         }
-        DataType::Decimal128(p, s) => Arc::new(values!(a, Decimal128Type, i128, n.base).with_precision_and_scale(*p, *s)?),
+        DataType::Decimal128(p, s) => Arc::new(values!(a, keep, Decimal128Type, i128, n.base).with_precision_and_scale(*p, *s)?),
         other => return Err(DataFusionError::Internal(format!("narrow storage of {other}"))),
     })
 }
@@ -180,6 +215,20 @@ mod tests {
         let back = widen(&stored, &n).expect("widen");
         assert_eq!(&back, &a, "round trip of {:?}", a.data_type());
         assert_eq!(back.null_count(), a.null_count());
+        // Some rows only: mostly kept (runs), a few kept (single rows),
+        // none, and a selection with nulls (not selected).
+        let len = a.len();
+        let masks = [
+            BooleanArray::from_iter((0..len).map(|i| Some(i % 5 != 1))),
+            BooleanArray::from_iter((0..len).map(|i| Some(i % 7 == 3))),
+            BooleanArray::from(vec![false; len]),
+            BooleanArray::from_iter((0..len).map(|i| if i % 2 == 0 { None } else { Some(true) })),
+        ];
+        for mask in &masks {
+            let rows = widen_rows(&stored, &n, Some(mask)).expect("widen rows");
+            let want = datafusion::arrow::compute::filter(&a, mask).expect("filter");
+            assert_eq!(&rows, &want, "rows {mask:?} of {:?}", a.data_type());
+        }
         Some(stored.data_type().clone())
     }
 
@@ -203,6 +252,12 @@ mod tests {
         assert_eq!(round_trip(times), Some(DataType::UInt8));
         let unsigned: ArrayRef = Arc::new(UInt64Array::from(vec![u64::MAX - 3, u64::MAX]));
         assert_eq!(round_trip(unsigned), Some(DataType::UInt8));
+        // Without nulls, kept rows are widened straight from the offsets.
+        let dense: ArrayRef = Arc::new(Int64Array::from_iter_values(5_000..40_000));
+        assert_eq!(round_trip(dense), Some(DataType::UInt16));
+        let cents: ArrayRef =
+            Arc::new(Decimal128Array::from_iter_values((0..3000).map(|i| 100_000 + i * 37)).with_precision_and_scale(15, 2).unwrap());
+        assert_eq!(round_trip(cents), Some(DataType::UInt32));
     }
 
     #[test]
