@@ -165,8 +165,9 @@ impl std::io::Write for RedactingStderr {
 /// statements before. Here blocks up to 32 MiB come from the heap, free
 /// memory is returned past 1 GiB, and the heap grows 64 MiB at a time.
 /// Measured on TPC-H SF 1 over the loaded copies (A/B on one build, median
-/// of 9): 0.952x in geometric mean (Q18 0.82, Q9 0.85). The price is that
-/// up to about 1 GiB freed by a query stays with the process for the next.
+/// of 9, three runs): 0.95-0.98x in geometric mean. The price is memory:
+/// up to about 1 GiB freed by a query can stay with the process for the
+/// next (resident memory after the 22 queries: +11%).
 /// Settings the environment gives glibc (`GLIBC_TUNABLES` with
 /// `glibc.malloc.*`) are left alone; `LAKEWAVE_MALLOC_TUNING=off` keeps
 /// glibc's defaults.
