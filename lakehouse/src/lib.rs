@@ -48,8 +48,9 @@ pub use engine::{Lakehouse, LakehouseOptions};
 
 /// Whether the server's environment sets `var` to `off`: the switches that
 /// turn one of the engine's own optimisations off, to measure what it
-/// brings (`LAKEWAVE_RUNTIME_FILTERS=off` and the like).
-pub(crate) fn switched_off(var: &str) -> bool {
+/// brings (`LAKEWAVE_RUNTIME_FILTERS=off` and the like, and the binary's
+/// `LAKEWAVE_MALLOC_TUNING=off`).
+pub fn switched_off(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| v.eq_ignore_ascii_case("off"))
 }
 

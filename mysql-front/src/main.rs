@@ -174,7 +174,7 @@ impl std::io::Write for RedactingStderr {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn tune_allocator() {
-    let off = std::env::var("LAKEWAVE_MALLOC_TUNING").is_ok_and(|v| v.eq_ignore_ascii_case("off"));
+    let off = lakehouse::switched_off("LAKEWAVE_MALLOC_TUNING");
     let given = std::env::var("GLIBC_TUNABLES").is_ok_and(|v| v.contains("glibc.malloc."));
     if off || given {
         return;
