@@ -304,7 +304,7 @@ impl RapidSource {
     pub(crate) fn testing_keys(scan: &Arc<dyn ExecutionPlan>, tests: Arc<ScanKeyTests>) -> Option<Arc<dyn ExecutionPlan>> {
         let exec = scan.downcast_ref::<DataSourceExec>()?;
         let source = exec.data_source().downcast_ref::<RapidSource>().filter(|s| s.fetch.is_none())?;
-        let rebuilt = Self { key_tests: Some(tests), ..source.rebuilt(source.projection.clone(), source.fetch, None).ok()? };
+        let rebuilt = Self { key_tests: Some(tests), ..source.rebuilt(source.projection.clone(), None, None).ok()? };
         Some(Arc::new(exec.clone().with_data_source(Arc::new(rebuilt))))
     }
 
@@ -514,7 +514,8 @@ fn read_chunk(
             None => found,
         });
     }
-    let rows = selected(&mask);
+    // Counted again only when bitmaps narrowed the selection.
+    let rows = if keys.is_empty() { before } else { selected(&mask) };
     let dropped = before - rows;
     if rows == 0 {
         return Ok((RecordBatch::new_empty(schema.clone()), dropped));
