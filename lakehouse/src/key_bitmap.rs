@@ -208,8 +208,8 @@ impl ValuesVisitor for Set<'_> {
     }
 }
 
-/// Tests every value (nulls included: they are masked out after).
-/// Whether `base + value` is a key, for each value.
+/// Whether `base + value` is a key, for every value (nulls included: they
+/// are masked out after).
 struct Test<'a>(&'a KeyBitmap, i64);
 
 impl ValuesVisitor for Test<'_> {
