@@ -449,7 +449,7 @@ impl Kind {
                 _ => None,
             }
         };
-        let counts = |by_group: &ByGroup| -> Vec<u64> { by_group.starts.windows(2).map(|w| (w[1] - w[0]) as u64).collect() };
+        let counts = |by_group: &ByGroup| by_group.counts.clone();
         Ok(match self {
             Kind::Sum(t) => sum(t).map(|s| vec![s]),
             Kind::Count => Some(vec![Arc::new(Int64Array::from_iter_values(counts(by_group).into_iter().map(|c| c as i64)))]),
@@ -459,41 +459,29 @@ impl Kind {
     }
 }
 
-/// A batch's rows ordered by their group (a counting sort), so that each
-/// group's values are added up in registers.
-struct ByGroup {
-    /// Row numbers, group by group.
-    order: Vec<u32>,
-    /// Where each group's rows start in `order`, and the end.
-    starts: Vec<usize>,
+/// A batch's rows' groups, for adding up values per group: each row's
+/// value goes to one of four running sums of its group, by the row's
+/// position, so that the additions of consecutive rows of one group do not
+/// wait on each other.
+struct ByGroup<'a> {
+    /// Each row's group among the batch's.
+    dense: &'a [u32],
+    groups: usize,
+    /// Each group's rows.
+    counts: Vec<u64>,
     /// DECIMAL sums already taken in this batch, by their input (`SUM(x)`
     /// and `AVG(x)` of one query read the same array).
     decimal_sums: Vec<(ArrayRef, Vec<i128>)>,
 }
 
-impl ByGroup {
-    fn new(dense: &[u32], groups: usize) -> Self {
-        if groups == 1 {
-            return Self { order: Vec::new(), starts: vec![0, dense.len()], decimal_sums: Vec::new() };
-        }
-        // Counted in four lanes, so that rows of one group do not wait on
-        // each other's increment.
-        let mut lanes = vec![0usize; groups * 4];
+impl<'a> ByGroup<'a> {
+    fn new(dense: &'a [u32], groups: usize) -> Self {
+        let mut lanes = vec![0u64; groups * 4];
         for (r, d) in dense.iter().enumerate() {
             lanes[*d as usize * 4 + (r & 3)] += 1;
         }
-        let mut starts = vec![0usize; groups + 1];
-        for g in 0..groups {
-            starts[g + 1] = starts[g] + lanes[g * 4..g * 4 + 4].iter().sum::<usize>();
-        }
-        let mut next = starts.clone();
-        let mut order = vec![0u32; dense.len()];
-        for (r, d) in dense.iter().enumerate() {
-            let at = &mut next[*d as usize];
-            order[*at] = r as u32;
-            *at += 1;
-        }
-        Self { order, starts, decimal_sums: Vec::new() }
+        let counts = lanes.chunks_exact(4).map(|l| l.iter().sum()).collect();
+        Self { dense, groups, counts, decimal_sums: Vec::new() }
     }
 
     fn decimal_sums(&mut self, values: &ArrayRef) -> Vec<i128> {
@@ -505,13 +493,25 @@ impl ByGroup {
         sums
     }
 
-    /// Per group, the wrapping sum of its rows' values, in four running
-    /// sums so that additions do not wait on each other.
+    /// Per group, the wrapping sum of its rows' values.
     fn sums<T: Copy + Default>(&self, values: &[T], add: impl Fn(T, T) -> T) -> Vec<T> {
-        if self.starts.len() == 2 {
+        if self.groups == 1 {
             return vec![sum4(values.iter().copied(), &add)];
         }
-        self.starts.windows(2).map(|w| sum4(self.order[w[0]..w[1]].iter().map(|r| values[*r as usize]), &add)).collect()
+        let mut lanes = vec![T::default(); self.groups * 4];
+        let (dense, values) = (self.dense.chunks_exact(4), values.chunks_exact(4));
+        let (dense_rest, values_rest) = (dense.remainder(), values.remainder());
+        for (d, v) in dense.zip(values) {
+            for k in 0..4 {
+                let slot = &mut lanes[d[k] as usize * 4 + k];
+                *slot = add(*slot, v[k]);
+            }
+        }
+        for (d, v) in dense_rest.iter().zip(values_rest) {
+            let slot = &mut lanes[*d as usize * 4];
+            *slot = add(*slot, *v);
+        }
+        lanes.chunks_exact(4).map(|l| add(add(l[0], l[1]), add(l[2], l[3]))).collect()
     }
 }
 
