@@ -30,7 +30,8 @@ use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::{Column, cast};
+use datafusion::physical_expr::expressions::{CastExpr, Column, cast};
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -110,12 +111,19 @@ fn with_view_keys(agg: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
     {
         return Ok(None);
     }
+    let (source, views) = match views_below(agg)? {
+        Some((projection, views)) => (projection, views),
+        None => (Arc::clone(agg.input()), Vec::new()),
+    };
     let input = agg.input().schema();
-    let mut any = false;
+    let mut any = !views.is_empty();
     let mut keys = Vec::with_capacity(group_by.expr().len());
     for (e, name) in group_by.expr() {
         let dt = e.data_type(&input)?;
-        if is_dictionary_text(&dt) && can_cast_types(&DataType::Utf8View, &dt) {
+        if e.downcast_ref::<Column>().is_some_and(|c| views.contains(&c.index())) {
+            // Already a view below.
+            keys.push((Arc::clone(e), name.clone()));
+        } else if is_dictionary_text(&dt) && can_cast_types(&DataType::Utf8View, &dt) {
             any = true;
             keys.push((
                 cast(Arc::clone(e), &input, DataType::Utf8View)?,
@@ -128,15 +136,66 @@ fn with_view_keys(agg: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
     if !any {
         return Ok(None);
     }
+    // The input's schema changed only in columns the aggregates do not read.
+    let input_schema = if views.is_empty() { agg.input_schema() } else { source.schema() };
     let new = AggregateExec::try_new(
         *agg.mode(),
         PhysicalGroupBy::new_single(keys),
         agg.aggr_expr().to_vec(),
         agg.filter_expr().to_vec(),
-        Arc::clone(agg.input()),
-        agg.input_schema(),
+        source,
+        input_schema,
     )?;
     Ok(Some(Arc::new(new)))
+}
+
+/// When `agg` reads a projection casting string views to dictionary text
+/// (what [`cast_back`] puts above an aggregation whose groups are views:
+/// `COUNT(DISTINCT ...)` aggregates the groups of one aggregation again),
+/// the projection without those casts, and the columns it now passes as
+/// views: those `agg` uses only as grouping keys, as they are. Casting the
+/// groups to dictionaries and straight back to views hashed every group's
+/// text to build the dictionaries.
+fn views_below(agg: &AggregateExec) -> Result<Option<(Arc<dyn ExecutionPlan>, Vec<usize>)>> {
+    let Some(projection) = agg.input().downcast_ref::<ProjectionExec>() else {
+        return Ok(None);
+    };
+    let below = projection.input().schema();
+    let bare = |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Column>().map(Column::index);
+    // Columns read by anything but a bare grouping key.
+    let mut read: Vec<usize> = Vec::new();
+    for a in agg.aggr_expr() {
+        for e in a.expressions() {
+            read.extend(collect_columns(&e).iter().map(Column::index));
+        }
+    }
+    for f in agg.filter_expr().iter().flatten() {
+        read.extend(collect_columns(f).iter().map(Column::index));
+    }
+    for (e, _) in agg.group_expr().expr() {
+        if bare(e).is_none() {
+            read.extend(collect_columns(e).iter().map(Column::index));
+        }
+    }
+    let mut views = Vec::new();
+    let mut exprs = projection.expr().to_vec();
+    for (e, _) in agg.group_expr().expr() {
+        let Some(i) = bare(e) else { continue };
+        if read.contains(&i) || views.contains(&i) {
+            continue;
+        }
+        let Some(c) = exprs.get(i).and_then(|p| p.expr.downcast_ref::<CastExpr>()) else { continue };
+        if is_dictionary_text(c.cast_type()) && c.expr().data_type(&below)? == DataType::Utf8View {
+            let inner = Arc::clone(c.expr());
+            exprs[i].expr = inner;
+            views.push(i);
+        }
+    }
+    if views.is_empty() {
+        return Ok(None);
+    }
+    let projection = ProjectionExec::try_new(exprs, Arc::clone(projection.input()))?;
+    Ok(Some((Arc::new(projection), views)))
 }
 
 /// A final aggregation whose partial one (below its repartitioning or
@@ -269,6 +328,32 @@ mod tests {
                 "{q}"
             );
         }
+        Ok(())
+    }
+
+    /// `COUNT(DISTINCT ...)` groups the groups of one aggregation again: the
+    /// groups stay views from one to the other, cast to dictionaries once,
+    /// at the end.
+    #[tokio::test]
+    async fn groups_of_groups_stay_views() -> Result<()> {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2).with_batch_size(100));
+        ctx.sql(
+            "CREATE TABLE t AS SELECT arrow_cast(chr(65 + v % 5), 'Dictionary(Int32, Utf8)') AS a, \
+                    arrow_cast(CAST(v % 7 AS VARCHAR) || ' a longer text than twelve bytes', 'Dictionary(Int8, Utf8)') AS b, v % 3 AS s, v \
+             FROM generate_series(1, 3000) AS g(v)",
+        )
+        .await?
+        .collect()
+        .await?;
+        let df = ctx.sql("SELECT a, b, s, count(DISTINCT v % 50) FROM t GROUP BY a, b, s ORDER BY a, b, s").await?;
+        let expected = df.clone().collect().await?;
+        let plan = ViewGroupKeys.optimize(df.create_physical_plan().await?, &ConfigOptions::default())?;
+        let shown = displayable(plan.as_ref()).indent(false).to_string();
+        assert_eq!(shown.matches("AggregateExec").count(), 4, "{shown}");
+        assert_eq!(shown.matches("AS Dictionary").count(), 2, "{shown}");
+        let got = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await?;
+        assert_eq!(pretty_format_batches(&got)?.to_string(), pretty_format_batches(&expected)?.to_string());
+        assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 105);
         Ok(())
     }
 
