@@ -424,41 +424,30 @@ trait Lane: Copy {
     fn is_one(self) -> bool;
 }
 
-impl Lane for i64 {
-    fn from_i128(v: i128) -> Self {
-        v as i64
-    }
-    fn add(self, o: Self) -> Self {
-        self.wrapping_add(o)
-    }
-    fn sub(self, o: Self) -> Self {
-        self.wrapping_sub(o)
-    }
-    fn mul(self, o: Self) -> Self {
-        self.wrapping_mul(o)
-    }
-    fn is_one(self) -> bool {
-        self == 1
-    }
+macro_rules! lane {
+    ($t:ty) => {
+        impl Lane for $t {
+            fn from_i128(v: i128) -> Self {
+                v as $t
+            }
+            fn add(self, o: Self) -> Self {
+                self.wrapping_add(o)
+            }
+            fn sub(self, o: Self) -> Self {
+                self.wrapping_sub(o)
+            }
+            fn mul(self, o: Self) -> Self {
+                self.wrapping_mul(o)
+            }
+            fn is_one(self) -> bool {
+                self == 1
+            }
+        }
+    };
 }
 
-impl Lane for i128 {
-    fn from_i128(v: i128) -> Self {
-        v
-    }
-    fn add(self, o: Self) -> Self {
-        self.wrapping_add(o)
-    }
-    fn sub(self, o: Self) -> Self {
-        self.wrapping_sub(o)
-    }
-    fn mul(self, o: Self) -> Self {
-        self.wrapping_mul(o)
-    }
-    fn is_one(self) -> bool {
-        self == 1
-    }
-}
+lane!(i64);
+lane!(i128);
 
 /// Replaces DECIMAL `+`, `-`, `*` in projections and aggregations with
 /// [`DecimalArith`], one function per tree of them. Filters, joins and
