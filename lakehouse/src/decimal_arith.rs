@@ -495,7 +495,9 @@ fn replace(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         if let Expr::Literal(ScalarValue::Decimal128(Some(v), p, s), _) = x {
             return Node::Const(*v, *p, *s);
         }
-        let mut place = |a: &Expr| match args.iter().position(|b| b == a) {
+        // An argument met twice is passed once, unless it is volatile
+        // (`rand()` twice is two values).
+        let mut place = |a: &Expr| match args.iter().position(|b| b == a && !a.is_volatile()) {
             Some(i) => i,
             None => {
                 args.push(a.clone());
@@ -584,6 +586,10 @@ mod tests {
         let plan = fast.sql("EXPLAIN SELECT a * (1 - b) * (1 + a) FROM (VALUES (CAST(1.5 AS DECIMAL(10,2)), CAST(2 AS DECIMAL(10,2)))) v(a, b)").await?;
         let text = pretty_format_batches(&plan.collect().await?)?.to_string();
         assert_eq!(text.matches("lakewave_decimal[(#0 * (1 - #1)) * (1 + #0)]").count(), 2, "{text}");
+        // A volatile operand met twice is two arguments.
+        let plan = fast.sql("EXPLAIN SELECT CAST(random() AS DECIMAL(10,2)) * CAST(random() AS DECIMAL(10,2))").await?;
+        let text = pretty_format_batches(&plan.collect().await?)?.to_string();
+        assert!(text.contains("lakewave_decimal[#0 * #1]"), "{text}");
         // 10^37 * 10^37 overflows 128 bits: the checked kernel reports it.
         let sql = "SELECT a * a FROM (VALUES (CAST(10000000000000000000000000000000000000 AS DECIMAL(38,0)))) v(a)";
         let err = fast.sql(sql).await?.collect().await.expect_err("an overflow");
