@@ -196,7 +196,9 @@ impl ScalarUDFImpl for DecimalArith {
         let (Some(operands), false) = (operands, all_scalars) else {
             return checked(&self.program, &args.args, rows, &want);
         };
-        let Some(typed) = Typed::of(&self.program, &operands, &types)? else {
+        // Once per argument, however often the program reads it.
+        let bounds: Vec<u128> = operands.iter().map(Operand::bound).collect();
+        let Some(typed) = Typed::of(&self.program, &bounds, &types)? else {
             return checked(&self.program, &args.args, rows, &want);
         };
         let values: ScalarBuffer<i128> = if typed.bound() <= i64::MAX as u128 {
@@ -320,9 +322,9 @@ impl Typed {
     /// None when a node cannot be computed this way (a sum whose scales
     /// are more than 18 digits apart, or a product whose scale is not the
     /// sum of its operands').
-    fn of(node: &Node, operands: &[Operand], types: &[DataType]) -> Result<Option<Typed>> {
+    fn of(node: &Node, bounds: &[u128], types: &[DataType]) -> Result<Option<Typed>> {
         Ok(Some(match node {
-            Node::Arg(i) => Typed::Arg(*i, operands[*i].bound()),
+            Node::Arg(i) => Typed::Arg(*i, bounds[*i]),
             Node::Const(v, ..) => Typed::Const(*v),
             Node::Op(op, l, r) => {
                 let scale = |n: &Node| -> Result<i8> {
@@ -339,7 +341,7 @@ impl Typed {
                     }
                     _ => return Ok(None),
                 };
-                let (Some(l), Some(r)) = (Typed::of(l, operands, types)?, Typed::of(r, operands, types)?) else {
+                let (Some(l), Some(r)) = (Typed::of(l, bounds, types)?, Typed::of(r, bounds, types)?) else {
                     return Ok(None);
                 };
                 let (lb, rb) = (l.bound(), r.bound());
