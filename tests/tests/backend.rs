@@ -146,6 +146,13 @@ async fn lake_joins_mysql_like_mariadb_alone() {
         .await
         .expect("MariaDB alone");
     assert_eq!(lakewave, mariadb);
+    // MySQL's row estimate reaches join planning: the assets (the smaller
+    // side) are the join's build side, listed above the lake scan.
+    let plan: Vec<(String, String)> = conn.query(format!("EXPLAIN {join}")).await.expect("explain the join");
+    let physical = &plan.iter().find(|(k, _)| k == "physical_plan").expect("physical plan").1;
+    let mysql_scan = physical.find("MySqlScanExec: estimated_rows=").unwrap_or_else(|| panic!("MySQL scan with an estimate:\n{physical}"));
+    let lake_scan = physical.find("DataSourceExec").unwrap_or_else(|| panic!("lake scan:\n{physical}"));
+    assert!(mysql_scan < lake_scan, "the MySQL table is the build side:\n{physical}");
 
     // Filters and LIMIT reach MySQL: check its general log.
     let log = files.path().join("general.log");

@@ -32,11 +32,10 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
-use super::table::{MySqlScan, MySqlTable, PushdownLog, comparison_or_logic, filter_sql, literal};
+use super::table::{MySqlScan, MySqlScanExec, MySqlTable, PushdownLog, comparison_or_logic, filter_sql, literal};
 
 /// The optimizer rule; add it last so it sees filters and projections
 /// already pushed into the scans.
@@ -151,8 +150,8 @@ impl ExtensionPlanner for MySqlExtensionPlanner {
         tracing::debug!(sql = %node.sql, "MySQL query");
         let schema = Arc::new(node.schema.as_arrow().clone());
         let binary = schema.fields().iter().map(|f| f.data_type() == &DataType::Binary).collect();
-        let scan = Arc::new(MySqlScan { pool: node.pool.clone(), sql: node.sql.clone(), schema: schema.clone(), binary });
-        Ok(Some(Arc::new(StreamingTableExec::try_new(schema, vec![scan], None, [], false, None)?)))
+        let scan = MySqlScan { pool: node.pool.clone(), sql: node.sql.clone(), schema, binary };
+        Ok(Some(Arc::new(MySqlScanExec::new(scan, None))))
     }
 }
 

@@ -23,8 +23,11 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions};
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 
@@ -377,8 +380,106 @@ impl TableProvider for MySqlTable {
         if let Some(log) = state.config().get_extension::<PushdownLog>() {
             log.push(sql.clone());
         }
-        let partition = Arc::new(MySqlScan { pool: self.pool.clone(), sql, schema: projected.clone(), binary });
-        Ok(Arc::new(StreamingTableExec::try_new(projected, vec![partition], None, [], false, limit)?))
+        // The row estimate reaches join planning: without it a MySQL table
+        // of 50 rows joined with 10M lake rows was the probe side, and the
+        // 10M rows were hashed into the join's table. Pushed filters scale
+        // it as DataFusion scales an unknown filter.
+        let rows = self.rows.map(|n| {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            let n = if filters.is_empty() {
+                n
+            } else {
+                (n as f64 * state.config_options().optimizer.default_filter_selectivity as f64 / 100.0).ceil() as usize
+            };
+            limit.map_or(n, |l| n.min(l))
+        });
+        let scan = MySqlScan { pool: self.pool.clone(), sql, schema: projected, binary };
+        Ok(Arc::new(MySqlScanExec::new(scan, rows)))
+    }
+}
+
+/// A scan of MySQL rows (one stream on one connection) with the table's
+/// row estimate as its statistics.
+#[derive(Debug)]
+pub(super) struct MySqlScanExec {
+    scan: Arc<MySqlScan>,
+    rows: Option<usize>,
+    properties: Arc<PlanProperties>,
+}
+
+impl MySqlScanExec {
+    pub(super) fn new(scan: MySqlScan, rows: Option<usize>) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(scan.schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        MySqlScanExec { scan: Arc::new(scan), rows, properties: Arc::new(properties) }
+    }
+}
+
+impl DisplayAs for MySqlScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "MySqlScanExec: ")?;
+        if let Some(n) = self.rows {
+            write!(f, "estimated_rows={n}, ")?;
+        }
+        write!(f, "sql={}", self.scan.sql)
+    }
+}
+
+impl ExecutionPlan for MySqlScanExec {
+    fn name(&self) -> &str {
+        "MySqlScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal("a MySQL scan has no inputs".into()))
+        }
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!("a MySQL scan has one partition, not {}", partition + 1)));
+        }
+        Ok(self.scan.execute(context))
+    }
+
+    #[allow(deprecated)]
+    fn partition_statistics(&self, _partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let mut stats = Statistics::new_unknown(&self.scan.schema);
+        if let Some(n) = self.rows {
+            stats.num_rows = Precision::Inexact(n);
+        }
+        Ok(Arc::new(stats))
     }
 }
 
