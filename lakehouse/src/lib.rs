@@ -16,6 +16,7 @@ pub mod dense_groups;
 pub mod ddl;
 pub mod diagnose;
 pub mod dict_group;
+pub mod eager_agg;
 pub mod engine;
 pub mod group_keys;
 pub mod grouped_exec;

@@ -753,6 +753,7 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
     let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
     crate::selectivity::insert_rule(&mut rules);
     crate::join_mode::insert_rule(&mut rules);
+    crate::eager_agg::insert_rule(&mut rules);
     crate::dict_group::insert_rule(&mut rules);
     crate::conjunction::insert_rule(&mut rules);
     // The post-optimisation pushdown is the last FilterPushdown in the list.
