@@ -338,7 +338,7 @@ fn distinct_bound(plan: &Arc<dyn ExecutionPlan>, stats: &Statistics, expr: &Arc<
     {
         return u64::try_from(hi - lo).ok().map(|n| n.saturating_add(2));
     }
-    partition_values(plan, column.index()).map(|n| n + 1)
+    source_distinct(plan, column.index()).map(|n| n + 1)
 }
 
 /// An integer-like statistics bound as an integer.
@@ -358,11 +358,16 @@ fn integer(v: &ScalarValue) -> Option<i128> {
     })
 }
 
-/// How many distinct values the Hive partition column that output column
-/// `index` of `plan` reads takes over the files scanned. Follows columns
+/// How many distinct values the column that output column `index` of
+/// `plan` reads takes, when its source knows: a Hive partition column (the
+/// partition values of the files scanned) or a loaded table's
+/// dictionary-encoded text (its dictionaries' values). Follows columns
 /// through projections and through nodes that pass their input's columns
 /// on unchanged.
-fn partition_values(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<u64> {
+fn source_distinct(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<u64> {
+    if let Some(n) = crate::rapid::scan::dictionary_distinct(plan, index) {
+        return Some(n);
+    }
     if let Some(scan) = plan.downcast_ref::<DataSourceExec>().and_then(|e| e.data_source().downcast_ref::<FileScanConfig>()) {
         let name = plan.schema().field(index).name().clone();
         let at = scan.table_partition_cols().iter().position(|f| *f.name() == name)?;
@@ -374,11 +379,11 @@ fn partition_values(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<u64> 
     }
     if let Some(p) = plan.downcast_ref::<ProjectionExec>() {
         let column = p.expr().get(index)?.expr.downcast_ref::<Column>()?;
-        return partition_values(p.input(), column.index());
+        return source_distinct(p.input(), column.index());
     }
     let children = plan.children();
     if children.len() == 1 && children[0].schema() == plan.schema() {
-        return partition_values(children[0], index);
+        return source_distinct(children[0], index);
     }
     None
 }

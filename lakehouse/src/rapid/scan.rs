@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array};
 use datafusion::arrow::compute::{BatchCoalescer, and, cast};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -395,6 +395,25 @@ fn stealing_enabled() -> bool {
 fn bounds_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| !crate::switched_off("LAKEWAVE_RAPID_STATS"))
+}
+
+/// How many distinct values the dictionary-encoded column that output
+/// column `index` of `plan` (a loaded table's scan) reads can take: the
+/// values of its chunks' dictionaries, counted once (an upper bound: a
+/// value may belong to hidden rows only). None for other plans and columns.
+pub(crate) fn dictionary_distinct(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<u64> {
+    let source = plan.downcast_ref::<DataSourceExec>()?.data_source().downcast_ref::<RapidSource>()?;
+    let column = source.projection.as_ref().map_or(Some(index), |p| p.get(index).copied())?;
+    if !matches!(source.schema.field(column).data_type(), DataType::Dictionary(..)) {
+        return None;
+    }
+    let mut seen: HashSet<&str> = HashSet::new();
+    for chunk in source.partitions.iter().flatten() {
+        let dictionary = chunk.batch.column(column).as_any_dictionary_opt()?;
+        let values = dictionary.values().as_string_opt::<i32>()?;
+        seen.extend(values.iter().flatten());
+    }
+    Some(seen.len() as u64)
 }
 
 /// Statistics of every column of a partition's chunks.
@@ -963,6 +982,27 @@ mod tests {
             Ok(TreeNodeRecursion::Continue)
         })?;
         Ok(scans)
+    }
+
+    /// The dictionary-encoded text column of the four chunks takes three
+    /// values: each chunk's dictionary holds all three, counted once.
+    #[tokio::test]
+    async fn dictionary_columns_count_their_values_across_chunks() -> Result<()> {
+        let ctx = context()?;
+        let plan = ctx.sql("SELECT s, k FROM t").await?.create_physical_plan().await?;
+        let mut scans = Vec::new();
+        plan.apply(|node| {
+            if node.downcast_ref::<DataSourceExec>().is_some() {
+                scans.push(Arc::clone(node));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        assert_eq!(scans.len(), 1);
+        let s = scans[0].schema().index_of("s")?;
+        let k = scans[0].schema().index_of("k")?;
+        assert_eq!(dictionary_distinct(&scans[0], s), Some(3));
+        assert_eq!(dictionary_distinct(&scans[0], k), None, "not a dictionary");
+        Ok(())
     }
 
     #[tokio::test]
