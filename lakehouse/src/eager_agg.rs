@@ -211,7 +211,13 @@ fn below_join(partial: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
         }
     }
 
-    // The probe side's grouping: its join keys, then its group columns.
+    // The probe side's grouping: its join keys, then its group columns,
+    // under names of their own. DataFusion passes a filter on an
+    // aggregation's group columns to its input by name: named as the probe
+    // columns, the join's runtime filter reached the scan below, and the
+    // samples join took 1.18x the time in place (testing keys on decoded
+    // rows and copying the rows kept cost more than aggregating the rows
+    // dropped) and 1.13x on the loaded copies.
     let probe = join.right();
     let keys: Vec<Arc<dyn PhysicalExpr>> = join.on().iter().map(|(_, r)| Arc::clone(r)).collect();
     let mut below: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
