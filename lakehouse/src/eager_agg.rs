@@ -41,7 +41,7 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{JoinType, Result, ScalarValue, Statistics};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::physical_expr::expressions::{CastExpr, Column, TryCastExpr};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -208,12 +208,14 @@ fn below_join(partial: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
     // the build side's (and constants) above it.
     let groups: Vec<(Arc<dyn PhysicalExpr>, String)> =
         partial.group_expr().expr().iter().map(|(e, name)| Ok((inline(e)?, name.clone()))).collect::<Result<_>>()?;
+    let group_sides: Vec<Side> = groups.iter().map(|(e, _)| side(e)).collect();
+    if group_sides.contains(&Side::Both) {
+        return Ok(None);
+    }
     let mut probe_groups = Vec::new();
-    for (e, _) in &groups {
-        match side(e) {
-            Side::Probe => probe_groups.push(onto_side(e)?),
-            Side::Both => return Ok(None),
-            Side::Build | Side::Neither => {}
+    for ((e, _), s) in groups.iter().zip(&group_sides) {
+        if *s == Side::Probe {
+            probe_groups.push(onto_side(e)?);
         }
     }
 
@@ -271,8 +273,8 @@ fn below_join(partial: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
     let grouped_at = left_len + keys.len();
     let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
     let mut next_probe_group = 0;
-    for (e, name) in &groups {
-        let expr = match side(e) {
+    for ((e, name), s) in groups.iter().zip(&group_sides) {
+        let expr = match s {
             Side::Probe => {
                 let at = grouped_at + next_probe_group;
                 next_probe_group += 1;
@@ -326,17 +328,7 @@ fn reduces<'a>(plan: &Arc<dyn ExecutionPlan>, exprs: impl Iterator<Item = &'a Ar
 /// (NULL counted as one), from `stats` (`plan`'s) or the partition values
 /// of the files a scan reads.
 fn distinct_bound(plan: &Arc<dyn ExecutionPlan>, stats: &Statistics, expr: &Arc<dyn PhysicalExpr>) -> Option<u64> {
-    let mut e = expr;
-    loop {
-        if let Some(c) = e.downcast_ref::<CastExpr>() {
-            e = c.expr();
-        } else if let Some(c) = e.downcast_ref::<TryCastExpr>() {
-            e = c.expr();
-        } else {
-            break;
-        }
-    }
-    let column = e.downcast_ref::<Column>()?;
+    let column = crate::uncast(expr).downcast_ref::<Column>()?;
     let data_type = plan.schema().field(column.index()).data_type().clone();
     let cs = stats.column_statistics.get(column.index())?;
     if let Some(n) = cs.distinct_count.get_value() {

@@ -55,6 +55,18 @@ pub fn switched_off(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| v.eq_ignore_ascii_case("off"))
 }
 
+/// `e` without the casts (`CAST`, `TRY_CAST`) around it.
+pub(crate) fn uncast(
+    e: &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+) -> &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr> {
+    use datafusion::physical_expr::expressions::{CastExpr, TryCastExpr};
+    match (e.downcast_ref::<CastExpr>(), e.downcast_ref::<TryCastExpr>()) {
+        (Some(c), _) => uncast(c.expr()),
+        (_, Some(c)) => uncast(c.expr()),
+        _ => e,
+    }
+}
+
 /// `filter` with another predicate over the same input, keeping its
 /// projection, selectivity, batch size and limit.
 pub(crate) fn filter_with_predicate(

@@ -28,7 +28,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::intervals::utils::check_support;
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::Operator;
-use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, InListExpr, Literal, TryCastExpr};
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, InListExpr, Literal};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::FilterExec;
@@ -96,13 +96,7 @@ pub fn conjunct_fraction(
 /// `column = value` (either way round) or `column IN (values)`, values
 /// being literals (casts aside).
 fn equality(condition: &Arc<dyn PhysicalExpr>) -> Option<(usize, usize)> {
-    fn uncast(e: &Arc<dyn PhysicalExpr>) -> &Arc<dyn PhysicalExpr> {
-        match (e.downcast_ref::<CastExpr>(), e.downcast_ref::<TryCastExpr>()) {
-            (Some(c), _) => uncast(c.expr()),
-            (_, Some(c)) => uncast(c.expr()),
-            _ => e,
-        }
-    }
+    use crate::uncast;
     let literal = |e: &Arc<dyn PhysicalExpr>| uncast(e).downcast_ref::<Literal>().is_some_and(|l| !l.value().is_null());
     let column = |e: &Arc<dyn PhysicalExpr>| uncast(e).downcast_ref::<Column>().map(Column::index);
     if let Some(b) = condition.downcast_ref::<BinaryExpr>() {
