@@ -30,6 +30,7 @@ pub mod like_segments;
 pub mod listing;
 pub mod model;
 pub mod mysql_arith;
+pub mod not_in;
 pub mod parquet_dict;
 pub mod persist;
 pub mod plan_cache;

@@ -752,6 +752,7 @@ impl PhysicalOptimizerRule for AwaitCollectedBuilds {
 pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
     crate::selectivity::insert_rule(&mut rules);
+    crate::not_in::insert_rule(&mut rules);
     crate::join_mode::insert_rule(&mut rules);
     crate::eager_agg::insert_rule(&mut rules);
     crate::dict_group::insert_rule(&mut rules);
