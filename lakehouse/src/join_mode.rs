@@ -129,11 +129,8 @@ pub fn insert_rule(rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::Int64Type;
     use datafusion::dataframe::DataFrameWriteOptions;
-    use datafusion::physical_plan::displayable;
-    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+    use datafusion::prelude::{SessionConfig, SessionContext};
 
     /// Parquet files carry row counts, as the lake's tables do.
     async fn write_table(dir: &std::path::Path, name: &str, rows: i64) {
@@ -156,21 +153,7 @@ mod tests {
         if collect_small {
             insert_rule(&mut rules);
         }
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .with_physical_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
-        for t in ["small", "big"] {
-            let path = dir.join(format!("{t}.parquet"));
-            ctx.register_parquet(t, path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
-        }
-        let df = ctx.sql(sql).await.unwrap();
-        let rows = df.clone().collect().await.unwrap();
-        let count = rows[0].column(0).as_primitive::<Int64Type>().value(0);
-        let physical = df.create_physical_plan().await.unwrap();
-        (count, displayable(physical.as_ref()).indent(false).to_string())
+        crate::test_plans::count_and_plan(dir, &["small", "big"], config, rules, sql).await
     }
 
     #[tokio::test]

@@ -127,3 +127,42 @@ pub(crate) fn if_still_valid(
 }
 pub use error::{LakeError, Result};
 pub use model::{ColumnDef, DdlDialect, TableDef};
+
+/// Helpers shared by the planner rules' unit tests.
+#[cfg(test)]
+pub(crate) mod test_plans {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::physical_optimizer::PhysicalOptimizerRule;
+    use datafusion::physical_plan::displayable;
+    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+    /// Runs `sql` (a query whose first value is a count) over the Parquet
+    /// files `dir/<table>.parquet`, planned with `rules`: the count and
+    /// the physical plan.
+    pub async fn count_and_plan(
+        dir: &std::path::Path,
+        tables: &[&str],
+        config: SessionConfig,
+        rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+        sql: &str,
+    ) -> (i64, String) {
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rules(rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        for t in tables {
+            let path = dir.join(format!("{t}.parquet"));
+            ctx.register_parquet(*t, path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+        }
+        let df = ctx.sql(sql).await.unwrap();
+        let rows = df.clone().collect().await.unwrap();
+        let count = rows[0].column(0).as_primitive::<Int64Type>().value(0);
+        let physical = df.create_physical_plan().await.unwrap();
+        (count, displayable(physical.as_ref()).indent(false).to_string())
+    }
+}

@@ -148,11 +148,8 @@ fn never_null(plan: &Arc<dyn ExecutionPlan>, index: usize, depth: usize) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::Int64Type;
     use datafusion::dataframe::DataFrameWriteOptions;
-    use datafusion::physical_plan::displayable;
-    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+    use datafusion::prelude::{SessionConfig, SessionContext};
 
     /// `{name}_k`: the even numbers 2..=2*rows, every tenth NULL when
     /// `nulls` (Parquet footers count them); nullable by its schema either
@@ -174,21 +171,8 @@ mod tests {
         if rule {
             insert_rule(&mut rules);
         }
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(SessionConfig::new().with_target_partitions(2))
-            .with_default_features()
-            .with_physical_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
-        for t in ["small", "big", "holes"] {
-            let path = dir.join(format!("{t}.parquet"));
-            ctx.register_parquet(t, path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
-        }
-        let df = ctx.sql(sql).await.unwrap();
-        let rows = df.clone().collect().await.unwrap();
-        let count = rows[0].column(0).as_primitive::<Int64Type>().value(0);
-        let physical = df.create_physical_plan().await.unwrap();
-        (count, displayable(physical.as_ref()).indent(false).to_string())
+        let config = SessionConfig::new().with_target_partitions(2);
+        crate::test_plans::count_and_plan(dir, &["small", "big", "holes"], config, rules, sql).await
     }
 
     #[tokio::test]
