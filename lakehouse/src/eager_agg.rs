@@ -443,12 +443,7 @@ mod tests {
         if eager {
             insert_rule(&mut rules);
         }
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .with_physical_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = crate::test_plans::context(config, rules);
         let facts = ParquetReadOptions::default().table_partition_cols(vec![("day".to_string(), DataType::Utf8)]);
         ctx.register_parquet("facts", dir.join("facts").to_str().unwrap(), facts).await.unwrap();
         ctx.register_parquet("dims", dir.join("dims.parquet").to_str().unwrap(), ParquetReadOptions::default())

@@ -139,6 +139,17 @@ pub(crate) mod test_plans {
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
+    /// A context with DataFusion's defaults but for `config` and the
+    /// physical optimizer's `rules`.
+    pub fn context(config: SessionConfig, rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>) -> SessionContext {
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rules(rules)
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
     /// Runs `sql` (a query whose first value is a count) over the Parquet
     /// files `dir/<table>.parquet`, planned with `rules`: the count and
     /// the physical plan.
@@ -149,12 +160,7 @@ pub(crate) mod test_plans {
         rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
         sql: &str,
     ) -> (i64, String) {
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .with_physical_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = context(config, rules);
         for t in tables {
             let path = dir.join(format!("{t}.parquet"));
             ctx.register_parquet(*t, path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
