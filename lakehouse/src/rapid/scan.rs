@@ -429,10 +429,13 @@ fn chunk_statistics(schema: &SchemaRef, chunks: &[Chunk]) -> Statistics {
         let mut max: Option<ScalarValue> = None;
         let mut bounded = !dictionary && !chunks.is_empty() && bounds_enabled();
         let mut nulls = 0usize;
+        // Every chunk's NULLs counted: the sum is exact.
+        let mut counted = true;
         for c in chunks {
             bytes += c.bytes.get(i).copied().unwrap_or_default();
             let Some(s) = c.stats.get(i) else {
                 bounded = false;
+                counted = false;
                 continue;
             };
             nulls += s.nulls as usize;
@@ -454,7 +457,11 @@ fn chunk_statistics(schema: &SchemaRef, chunks: &[Chunk]) -> Statistics {
             }
         }
         let mut cs = ColumnStatistics::new_unknown();
-        cs.null_count = if hidden { Precision::Inexact(nulls) } else { Precision::Exact(nulls) };
+        cs.null_count = match (counted, hidden) {
+            (false, _) => Precision::Absent,
+            (true, true) => Precision::Inexact(nulls),
+            (true, false) => Precision::Exact(nulls),
+        };
         cs.byte_size = Precision::Inexact(bytes);
         total_bytes += bytes;
         if bounded {
