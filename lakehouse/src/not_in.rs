@@ -165,6 +165,16 @@ mod tests {
             .unwrap();
     }
 
+    /// `small` (1,000 keys) and `big` (100,000) without NULLs, `holes`
+    /// (1,000, every tenth NULL).
+    async fn tables() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write_table(dir.path(), "small", 1_000, false).await;
+        write_table(dir.path(), "big", 100_000, false).await;
+        write_table(dir.path(), "holes", 1_000, true).await;
+        dir
+    }
+
     /// The query's count and its physical plan, with or without the rule.
     async fn run(dir: &std::path::Path, rule: bool, sql: &str) -> (i64, String) {
         let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
@@ -177,10 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn not_in_over_keys_without_nulls_builds_on_the_small_side() {
-        let dir = tempfile::tempdir().unwrap();
-        write_table(dir.path(), "small", 1_000, false).await;
-        write_table(dir.path(), "big", 100_000, false).await;
-        write_table(dir.path(), "holes", 1_000, true).await;
+        let dir = tables().await;
         // Keys followed through a filter and a projection to the scans.
         let sql = "SELECT COUNT(*) FROM big WHERE big_v > 10 AND big_k NOT IN (SELECT small_k FROM small WHERE small_v > 0)";
         let (count, default) = run(dir.path(), false, sql).await;
@@ -197,10 +204,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_key_that_may_be_null_keeps_the_null_aware_join() {
-        let dir = tempfile::tempdir().unwrap();
-        write_table(dir.path(), "small", 1_000, false).await;
-        write_table(dir.path(), "big", 100_000, false).await;
-        write_table(dir.path(), "holes", 1_000, true).await;
+        let dir = tables().await;
         let cases = [
             // A NULL among the subquery's keys: no row is surely not in it.
             ("SELECT COUNT(*) FROM big WHERE big_k NOT IN (SELECT holes_k FROM holes)", 0),
