@@ -27,6 +27,7 @@ use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{JoinSide, JoinType, Result};
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::projection::ProjectionRef;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
@@ -100,25 +101,11 @@ fn never_null(plan: &Arc<dyn ExecutionPlan>, index: usize, depth: usize) -> bool
         return p.expr().get(index).and_then(|e| e.expr.downcast_ref::<Column>()).is_some_and(|c| never_null(p.input(), c.index(), next));
     }
     if let Some(f) = plan.downcast_ref::<FilterExec>() {
-        let inner = match f.projection() {
-            Some(p) => match p.get(index) {
-                Some(i) => *i,
-                None => return false,
-            },
-            None => index,
-        };
-        return never_null(f.input(), inner, next);
+        return unprojected(f.projection(), index).is_some_and(|i| never_null(f.input(), i, next));
     }
     if let Some(j) = plan.downcast_ref::<HashJoinExec>() {
         let (_, columns) = build_join_schema(&j.left().schema(), &j.right().schema(), j.join_type());
-        let at = match &j.projection {
-            Some(p) => match p.get(index) {
-                Some(i) => *i,
-                None => return false,
-            },
-            None => index,
-        };
-        let Some(column) = columns.get(at) else { return false };
+        let Some(column) = unprojected(&j.projection, index).and_then(|at| columns.get(at)) else { return false };
         // Sides an outer join pads with NULLs are not followed.
         let kept = match column.side {
             JoinSide::Left => !matches!(j.join_type(), JoinType::Right | JoinType::Full),
@@ -143,6 +130,15 @@ fn never_null(plan: &Arc<dyn ExecutionPlan>, index: usize, depth: usize) -> bool
         .ok()
         .and_then(|s| s.column_statistics.get(index).map(|c| c.null_count == Precision::Exact(0)))
         .unwrap_or(false)
+}
+
+/// The column of a node's unprojected output that column `index` of its
+/// output is, given the node's own projection.
+fn unprojected(projection: &Option<ProjectionRef>, index: usize) -> Option<usize> {
+    match projection {
+        Some(p) => p.get(index).copied(),
+        None => Some(index),
+    }
 }
 
 #[cfg(test)]
