@@ -70,7 +70,14 @@ impl PhysicalOptimizerRule for EagerAggregation {
                 return Ok(Transformed::no(node));
             }
             let Some(partial) = upper.input().downcast_ref::<AggregateExec>() else { return Ok(Transformed::no(node)) };
-            match below_join(partial)? {
+            let rewritten = match below_join(partial)? {
+                Some(reduce) => Some(reduce),
+                None => match inlined(partial)? {
+                    Some((top, groups, args)) => crate::agg_reorder::reassociate(partial, &top, &groups, &args)?,
+                    None => None,
+                },
+            };
+            match rewritten {
                 Some(reduce) => {
                     let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
                     Ok(Transformed::yes(Arc::clone(&node).replace_children(vec![reduce], options)?))
@@ -311,6 +318,53 @@ fn below_join(partial: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
     Ok(Some(Arc::new(reduce)))
 }
 
+/// The input of `partial` below its projections, and the partial's
+/// grouping expressions and aggregate arguments over that input (the
+/// projections inlined); None when `partial` is not a plain partial
+/// aggregation or a projection computes a volatile value.
+#[allow(clippy::type_complexity)]
+fn inlined(
+    partial: &AggregateExec,
+) -> Result<Option<(Arc<dyn ExecutionPlan>, Vec<(Arc<dyn PhysicalExpr>, String)>, Vec<Vec<Arc<dyn PhysicalExpr>>>)>> {
+    if *partial.mode() != AggregateMode::Partial
+        || !partial.group_expr().is_single()
+        || partial.group_expr().expr().is_empty()
+        || partial.limit_options().is_some()
+        || partial.filter_expr().iter().any(Option::is_some)
+        || partial.aggr_expr().iter().any(|a| a.is_distinct() || !a.order_bys().is_empty())
+    {
+        return Ok(None);
+    }
+    let mut input = Arc::clone(partial.input());
+    let mut projections = Vec::new();
+    while let Some(p) = input.downcast_ref::<ProjectionExec>().cloned() {
+        if p.expr().iter().any(|e| is_volatile(&e.expr)) {
+            return Ok(None);
+        }
+        input = Arc::clone(p.input());
+        projections.push(p);
+    }
+    let inline = |e: &Arc<dyn PhysicalExpr>| -> Result<Arc<dyn PhysicalExpr>> {
+        let mut e = Arc::clone(e);
+        for p in &projections {
+            e = e
+                .transform_up(|x| match x.downcast_ref::<Column>() {
+                    Some(c) => Ok(Transformed::yes(Arc::clone(&p.expr()[c.index()].expr))),
+                    None => Ok(Transformed::no(x)),
+                })
+                .data()?;
+        }
+        Ok(e)
+    };
+    let groups = partial.group_expr().expr().iter().map(|(e, name)| Ok((inline(e)?, name.clone()))).collect::<Result<_>>()?;
+    let args = partial
+        .aggr_expr()
+        .iter()
+        .map(|a| a.expressions().iter().map(&inline).collect::<Result<Vec<_>>>())
+        .collect::<Result<_>>()?;
+    Ok(Some((input, groups, args)))
+}
+
 /// Whether grouping `plan`'s rows by `exprs` is known to leave at most
 /// 1/[`MIN_REDUCTION`] of them.
 fn reduces<'a>(plan: &Arc<dyn ExecutionPlan>, exprs: impl Iterator<Item = &'a Arc<dyn PhysicalExpr>>) -> Result<bool> {
@@ -327,7 +381,7 @@ fn reduces<'a>(plan: &Arc<dyn ExecutionPlan>, exprs: impl Iterator<Item = &'a Ar
 /// An upper bound on the distinct values of `expr` over `plan`'s rows
 /// (NULL counted as one), from `stats` (`plan`'s) or the partition values
 /// of the files a scan reads.
-fn distinct_bound(plan: &Arc<dyn ExecutionPlan>, stats: &Statistics, expr: &Arc<dyn PhysicalExpr>) -> Option<u64> {
+pub(crate) fn distinct_bound(plan: &Arc<dyn ExecutionPlan>, stats: &Statistics, expr: &Arc<dyn PhysicalExpr>) -> Option<u64> {
     let column = crate::uncast(expr).downcast_ref::<Column>()?;
     let data_type = plan.schema().field(column.index()).data_type().clone();
     let cs = stats.column_statistics.get(column.index())?;

@@ -8,6 +8,7 @@
 //! per-session [`datafusion::prelude::SessionContext`] to run queries and calls
 //! the DDL methods, which persist every change before acknowledging it.
 
+pub(crate) mod agg_reorder;
 pub mod capture;
 pub mod catalog;
 pub mod conjunction;
