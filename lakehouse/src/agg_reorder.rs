@@ -15,8 +15,9 @@
 //! joins and splits the tree's inputs in two:
 //! * S: the inputs the aggregates read, and the inputs reached from them
 //!   through joins with inputs that hold no grouping column;
-//! * R: the rest, which must be whole tables (a scan without a filter, so
-//!   that joining them later cannot have made the S joins smaller).
+//! * R: the rest, which must be whole tables (a Parquet or loaded table's
+//!   scan without a filter, so that joining them later cannot have made
+//!   the S joins smaller).
 //!
 //! S's inputs are joined as the plan joined them (R's inputs left out), a
 //! partial aggregation groups their rows by S's side of each join with R
@@ -28,9 +29,10 @@
 //! the answers are the same for every decomposable aggregate.
 //!
 //! It applies when the statistics bound the groups of the aggregation
-//! below to at most 1/[`MIN_REDUCTION`] of the rows of S's largest input
-//! (Q10: `o_custkey` takes at most 1.5M values against 60M lineitem rows;
-//! Q9's `l_orderkey` is not bounded below lineitem's rows, and Q9 keeps its
+//! below to at most 1/[`MIN_REDUCTION`] of the estimated rows of S's
+//! largest input (Q10 at SF 10: `o_custkey` takes at most 1.5M values,
+//! against an estimated 12M `lineitem` rows after its filter; Q9's
+//! `l_orderkey` is bounded only by `lineitem`'s rows, and Q9 keeps its
 //! plan). `LAKEWAVE_EAGER_AGGREGATION=off` turns it off with the rest of
 //! eager aggregation.
 
@@ -200,11 +202,14 @@ fn remap(e: &Arc<dyn PhysicalExpr>, cols: &[Col], to: &[Col], schema: &datafusio
         .data()
 }
 
-/// A scan of a whole table: a file scan with no filter of its own.
+/// A scan of a whole table: a file scan with no filter of its own, or a
+/// loaded table's scan without filter or limit.
 fn whole_table(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    plan.downcast_ref::<DataSourceExec>()
+    let file_scan = plan
+        .downcast_ref::<DataSourceExec>()
         .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
-        .is_some_and(|scan| scan.file_source().filter().is_none())
+        .is_some_and(|scan| scan.file_source().filter().is_none());
+    file_scan || crate::rapid::scan::whole_table(plan)
 }
 
 /// Where a column of the plan being built comes from.

@@ -67,6 +67,10 @@ async fn tpch_queries_agree_in_place_and_in_memory() {
     assert_eq!(in_place[0][0][..2], ["A".to_string(), "F".to_string()]);
     assert_eq!(in_place[5].len(), 1, "Q6 is one sum");
     assert!(in_place[2].len() == 10 && in_place[9].len() == 20, "Q3 and Q10 fill their LIMITs");
+    // Q10's revenue is summed per order's customer before the customers
+    // are joined (eager aggregation through a reordered join).
+    let q10 = answer(&mut conn, &format!("EXPLAIN {}", queries[9].1), "EXPLAIN q10").await.concat().join("\n");
+    assert!(q10.contains("mode=PartialReduce") && q10.contains("gby=[o_custkey@"), "Q10 in place:\n{q10}");
     let empty: Vec<&str> = queries.iter().zip(&in_place).filter(|(_, a)| a.is_empty()).map(|((n, _), _)| n.as_str()).collect();
     assert!(empty.len() <= 3, "too many empty answers at SF 0.01: {empty:?}");
 
@@ -76,6 +80,8 @@ async fn tpch_queries_agree_in_place_and_in_memory() {
         .expect("load every table");
     assert_eq!(loaded.len(), 9, "eight tables and a total");
     conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
+    let q10 = answer(&mut conn, &format!("EXPLAIN {}", queries[9].1), "EXPLAIN q10").await.concat().join("\n");
+    assert!(q10.contains("mode=PartialReduce") && q10.contains("gby=[o_custkey@"), "Q10 in memory:\n{q10}");
     for ((name, sql), expected) in queries.iter().zip(&in_place) {
         let got = answer(&mut conn, sql, name).await;
         assert!(same(&got, expected), "{name} differs in memory:\n{got:?}\nvs in place:\n{expected:?}");

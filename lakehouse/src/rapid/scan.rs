@@ -397,6 +397,14 @@ fn bounds_enabled() -> bool {
     *ON.get_or_init(|| !crate::switched_off("LAKEWAVE_RAPID_STATS"))
 }
 
+/// Whether `plan` scans every row of a loaded table: no filter of its own,
+/// no limit.
+pub(crate) fn whole_table(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.downcast_ref::<DataSourceExec>()
+        .and_then(|e| e.data_source().downcast_ref::<RapidSource>())
+        .is_some_and(|s| s.predicate.is_empty() && s.fetch.is_none())
+}
+
 /// How many distinct values the dictionary-encoded column that output
 /// column `index` of `plan` (a loaded table's scan) reads can take: the
 /// values of its chunks' dictionaries, counted once (an upper bound: a
