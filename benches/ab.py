@@ -10,7 +10,11 @@ turns. Prints per-query medians, the ratio B/A and the geometric mean of the
 ratios, and writes them as JSON with --out.
 
     python3 benches/ab.py --a old/lakewave --b new/lakewave --sf 10 --runs 5
-    python3 benches/ab.py --a lakewave --b lakewave --b-env LAKEWAVE_EAGER_AGGREGATION=off
+    python3 benches/ab.py --a lakewave --b lakewave --b-env LAKEWAVE_EAGER_AGGREGATION=off --loaded
+
+--loaded loads every table into the in-memory secondary engine on both
+sides and times the queries on the loaded copies (use_secondary_engine =
+FORCED), after the loads' first checkpoint is written.
 """
 
 import argparse
@@ -29,7 +33,7 @@ from tpch import QUERY_DIR, TABLES, WireClient
 
 
 class Side:
-    def __init__(self, name, binary, env, data):
+    def __init__(self, name, binary, env, data, loaded):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"lakewave-ab-{name}-")
         extra = dict(kv.split("=", 1) for kv in env)
@@ -52,8 +56,16 @@ class Side:
         setup.run("USE tpch")
         for t in TABLES:
             setup.run(f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{data}/{t}/'")
+        if loaded:
+            setup.run("CALL sys.heatwave_load(JSON_ARRAY('tpch'), NULL)")
+            started = time.perf_counter()
+            while setup.run("SELECT 1 FROM performance_schema.rpd_tables WHERE PERSISTED_TIMESTAMP IS NULL") > 0:
+                if time.perf_counter() - started > 600:
+                    raise SystemExit(f"side {name}: the loaded tables were not checkpointed within 10 minutes")
+                time.sleep(0.5)
         setup.close()
         self.client = WireClient(binary, port, "tpch")
+        self.client.run(f"SET use_secondary_engine = {'FORCED' if loaded else 'OFF'}")
 
     def close(self):
         self.client.close()
@@ -72,6 +84,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--queries", default="1-22", help="e.g. 1-22 or 1,3,6")
     ap.add_argument("--work", default="/tmp/lakewave-tpch", help="where the TPC-H data is kept")
+    ap.add_argument("--loaded", action="store_true", help="time the loaded copies (see above)")
     ap.add_argument("--out", help="JSON file for the results")
     args = ap.parse_args()
 
@@ -82,7 +95,7 @@ def main():
     data = Path(args.work) / f"sf{args.sf:g}"
     subprocess.run([args.a, "tpch-data", "--sf", str(args.sf), "--out", str(data)], check=True)
 
-    sides = [Side("a", args.a, args.a_env, data), Side("b", args.b, args.b_env, data)]
+    sides = [Side("a", args.a, args.a_env, data, args.loaded), Side("b", args.b, args.b_env, data, args.loaded)]
     results = {}
     try:
         for n in numbers:
@@ -107,7 +120,7 @@ def main():
     print(f"geomean B/A: {geo:.3f}")
     if args.out:
         Path(args.out).write_text(json.dumps({"sf": args.sf, "runs": args.runs, "a": args.a, "b": args.b,
-                                              "a_env": args.a_env, "b_env": args.b_env, "queries": results,
+                                              "a_env": args.a_env, "b_env": args.b_env, "loaded": args.loaded, "queries": results,
                                               "geomean_ratio": geo}, indent=1))
 
 
