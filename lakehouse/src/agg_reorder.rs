@@ -401,23 +401,7 @@ pub(crate) fn reassociate(
         }
         exprs.push((column(&current, at), field.name().clone()));
     }
-    if exprs.len() != partial_schema.fields().len() {
-        return Ok(None);
-    }
-    let layout = Arc::new(ProjectionExec::try_new(exprs, current)?);
-    let reduce = AggregateExec::try_new(
-        AggregateMode::PartialReduce,
-        partial.group_expr().as_final(),
-        partial.aggr_expr().to_vec(),
-        vec![None; partial.aggr_expr().len()],
-        layout,
-        partial.input_schema(),
-    )?;
-    let same = reduce.schema().fields().iter().zip(partial_schema.fields()).all(|(a, b)| a.data_type() == b.data_type());
-    if !same || reduce.schema().fields().len() != partial_schema.fields().len() {
-        return Ok(None);
-    }
-    Ok(Some(Arc::new(reduce)))
+    crate::eager_agg::merging(partial, exprs, current)
 }
 
 /// Whether the statistics bound the pre-aggregation's groups (the `keys`
@@ -463,10 +447,8 @@ fn reduces(
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::dataframe::DataFrameWriteOptions;
-    use datafusion::physical_plan::displayable;
-    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+    use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
     /// Four tables shaped like TPC-H's lineitem, orders, customer and
     /// nation: 40,000 facts over 2,000 orders of 100 customers (customers
@@ -496,20 +478,12 @@ mod tests {
     }
 
     async fn run(dir: &std::path::Path, eager: bool, sql: &str) -> (String, String) {
-        let config = SessionConfig::new().with_target_partitions(2).with_batch_size(1000);
-        let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
-        if eager {
-            crate::eager_agg::insert_rule(&mut rules);
-        }
-        let ctx = crate::test_plans::context(config, rules);
+        let ctx = crate::eager_agg::tests::context(eager);
         for t in ["facts", "orders", "customers", "nations"] {
             let path = dir.join(format!("{t}.parquet"));
             ctx.register_parquet(t, path.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
         }
-        let df = ctx.sql(sql).await.unwrap();
-        let rows = df.clone().collect().await.unwrap();
-        let physical = df.create_physical_plan().await.unwrap();
-        (pretty_format_batches(&rows).unwrap().to_string(), displayable(physical.as_ref()).indent(false).to_string())
+        crate::test_plans::rows_and_plan(&ctx, sql).await
     }
 
     /// Grouped by the customers' and nations' columns, the facts are

@@ -125,27 +125,8 @@ enum Side {
 /// replaces `partial`. None when the plan does not have that shape or the
 /// statistics do not promise a reduction.
 fn below_join(partial: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    if *partial.mode() != AggregateMode::Partial
-        || !partial.group_expr().is_single()
-        || partial.group_expr().expr().is_empty()
-        || partial.limit_options().is_some()
-        || partial.filter_expr().iter().any(Option::is_some)
-        || partial.aggr_expr().iter().any(|a| a.is_distinct() || !a.order_bys().is_empty())
-    {
-        return Ok(None);
-    }
     // The join, and the partial's expressions over the join's output.
-    let mut input = Arc::clone(partial.input());
-    let mut projections = Vec::new();
-    while let Some(p) = input.downcast_ref::<ProjectionExec>().cloned() {
-        // A volatile value (`random()`) inlined where it is read twice
-        // would become two values.
-        if p.expr().iter().any(|e| is_volatile(&e.expr)) {
-            return Ok(None);
-        }
-        input = Arc::clone(p.input());
-        projections.push(p);
-    }
+    let Some((input, groups, args)) = inlined(partial)? else { return Ok(None) };
     let Some(join) = input.downcast_ref::<HashJoinExec>() else { return Ok(None) };
     if *join.join_type() != JoinType::Inner
         || *join.partition_mode() != PartitionMode::CollectLeft
@@ -155,19 +136,6 @@ fn below_join(partial: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
     {
         return Ok(None);
     }
-    // `e` (over the partial's input) over the join's output.
-    let inline = |e: &Arc<dyn PhysicalExpr>| -> Result<Arc<dyn PhysicalExpr>> {
-        let mut e = Arc::clone(e);
-        for p in &projections {
-            e = e
-                .transform_up(|x| match x.downcast_ref::<Column>() {
-                    Some(c) => Ok(Transformed::yes(Arc::clone(&p.expr()[c.index()].expr))),
-                    None => Ok(Transformed::no(x)),
-                })
-                .data()?;
-        }
-        Ok(e)
-    };
 
     // Output column of the join -> (side, column of that side's schema).
     let left_len = join.left().schema().fields().len();
@@ -199,22 +167,19 @@ fn below_join(partial: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
 
     // Every aggregate reads the probe side only.
     let mut aggregates = Vec::with_capacity(partial.aggr_expr().len());
-    for agg in partial.aggr_expr() {
-        let mut args = Vec::new();
-        for arg in agg.expressions() {
-            let arg = inline(&arg)?;
-            if !matches!(side(&arg), Side::Probe | Side::Neither) {
+    for (agg, agg_args) in partial.aggr_expr().iter().zip(&args) {
+        let mut moved_args = Vec::new();
+        for arg in agg_args {
+            if !matches!(side(arg), Side::Probe | Side::Neither) {
                 return Ok(None);
             }
-            args.push(onto_side(&arg)?);
+            moved_args.push(onto_side(arg)?);
         }
-        let Some(moved) = agg.with_new_expressions(args, vec![]) else { return Ok(None) };
+        let Some(moved) = agg.with_new_expressions(moved_args, vec![]) else { return Ok(None) };
         aggregates.push(Arc::new(moved));
     }
     // Grouping expressions: the probe side's are computed below the join,
     // the build side's (and constants) above it.
-    let groups: Vec<(Arc<dyn PhysicalExpr>, String)> =
-        partial.group_expr().expr().iter().map(|(e, name)| Ok((inline(e)?, name.clone()))).collect::<Result<_>>()?;
     let group_sides: Vec<Side> = groups.iter().map(|(e, _)| side(e)).collect();
     if group_sides.contains(&Side::Both) {
         return Ok(None);
@@ -301,7 +266,23 @@ fn below_join(partial: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
         }
         exprs.push((Arc::new(Column::new(joined_schema.field(at).name(), at)), field.name().clone()));
     }
-    let layout = Arc::new(ProjectionExec::try_new(exprs, joined)?);
+    merging(partial, exprs, joined)
+}
+
+/// The aggregation that replaces `partial`: over `input`, `exprs` lays out
+/// the partial's grouping values and its aggregates' states, which the
+/// returned aggregation merges (`PartialReduce`). None when the states
+/// would not come out as the partial's did, for the final above.
+pub(crate) fn merging(
+    partial: &AggregateExec,
+    exprs: Vec<(Arc<dyn PhysicalExpr>, String)>,
+    input: Arc<dyn ExecutionPlan>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let partial_schema = partial.schema();
+    if exprs.len() != partial_schema.fields().len() {
+        return Ok(None);
+    }
+    let layout = Arc::new(ProjectionExec::try_new(exprs, input)?);
     let reduce = AggregateExec::try_new(
         AggregateMode::PartialReduce,
         partial.group_expr().as_final(),
@@ -310,7 +291,6 @@ fn below_join(partial: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>>
         layout,
         partial.input_schema(),
     )?;
-    // The states must come out as the partial's did, for the final above.
     let same = reduce.schema().fields().iter().zip(partial_schema.fields()).all(|(a, b)| a.data_type() == b.data_type());
     if !same || reduce.schema().fields().len() != partial_schema.fields().len() {
         return Ok(None);
@@ -338,6 +318,8 @@ fn inlined(
     let mut input = Arc::clone(partial.input());
     let mut projections = Vec::new();
     while let Some(p) = input.downcast_ref::<ProjectionExec>().cloned() {
+        // A volatile value (`random()`) inlined where it is read twice
+        // would become two values.
         if p.expr().iter().any(|e| is_volatile(&e.expr)) {
             return Ok(None);
         }
@@ -447,11 +429,9 @@ fn source_distinct(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::dataframe::DataFrameWriteOptions;
-    use datafusion::physical_plan::displayable;
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
     /// Readings in three Hive partitions (`day=...`), keys 1..50, and a
@@ -489,24 +469,27 @@ mod tests {
             .unwrap();
     }
 
-    /// The query's rows (as text) and its physical plan, with the rule or
-    /// without it.
-    async fn run(dir: &std::path::Path, eager: bool, sql: &str) -> (String, String) {
+    /// A context of two partitions and small batches, planned with
+    /// DataFusion's physical rules and, if `eager`, this rule.
+    pub(crate) fn context(eager: bool) -> SessionContext {
         let config = SessionConfig::new().with_target_partitions(2).with_batch_size(1000);
         let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
         if eager {
             insert_rule(&mut rules);
         }
-        let ctx = crate::test_plans::context(config, rules);
+        crate::test_plans::context(config, rules)
+    }
+
+    /// The query's rows (as text) and its physical plan, with the rule or
+    /// without it.
+    async fn run(dir: &std::path::Path, eager: bool, sql: &str) -> (String, String) {
+        let ctx = context(eager);
         let facts = ParquetReadOptions::default().table_partition_cols(vec![("day".to_string(), DataType::Utf8)]);
         ctx.register_parquet("facts", dir.join("facts").to_str().unwrap(), facts).await.unwrap();
         ctx.register_parquet("dims", dir.join("dims.parquet").to_str().unwrap(), ParquetReadOptions::default())
             .await
             .unwrap();
-        let df = ctx.sql(sql).await.unwrap();
-        let rows = df.clone().collect().await.unwrap();
-        let physical = df.create_physical_plan().await.unwrap();
-        (pretty_format_batches(&rows).unwrap().to_string(), displayable(physical.as_ref()).indent(false).to_string())
+        crate::test_plans::rows_and_plan(&ctx, sql).await
     }
 
     /// Grouped by the small side's text and the readings' partition column,

@@ -151,6 +151,15 @@ pub(crate) mod test_plans {
         SessionContext::new_with_state(state)
     }
 
+    /// The rows of `sql` on `ctx` (as a text table) and its physical plan.
+    pub async fn rows_and_plan(ctx: &SessionContext, sql: &str) -> (String, String) {
+        let df = ctx.sql(sql).await.unwrap();
+        let rows = df.clone().collect().await.unwrap();
+        let physical = df.create_physical_plan().await.unwrap();
+        let rows = datafusion::arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+        (rows, displayable(physical.as_ref()).indent(false).to_string())
+    }
+
     /// Runs `sql` (a query whose first value is a count) over the Parquet
     /// files `dir/<table>.parquet`, planned with `rules`: the count and
     /// the physical plan.
