@@ -128,7 +128,12 @@ impl Tree {
         }
         let input = self.inputs.len();
         self.inputs.push(Arc::clone(plan));
-        (Node::Input(input), (0..plan.schema().fields().len()).map(|column| Col { input, column }).collect())
+        (Node::Input(input), self.columns(input))
+    }
+
+    /// The columns of input `input`.
+    fn columns(&self, input: usize) -> Vec<Col> {
+        (0..self.inputs[input].schema().fields().len()).map(|column| Col { input, column }).collect()
     }
 
     /// The join of `node`'s inputs in `keep`, joined as `node` joins them,
@@ -139,11 +144,7 @@ impl Tree {
     #[allow(clippy::type_complexity)]
     fn restrict(&self, node: &Node, keep: &HashSet<usize>, needed: &HashSet<Col>) -> Result<Option<(Arc<dyn ExecutionPlan>, Vec<Col>)>, ()> {
         match node {
-            Node::Input(i) => Ok(keep.contains(i).then(|| {
-                let plan = Arc::clone(&self.inputs[*i]);
-                let cols = (0..plan.schema().fields().len()).map(|column| Col { input: *i, column }).collect();
-                (plan, cols)
-            })),
+            Node::Input(i) => Ok(keep.contains(i).then(|| (Arc::clone(&self.inputs[*i]), self.columns(*i)))),
             Node::Join { left, right, on, mode, nulls } => {
                 let mut below = needed.clone();
                 below.extend(on.iter().flat_map(|(a, b)| [*a, *b]));
@@ -174,16 +175,21 @@ fn column(plan: &Arc<dyn ExecutionPlan>, at: usize) -> Arc<dyn PhysicalExpr> {
     Arc::new(Column::new(plan.schema().field(at).name(), at))
 }
 
-/// The inputs whose columns `e` reads (`cols`: the tree's output columns).
-fn inputs_of(e: &Arc<dyn PhysicalExpr>, cols: &[Col]) -> HashSet<usize> {
-    let mut seen = HashSet::new();
+/// The inputs' columns `e` reads (`cols`: the tree's output columns).
+fn columns_read(e: &Arc<dyn PhysicalExpr>, cols: &[Col]) -> Vec<Col> {
+    let mut seen = Vec::new();
     let _ = Arc::clone(e).apply(|x| {
         if let Some(c) = x.downcast_ref::<Column>() {
-            seen.insert(cols[c.index()].input);
+            seen.push(cols[c.index()]);
         }
         Ok(TreeNodeRecursion::Continue)
     });
     seen
+}
+
+/// The inputs whose columns `e` reads.
+fn inputs_of(e: &Arc<dyn PhysicalExpr>, cols: &[Col]) -> HashSet<usize> {
+    columns_read(e, cols).into_iter().map(|c| c.input).collect()
 }
 
 /// `e` over the tree's output columns `cols`, over a plan whose output
@@ -296,12 +302,7 @@ pub(crate) fn reassociate(
     }
     let mut needed: HashSet<Col> = keys.iter().copied().collect();
     for e in below_groups.iter().map(|&g| &groups[g].0).chain(args.iter().flatten()) {
-        let _ = Arc::clone(e).apply(|x| {
-            if let Some(c) = x.downcast_ref::<Column>() {
-                needed.insert(cols[c.index()]);
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
+        needed.extend(columns_read(e, &cols));
     }
     let Ok(Some((joined, jcols))) = tree.restrict(&root, &s, &needed) else { return Ok(None) };
     let jschema = joined.schema();
@@ -338,33 +339,30 @@ pub(crate) fn reassociate(
     let mut current = pre;
     let mut joined_r: HashSet<usize> = HashSet::new();
     while joined_r.len() < r.len() {
-        let next = r.iter().copied().find(|i| {
-            !joined_r.contains(i)
-                && tree.edges.iter().any(|e| {
-                    (e.build.input == *i && slots.contains(&Slot::Col(e.probe))) || (e.probe.input == *i && slots.contains(&Slot::Col(e.build)))
-                })
-        });
-        let Some(i) = next else { return Ok(None) };
-        let input = Arc::clone(&tree.inputs[i]);
-        let mut pairs: Vec<(usize, usize)> = Vec::new(); // (column of input i, slot of current)
-        let mut as_build = false;
-        let mut nulls = NullEquality::NullEqualsNothing;
-        for e in &tree.edges {
-            let (mine, other, build) = if e.build.input == i {
-                (e.build, e.probe, true)
-            } else if e.probe.input == i {
-                (e.probe, e.build, false)
-            } else {
-                continue;
-            };
-            let Some(at) = slots.iter().position(|s| *s == Slot::Col(other)) else { continue };
-            if pairs.is_empty() {
-                as_build = build;
-                nulls = e.nulls;
+        // The first R input joined to the rows so far: the pairs (column of
+        // the input, column of the rows) of its joins with them, whether
+        // the plan built it, and the first join's NULL equality.
+        let connection = |i: usize| {
+            let mut pairs: Vec<(usize, usize)> = Vec::new();
+            let mut first = None;
+            for e in &tree.edges {
+                let (mine, other, build) = if e.build.input == i {
+                    (e.build, e.probe, true)
+                } else if e.probe.input == i {
+                    (e.probe, e.build, false)
+                } else {
+                    continue;
+                };
+                let Some(at) = slots.iter().position(|s| *s == Slot::Col(other)) else { continue };
+                first.get_or_insert((build, e.nulls));
+                pairs.push((mine.column, at));
             }
-            pairs.push((mine.column, at));
-        }
-        let input_slots: Vec<Slot> = (0..input.schema().fields().len()).map(|column| Slot::Col(Col { input: i, column })).collect();
+            first.map(|(as_build, nulls)| (i, pairs, as_build, nulls))
+        };
+        let next = r.iter().copied().filter(|i| !joined_r.contains(i)).find_map(connection);
+        let Some((i, pairs, as_build, nulls)) = next else { return Ok(None) };
+        let input = Arc::clone(&tree.inputs[i]);
+        let input_slots: Vec<Slot> = tree.columns(i).into_iter().map(Slot::Col).collect();
         let (join, new_slots) = if as_build {
             let on = pairs.iter().map(|&(m, o)| (column(&input, m), column(&current, o))).collect();
             let join = HashJoinExec::try_new(input, current, on, None, &JoinType::Inner, None, PartitionMode::CollectLeft, nulls, false)?;
