@@ -498,7 +498,9 @@ fn with_lake_planning(builder: SessionStateBuilder, runtime: &RuntimeEnv) -> Ses
         .with_optimizer_rule(Arc::new(crate::semi_join::PushDownSemiJoin))
         .with_optimizer_rule(Arc::new(connectors::mysql::MySqlSubtreePushdown))
         // After the MySQL pushdown: a semi join with lake keys inside a
-        // subtree of MySQL tables would keep it from running in MySQL.
+        // subtree of MySQL tables would keep it from running in MySQL;
+        // the window first, as it removes the subquery the keys filter.
+        .with_optimizer_rule(Arc::new(crate::subquery_window::SubqueryAsWindow))
         .with_optimizer_rule(Arc::new(crate::subquery_keys::FilterSubqueryKeys))
         .with_optimizer_rule(Arc::new(crate::decimal_arith::FastDecimalArithmetic))
         .with_physical_optimizer_rules(physical)

@@ -44,6 +44,7 @@ pub mod selectivity;
 pub mod semi_join;
 pub mod shared_subplan;
 pub mod subquery_keys;
+pub mod subquery_window;
 pub mod text;
 pub mod types;
 

@@ -41,7 +41,7 @@ use crate::semi_join::with_inputs;
 
 /// The alias of the keys' subtree; a semi join with it marks a scan the
 /// rule has already filtered.
-const KEYS: &str = "__subquery_keys";
+pub(crate) const KEYS: &str = "__subquery_keys";
 
 #[derive(Debug, Default)]
 pub struct FilterSubqueryKeys;

@@ -71,6 +71,18 @@ async fn tpch_queries_agree_in_place_and_in_memory() {
     // are joined (eager aggregation through a reordered join).
     let q10 = answer(&mut conn, &format!("EXPLAIN {}", queries[9].1), "EXPLAIN q10").await.concat().join("\n");
     assert!(q10.contains("mode=PartialReduce") && q10.contains("gby=[o_custkey@"), "Q10 in place:\n{q10}");
+    // Q2's minimum cost per part is a window over the outer query's rows;
+    // the same query with a subquery the rewrite cannot match (a condition
+    // every cost meets, in the subquery only) keeps the aggregation and
+    // must give the same answer.
+    let q2 = answer(&mut conn, &format!("EXPLAIN {}", queries[1].1), "EXPLAIN q2").await.concat().join("\n");
+    assert!(q2.contains("WindowAggExec") && !q2.contains("AggregateExec"), "Q2 in place:\n{q2}");
+    let q2_grouped = queries[1].1.replace("and r_name = 'EUROPE')", "and r_name = 'EUROPE' and ps_supplycost >= 0)");
+    assert_ne!(q2_grouped, queries[1].1);
+    let plan = answer(&mut conn, &format!("EXPLAIN {q2_grouped}"), "EXPLAIN q2 grouped").await.concat().join("\n");
+    assert!(plan.contains("AggregateExec") && !plan.contains("WindowAggExec"), "Q2 with its aggregation:\n{plan}");
+    assert!(!in_place[1].is_empty(), "Q2 finds parts at SF 0.01");
+    assert!(same(&answer(&mut conn, &q2_grouped, "q2 grouped").await, &in_place[1]), "Q2's window and aggregation disagree");
     let empty: Vec<&str> = queries.iter().zip(&in_place).filter(|(_, a)| a.is_empty()).map(|((n, _), _)| n.as_str()).collect();
     assert!(empty.len() <= 3, "too many empty answers at SF 0.01: {empty:?}");
 
@@ -82,6 +94,8 @@ async fn tpch_queries_agree_in_place_and_in_memory() {
     conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
     let q10 = answer(&mut conn, &format!("EXPLAIN {}", queries[9].1), "EXPLAIN q10").await.concat().join("\n");
     assert!(q10.contains("mode=PartialReduce") && q10.contains("gby=[o_custkey@"), "Q10 in memory:\n{q10}");
+    let q2 = answer(&mut conn, &format!("EXPLAIN {}", queries[1].1), "EXPLAIN q2").await.concat().join("\n");
+    assert!(q2.contains("WindowAggExec"), "Q2 in memory:\n{q2}");
     for ((name, sql), expected) in queries.iter().zip(&in_place) {
         let got = answer(&mut conn, sql, name).await;
         assert!(same(&got, expected), "{name} differs in memory:\n{got:?}\nvs in place:\n{expected:?}");

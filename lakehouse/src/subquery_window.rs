@@ -1,0 +1,471 @@
+//! A per-key MIN or MAX subquery over tables the outer query already
+//! joins, computed as a window over the outer query's rows.
+//!
+//! TPC-H Q2 keeps the offers of European suppliers whose cost is the
+//! lowest among the European offers of the same part:
+//!
+//! ```text
+//! ps_supplycost = (SELECT min(ps_supplycost) FROM partsupp, supplier, nation, region
+//!                  WHERE p_partkey = ps_partkey AND <the outer query's own joins and filters>)
+//! ```
+//!
+//! DataFusion turns it into an aggregation of those tables grouped by the
+//! key, joined back to the outer query on the key and on the cost, so the
+//! tables are read and joined twice. But the subquery's rows for a part
+//! are exactly the outer query's rows for that part, so the minimum is a
+//! window over the outer rows, partitioned by the key:
+//!
+//! ```text
+//! Semi(O, Aggregate(k; min(x)) over I) on c = k, y = min(x)
+//!   =  Filter(y = w) over Window(w = min(x) OVER (PARTITION BY c)) over O
+//! ```
+//!
+//! It holds when, flattened into scans and conjuncts:
+//!
+//! * `I`'s tables appear in `O` (by name, each once in both), and `O`
+//!   has more tables `R`;
+//! * the conjuncts of `O` over `I`'s tables only are exactly those of `I`;
+//! * the others of `O` read `R`'s tables only, or equate `k` with a
+//!   column of `R` (the correlation);
+//! * `c` is `k` or one of those columns of `R`, `y` is `x`, and the
+//!   aggregate is MIN or MAX.
+//!
+//! Then `O`'s rows with `c = v` hold every row of `I` with `k = v`, each
+//! repeated once per matching row of `R`, and repeats change neither a
+//! minimum nor a maximum. Only inner joins, filters, projections of plain
+//! columns and scans are flattened; anything else leaves the plan alone.
+//! The semi join [`crate::subquery_keys`] may have put under `I`'s scan
+//! only removes keys `O` does not have, so it is ignored.
+//! `LAKEWAVE_SUBQUERY_WINDOW=off` in the server's environment turns the
+//! rule off, for comparisons.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, JoinType, NullEquality, Result, TableReference};
+use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams, WindowFunction};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    Aggregate, BinaryExpr, Expr, Join, LogicalPlan, LogicalPlanBuilder, Operator, WindowFunctionDefinition,
+};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+/// The window's output column.
+const WINDOW: &str = "__lakewave_subquery_window";
+
+#[derive(Debug, Default)]
+pub struct SubqueryAsWindow;
+
+impl OptimizerRule for SubqueryAsWindow {
+    fn name(&self) -> &str {
+        "subquery_as_window"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        None
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> Result<Transformed<LogicalPlan>> {
+        if crate::switched_off("LAKEWAVE_SUBQUERY_WINDOW") {
+            return Ok(Transformed::no(plan));
+        }
+        plan.transform_down(|node| match node {
+            LogicalPlan::Join(join) => match rewrite_join(&join)? {
+                Some(plan) => Ok(Transformed::yes(plan)),
+                None => Ok(Transformed::no(LogicalPlan::Join(join))),
+            },
+            other => Ok(Transformed::no(other)),
+        })
+    }
+}
+
+/// The aggregation side of the join: its output columns for the key and
+/// the aggregate, what they are computed from, and its input.
+struct Grouped {
+    key_out: Column,
+    agg_out: Column,
+    key: Column,
+    arg: Column,
+    func: Arc<datafusion::logical_expr::AggregateUDF>,
+    input: Arc<LogicalPlan>,
+}
+
+fn rewrite_join(join: &Join) -> Result<Option<LogicalPlan>> {
+    if join.null_equality != NullEquality::NullEqualsNothing || join.null_aware {
+        return Ok(None);
+    }
+    // Which input is the aggregation; semi joins must keep the other one.
+    let grouped_right = match join.join_type {
+        JoinType::Inner => grouped(&join.right).is_some(),
+        JoinType::LeftSemi => true,
+        JoinType::RightSemi => false,
+        _ => return Ok(None),
+    };
+    let (outer, agg_side) = if grouped_right { (&join.left, &join.right) } else { (&join.right, &join.left) };
+    let Some(g) = grouped(agg_side) else { return Ok(None) };
+
+    // The join's conditions: the key and the aggregate, each equated once
+    // with a plain column of the outer side.
+    let mut conditions: Vec<(Expr, Expr)> = join.on.clone();
+    if let Some(filter) = &join.filter {
+        for c in split_conjunction(filter) {
+            let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = c else { return Ok(None) };
+            conditions.push((left.as_ref().clone(), right.as_ref().clone()));
+        }
+    }
+    let (mut outer_key, mut outer_value) = (None, None);
+    for (a, b) in &conditions {
+        let (Expr::Column(a), Expr::Column(b)) = (a, b) else { return Ok(None) };
+        let (mine, theirs) = if agg_side.schema().has_column(b) && outer.schema().has_column(a) {
+            (b, a)
+        } else if agg_side.schema().has_column(a) && outer.schema().has_column(b) {
+            (a, b)
+        } else {
+            return Ok(None);
+        };
+        let slot = if *mine == g.key_out {
+            &mut outer_key
+        } else if *mine == g.agg_out {
+            &mut outer_value
+        } else {
+            return Ok(None);
+        };
+        if slot.replace(theirs.clone()).is_some() {
+            return Ok(None);
+        }
+    }
+    let (Some(outer_key), Some(outer_value)) = (outer_key, outer_value) else { return Ok(None) };
+    if outer_value != g.arg {
+        return Ok(None);
+    }
+
+    // Both sides as scans and conjuncts.
+    let (mut sub_tables, mut sub_preds) = (Vec::new(), BTreeMap::new());
+    let (mut out_tables, mut out_preds) = (Vec::new(), BTreeMap::new());
+    if !flatten(&g.input, &mut sub_tables, &mut sub_preds) || !flatten(outer, &mut out_tables, &mut out_preds) {
+        return Ok(None);
+    }
+    let unique = |t: &[TableReference]| t.iter().collect::<HashSet<_>>().len() == t.len();
+    if !unique(&sub_tables) || !unique(&out_tables) || !sub_tables.iter().all(|t| out_tables.contains(t)) {
+        return Ok(None);
+    }
+    if out_tables.len() == sub_tables.len() {
+        // Nothing else in the outer query: a plain grouping the planner
+        // handles as well.
+        return Ok(None);
+    }
+    if g.key.relation.as_ref().is_none_or(|r| !sub_tables.contains(r)) || g.arg.relation.as_ref().is_none_or(|r| !sub_tables.contains(r)) {
+        return Ok(None);
+    }
+    let sub = |c: &Column| c.relation.as_ref().is_some_and(|r| sub_tables.contains(r));
+    let mut outer_sub_preds = BTreeSet::new();
+    let mut key_peers: HashSet<Column> = HashSet::new();
+    for (text, pred) in &out_preds {
+        let columns = pred.column_refs();
+        if columns.iter().any(|c| c.relation.is_none()) {
+            return Ok(None);
+        }
+        let in_sub = columns.iter().filter(|c| sub(c)).count();
+        if in_sub == 0 {
+            continue;
+        }
+        if in_sub == columns.len() {
+            outer_sub_preds.insert(text.clone());
+            continue;
+        }
+        // Across: only `k = column of R`.
+        match pred {
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(a), Expr::Column(b)) if *a == g.key && !sub(b) => {
+                    key_peers.insert(b.clone());
+                }
+                (Expr::Column(a), Expr::Column(b)) if *b == g.key && !sub(a) => {
+                    key_peers.insert(a.clone());
+                }
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        }
+    }
+    let sub_texts: BTreeSet<String> = sub_preds.into_keys().collect();
+    if outer_sub_preds != sub_texts || key_peers.is_empty() {
+        return Ok(None);
+    }
+    if outer_key != g.key && !key_peers.contains(&outer_key) {
+        return Ok(None);
+    }
+
+    // The window over the outer rows, the comparison, and the join's
+    // columns back.
+    let window = Expr::from(WindowFunction {
+        fun: WindowFunctionDefinition::AggregateUDF(g.func.clone()),
+        params: datafusion::logical_expr::expr::WindowFunctionParams {
+            args: vec![Expr::Column(g.arg.clone())],
+            partition_by: vec![Expr::Column(outer_key.clone())],
+            order_by: vec![],
+            window_frame: datafusion::logical_expr::WindowFrame::new(None),
+            filter: None,
+            null_treatment: None,
+            distinct: false,
+        },
+    })
+    .alias(WINDOW);
+    let windowed = LogicalPlanBuilder::from(outer.as_ref().clone())
+        .window(vec![window])?
+        .filter(Expr::Column(outer_value.clone()).eq(Expr::Column(Column::from_name(WINDOW))))?
+        .build()?;
+    let mut exprs: Vec<Expr> = Vec::new();
+    let outer_columns = || outer.schema().columns().into_iter().map(Expr::Column).collect::<Vec<_>>();
+    let agg_columns = || {
+        agg_side
+            .schema()
+            .iter()
+            .map(|(q, f)| {
+                let c = Column::new(q.cloned(), f.name());
+                let from = if c == g.key_out { Expr::Column(outer_key.clone()) } else { Expr::Column(Column::from_name(WINDOW)) };
+                from.alias_qualified(q.cloned(), f.name())
+            })
+            .collect::<Vec<_>>()
+    };
+    match join.join_type {
+        JoinType::Inner if grouped_right => {
+            exprs.extend(outer_columns());
+            exprs.extend(agg_columns());
+        }
+        JoinType::Inner => {
+            exprs.extend(agg_columns());
+            exprs.extend(outer_columns());
+        }
+        _ => exprs.extend(outer_columns()),
+    }
+    let rewritten = LogicalPlanBuilder::from(windowed).project(exprs)?.build()?;
+    let same = rewritten.schema().fields().len() == join.schema.fields().len()
+        && rewritten.schema().iter().zip(join.schema.iter()).all(|((q1, f1), (q2, f2))| {
+            q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
+        });
+    Ok(same.then_some(rewritten))
+}
+
+/// `plan` as an aggregation grouped by one plain column with one MIN or
+/// MAX of a plain column, under projections of plain columns and aliases.
+fn grouped(plan: &LogicalPlan) -> Option<Grouped> {
+    let schema = plan.schema();
+    if schema.fields().len() != 2 {
+        return None;
+    }
+    let outputs: Vec<Column> = schema.columns();
+    let mut found: Vec<(Column, usize)> = Vec::new();
+    let mut node = plan;
+    let mut cols = outputs.clone();
+    let agg: &Aggregate = loop {
+        match node {
+            LogicalPlan::SubqueryAlias(a) => {
+                cols = cols
+                    .iter()
+                    .map(|c| Some(Column::from(a.input.schema().qualified_field(node.schema().index_of_column(c).ok()?))))
+                    .collect::<Option<_>>()?;
+                node = &a.input;
+            }
+            LogicalPlan::Projection(p) => {
+                cols = cols
+                    .iter()
+                    .map(|c| match p.expr.get(node.schema().index_of_column(c).ok()?)?.clone().unalias() {
+                        Expr::Column(c) => Some(c),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?;
+                node = &p.input;
+            }
+            LogicalPlan::Aggregate(a) => break a,
+            _ => return None,
+        }
+    };
+    if agg.group_expr.len() != 1 || agg.aggr_expr.len() != 1 {
+        return None;
+    }
+    for (out, c) in outputs.iter().zip(&cols) {
+        found.push((out.clone(), agg.schema.index_of_column(c).ok()?));
+    }
+    let key_out = found.iter().find(|(_, i)| *i == 0)?.0.clone();
+    let agg_out = found.iter().find(|(_, i)| *i == 1)?.0.clone();
+    let Expr::Column(key) = agg.group_expr[0].clone().unalias() else { return None };
+    let Expr::AggregateFunction(AggregateFunction { func, params }) = agg.aggr_expr[0].clone().unalias() else { return None };
+    let AggregateFunctionParams { args, distinct: false, filter: None, order_by, null_treatment: None } = params else {
+        return None;
+    };
+    if !order_by.is_empty() || !matches!(func.name(), "min" | "max") {
+        return None;
+    }
+    let [Expr::Column(arg)] = args.as_slice() else { return None };
+    Some(Grouped { key_out, agg_out, key, arg: arg.clone(), func, input: agg.input.clone() })
+}
+
+/// Collects the scans and conjuncts of a tree of inner joins, filters and
+/// projections of plain columns; false when it meets anything else.
+fn flatten(plan: &LogicalPlan, tables: &mut Vec<TableReference>, preds: &mut BTreeMap<String, Expr>) -> bool {
+    let add = |e: &Expr, preds: &mut BTreeMap<String, Expr>| -> bool {
+        if !repeatable(e) {
+            return false;
+        }
+        let e = canonical(e);
+        preds.insert(e.to_string(), e);
+        true
+    };
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            if scan.fetch.is_some() {
+                return false;
+            }
+            tables.push(scan.table_name.clone());
+            scan.filters.iter().all(|f| split_conjunction(f).into_iter().all(|c| add(c, preds)))
+        }
+        LogicalPlan::Filter(f) => {
+            split_conjunction(&f.predicate).into_iter().all(|c| add(c, preds)) && flatten(&f.input, tables, preds)
+        }
+        LogicalPlan::Projection(p) => p.expr.iter().all(|e| matches!(e, Expr::Column(_))) && flatten(&p.input, tables, preds),
+        LogicalPlan::Join(j) if j.join_type == JoinType::LeftSemi && is_keys(&j.right) => flatten(&j.left, tables, preds),
+        LogicalPlan::Join(j) => {
+            if j.join_type != JoinType::Inner || j.null_equality != NullEquality::NullEqualsNothing || j.null_aware {
+                return false;
+            }
+            for (l, r) in &j.on {
+                if !add(&l.clone().eq(r.clone()), preds) {
+                    return false;
+                }
+            }
+            if let Some(filter) = &j.filter
+                && !split_conjunction(filter).into_iter().all(|c| add(c, preds))
+            {
+                return false;
+            }
+            flatten(&j.left, tables, preds) && flatten(&j.right, tables, preds)
+        }
+        _ => false,
+    }
+}
+
+/// The semi join with an outer query's keys that
+/// [`crate::subquery_keys::FilterSubqueryKeys`] adds.
+fn is_keys(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::SubqueryAlias(a) if a.alias.table() == crate::subquery_keys::KEYS)
+}
+
+/// An equality with its sides in a fixed order, so that `a = b` and
+/// `b = a` compare equal.
+fn canonical(e: &Expr) -> Expr {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) if left.to_string() > right.to_string() => {
+            Expr::BinaryExpr(BinaryExpr { left: right.clone(), op: Operator::Eq, right: left.clone() })
+        }
+        other => other.clone(),
+    }
+}
+
+fn repeatable(expr: &Expr) -> bool {
+    let unrepeatable = |e: &Expr| {
+        e.is_volatile_node()
+            || matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..))
+    };
+    expr.exists(|e| Ok(unrepeatable(e))).is_ok_and(|found| !found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::datasource::MemTable;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    fn table(columns: Vec<(&str, Vec<Option<i64>>)>) -> Arc<MemTable> {
+        let schema = Arc::new(Schema::new(columns.iter().map(|(n, _)| Field::new(*n, DataType::Int64, true)).collect::<Vec<_>>()));
+        let arrays = columns.into_iter().map(|(_, v)| Arc::new(Int64Array::from(v)) as _).collect();
+        Arc::new(MemTable::try_new(schema.clone(), vec![vec![RecordBatch::try_new(schema, arrays).unwrap()]]).unwrap())
+    }
+
+    fn context(rule: bool) -> SessionContext {
+        let mut builder = SessionStateBuilder::new().with_config(SessionConfig::new().with_target_partitions(2)).with_default_features();
+        if rule {
+            builder = builder.with_optimizer_rule(Arc::new(SubqueryAsWindow));
+        }
+        let ctx = SessionContext::new_with_state(builder.build());
+        // part(p_key, p_size): 200 parts, part 7 twice (a key that is not
+        // unique); offer(o_part, o_supp, o_cost): three offers per part,
+        // some costs NULL and some tied; supp(s_key, s_region).
+        let mut parts: Vec<i64> = (0..200).collect();
+        parts.push(7);
+        ctx.register_table(
+            "part",
+            table(vec![("p_key", parts.iter().map(|p| Some(*p)).collect()), ("p_size", parts.iter().map(|p| Some(p % 7)).collect())]),
+        )
+        .unwrap();
+        let offer_part = (0..600).map(|i| Some(i / 3)).collect();
+        let offer_supp = (0..600).map(|i| Some((i * 7) % 10)).collect();
+        let offer_cost = (0..600).map(|i| if i % 17 == 0 { None } else { Some((i * 37) % 23) }).collect();
+        ctx.register_table("offer", table(vec![("o_part", offer_part), ("o_supp", offer_supp), ("o_cost", offer_cost)])).unwrap();
+        ctx.register_table(
+            "supp",
+            table(vec![("s_key", (0..10).map(Some).collect()), ("s_region", (0..10).map(|s| Some(s % 2)).collect())]),
+        )
+        .unwrap();
+        ctx
+    }
+
+    async fn run(ctx: &SessionContext, sql: &str) -> (String, String) {
+        let df = ctx.sql(sql).await.unwrap();
+        let rows = pretty_format_batches(&df.clone().collect().await.unwrap()).unwrap().to_string();
+        let plan = df.into_optimized_plan().unwrap().display_indent().to_string();
+        (rows, plan)
+    }
+
+    #[tokio::test]
+    async fn subqueries_over_the_outer_tables_become_windows_with_the_same_answers() {
+        let applies = [
+            // Q2's shape: the cheapest offers of the region, per part kept.
+            "SELECT p_key, o_supp, o_cost FROM part, offer, supp WHERE p_key = o_part AND o_supp = s_key AND p_size = 3 \
+             AND s_region = 1 AND o_cost = (SELECT min(o_cost) FROM offer, supp WHERE o_part = p_key AND o_supp = s_key AND s_region = 1) \
+             ORDER BY p_key, o_supp",
+            // The dearest, with the key of the subquery's table compared,
+            // the conditions written in another order, and a duplicated part.
+            "SELECT p_key, p_size, o_supp, o_cost FROM offer, supp, part WHERE s_key = o_supp AND o_part = p_key AND p_size IN (0, 3) \
+             AND s_region = 0 AND o_cost = (SELECT max(o_cost) FROM supp, offer WHERE s_region = 0 AND s_key = o_supp AND p_key = o_part) \
+             ORDER BY p_key, p_size, o_supp",
+        ];
+        for sql in applies {
+            let (want, _) = run(&context(false), sql).await;
+            let (got, plan) = run(&context(true), sql).await;
+            assert_eq!(got, want, "{sql}\n{plan}");
+            assert!(want.lines().count() > 20, "the query must find rows: {want}");
+            assert!(plan.contains(WINDOW) && !plan.contains("Aggregate"), "{sql}\n{plan}");
+        }
+        // Left alone: a filter of the outer query the subquery does not
+        // have, one of the subquery the outer query does not have, an
+        // average, and a comparison other than equality.
+        let left = [
+            "SELECT p_key, o_supp, o_cost FROM part, offer, supp WHERE p_key = o_part AND o_supp = s_key AND p_size = 3 AND o_supp < 8 \
+             AND s_region = 1 AND o_cost = (SELECT min(o_cost) FROM offer, supp WHERE o_part = p_key AND o_supp = s_key AND s_region = 1) \
+             ORDER BY p_key, o_supp",
+            "SELECT p_key, o_supp, o_cost FROM part, offer, supp WHERE p_key = o_part AND o_supp = s_key AND p_size = 3 \
+             AND o_cost = (SELECT min(o_cost) FROM offer, supp WHERE o_part = p_key AND o_supp = s_key AND s_region = 1) \
+             ORDER BY p_key, o_supp",
+            "SELECT p_key, o_supp, o_cost FROM part, offer WHERE p_key = o_part AND p_size = 3 \
+             AND o_cost = (SELECT avg(o_cost) FROM offer WHERE o_part = p_key) ORDER BY p_key, o_supp",
+            "SELECT p_key, o_supp, o_cost FROM part, offer WHERE p_key = o_part AND p_size = 3 \
+             AND o_cost > (SELECT min(o_cost) FROM offer WHERE o_part = p_key) ORDER BY p_key, o_supp",
+        ];
+        for sql in left {
+            let (want, _) = run(&context(false), sql).await;
+            let (got, plan) = run(&context(true), sql).await;
+            assert_eq!(got, want, "{sql}\n{plan}");
+            assert!(want.lines().count() > 4, "the query must find rows: {want}");
+            assert!(!plan.contains(WINDOW), "{sql}\n{plan}");
+        }
+    }
+}
