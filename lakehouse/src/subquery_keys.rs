@@ -177,7 +177,9 @@ fn is_filtered_scan(plan: &LogicalPlan) -> bool {
     }
 }
 
-fn repeatable(expr: &Expr) -> bool {
+/// No volatile function or subquery in `expr`: it may be evaluated again
+/// elsewhere in the plan with the same result.
+pub(crate) fn repeatable(expr: &Expr) -> bool {
     let unrepeatable = |e: &Expr| {
         e.is_volatile_node()
             || matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..))

@@ -147,7 +147,7 @@ fn rewrite_join(join: &Join) -> Result<Option<LogicalPlan>> {
     // Both sides as scans and conjuncts.
     let (mut sub_tables, mut sub_preds) = (Vec::new(), BTreeMap::new());
     let (mut out_tables, mut out_preds) = (Vec::new(), BTreeMap::new());
-    if !flatten(&g.input, &mut sub_tables, &mut sub_preds) || !flatten(outer, &mut out_tables, &mut out_preds) {
+    if !flatten(&g.input, true, &mut sub_tables, &mut sub_preds) || !flatten(outer, false, &mut out_tables, &mut out_preds) {
         return Ok(None);
     }
     let unique = |t: &[TableReference]| t.iter().collect::<HashSet<_>>().len() == t.len();
@@ -307,9 +307,11 @@ fn grouped(plan: &LogicalPlan) -> Option<Grouped> {
 
 /// Collects the scans and conjuncts of a tree of inner joins, filters and
 /// projections of plain columns; false when it meets anything else.
-fn flatten(plan: &LogicalPlan, tables: &mut Vec<TableReference>, preds: &mut BTreeMap<String, Expr>) -> bool {
+/// `subquery` says the tree is the subquery's: its semi joins with the
+/// outer query's keys are passed over.
+fn flatten(plan: &LogicalPlan, subquery: bool, tables: &mut Vec<TableReference>, preds: &mut BTreeMap<String, Expr>) -> bool {
     let add = |e: &Expr, preds: &mut BTreeMap<String, Expr>| -> bool {
-        if !repeatable(e) {
+        if !crate::subquery_keys::repeatable(e) {
             return false;
         }
         let e = canonical(e);
@@ -325,10 +327,12 @@ fn flatten(plan: &LogicalPlan, tables: &mut Vec<TableReference>, preds: &mut BTr
             scan.filters.iter().all(|f| split_conjunction(f).into_iter().all(|c| add(c, preds)))
         }
         LogicalPlan::Filter(f) => {
-            split_conjunction(&f.predicate).into_iter().all(|c| add(c, preds)) && flatten(&f.input, tables, preds)
+            split_conjunction(&f.predicate).into_iter().all(|c| add(c, preds)) && flatten(&f.input, subquery, tables, preds)
         }
-        LogicalPlan::Projection(p) => p.expr.iter().all(|e| matches!(e, Expr::Column(_))) && flatten(&p.input, tables, preds),
-        LogicalPlan::Join(j) if j.join_type == JoinType::LeftSemi && is_keys(&j.right) => flatten(&j.left, tables, preds),
+        LogicalPlan::Projection(p) => p.expr.iter().all(|e| matches!(e, Expr::Column(_))) && flatten(&p.input, subquery, tables, preds),
+        LogicalPlan::Join(j) if subquery && j.join_type == JoinType::LeftSemi && is_keys(&j.right) => {
+            flatten(&j.left, subquery, tables, preds)
+        }
         LogicalPlan::Join(j) => {
             if j.join_type != JoinType::Inner || j.null_equality != NullEquality::NullEqualsNothing || j.null_aware {
                 return false;
@@ -343,7 +347,7 @@ fn flatten(plan: &LogicalPlan, tables: &mut Vec<TableReference>, preds: &mut BTr
             {
                 return false;
             }
-            flatten(&j.left, tables, preds) && flatten(&j.right, tables, preds)
+            flatten(&j.left, subquery, tables, preds) && flatten(&j.right, subquery, tables, preds)
         }
         _ => false,
     }
@@ -364,14 +368,6 @@ fn canonical(e: &Expr) -> Expr {
         }
         other => other.clone(),
     }
-}
-
-fn repeatable(expr: &Expr) -> bool {
-    let unrepeatable = |e: &Expr| {
-        e.is_volatile_node()
-            || matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..))
-    };
-    expr.exists(|e| Ok(unrepeatable(e))).is_ok_and(|found| !found)
 }
 
 #[cfg(test)]
