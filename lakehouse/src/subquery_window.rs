@@ -74,12 +74,16 @@ impl OptimizerRule for SubqueryAsWindow {
         if crate::switched_off("LAKEWAVE_SUBQUERY_WINDOW") {
             return Ok(Transformed::no(plan));
         }
-        plan.transform_down(|node| match node {
-            LogicalPlan::Join(join) => match rewrite_join(&join)? {
-                Some(plan) => Ok(Transformed::yes(plan)),
-                None => Ok(Transformed::no(LogicalPlan::Join(join))),
-            },
-            other => Ok(Transformed::no(other)),
+        plan.transform_down(|node| {
+            let rewritten = match &node {
+                LogicalPlan::Join(join) => rewrite_join(join)?,
+                LogicalPlan::Filter(filter) => rewrite_total(filter)?,
+                _ => None,
+            };
+            Ok(match rewritten {
+                Some(plan) => Transformed::yes(plan),
+                None => Transformed::no(node),
+            })
         })
     }
 }
@@ -246,6 +250,104 @@ fn rewrite_join(join: &Join) -> Result<Option<LogicalPlan>> {
     let rewritten = LogicalPlanBuilder::from(windowed).project(exprs)?.build()?;
     let same = rewritten.schema().fields().len() == join.schema.fields().len()
         && rewritten.schema().iter().zip(join.schema.iter()).all(|((q1, f1), (q2, f2))| {
+            q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
+        });
+    Ok(same.then_some(rewritten))
+}
+
+/// TPC-H Q11's shape: groups kept when their SUM (MIN, MAX) passes a
+/// bound computed from the same aggregate over all rows of the same
+/// tables, joins and filters,
+///
+/// ```text
+/// Filter(p(s, (SELECT g(sum(x)) FROM <the same FROM and WHERE>))) over Aggregate(k; s = sum(x)) over O
+///   =  Filter(p(s, g(w))) over Window(w = sum(s) OVER ()) over Aggregate(k; s = sum(x)) over O
+/// ```
+///
+/// as the total of the groups' sums is the sum of all rows (and the
+/// least of their minimums the minimum). The subquery must be
+/// uncorrelated, an aggregation without groups of one aggregate equal to
+/// one of the outer aggregation's, under at most a projection; both
+/// inputs must flatten to the same scans and conjuncts.
+fn rewrite_total(filter: &datafusion::logical_expr::Filter) -> Result<Option<LogicalPlan>> {
+    let LogicalPlan::Aggregate(outer) = filter.input.as_ref() else { return Ok(None) };
+    if outer.group_expr.is_empty() || outer.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+        return Ok(None);
+    }
+    let mut subqueries = Vec::new();
+    filter.predicate.apply(|e| {
+        if let Expr::ScalarSubquery(sq) = e {
+            subqueries.push(sq.clone());
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })?;
+    let [sq] = subqueries.as_slice() else { return Ok(None) };
+    if !sq.outer_ref_columns.is_empty() {
+        return Ok(None);
+    }
+    // The subquery: [Projection of one expression] over Aggregate().
+    let (projected, total) = match sq.subquery.as_ref() {
+        LogicalPlan::Projection(p) if p.expr.len() == 1 => (Some(p.expr[0].clone()), p.input.as_ref()),
+        other => (None, other),
+    };
+    let LogicalPlan::Aggregate(total) = total else { return Ok(None) };
+    if !total.group_expr.is_empty() || total.aggr_expr.len() != 1 {
+        return Ok(None);
+    }
+    let aggregate = total.aggr_expr[0].clone().unalias();
+    let Expr::AggregateFunction(AggregateFunction { func, params }) = &aggregate else { return Ok(None) };
+    if params.distinct || params.filter.is_some() || !params.order_by.is_empty() || !matches!(func.name(), "sum" | "min" | "max") {
+        return Ok(None);
+    }
+    let Some(position) = outer.aggr_expr.iter().position(|e| e.clone().unalias() == aggregate) else { return Ok(None) };
+    let (mut sub_tables, mut sub_preds) = (Vec::new(), BTreeMap::new());
+    let (mut out_tables, mut out_preds) = (Vec::new(), BTreeMap::new());
+    if !flatten(&total.input, false, &mut sub_tables, &mut sub_preds) || !flatten(&outer.input, false, &mut out_tables, &mut out_preds) {
+        return Ok(None);
+    }
+    let unique = |t: &[TableReference]| t.iter().collect::<HashSet<_>>().len() == t.len();
+    let names = |t: &[TableReference]| t.iter().cloned().collect::<HashSet<_>>();
+    if !unique(&sub_tables) || !unique(&out_tables) || names(&sub_tables) != names(&out_tables) {
+        return Ok(None);
+    }
+    if sub_preds.keys().collect::<Vec<_>>() != out_preds.keys().collect::<Vec<_>>() {
+        return Ok(None);
+    }
+
+    // The groups' aggregate column, totalled by a window over all groups
+    // and cast to the subquery's type.
+    let groups = filter.input.schema();
+    let column = Column::from(groups.qualified_field(outer.group_expr.len() + position));
+    let total_schema = total.schema.as_ref();
+    let total_column = Column::from(total_schema.qualified_field(0));
+    let total_type = total_schema.field(0).data_type().clone();
+    let window = Expr::from(WindowFunction::new(WindowFunctionDefinition::AggregateUDF(func.clone()), vec![Expr::Column(column)])).alias(WINDOW);
+    let window_value = Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(Expr::Column(Column::from_name(WINDOW))), total_type));
+    let bound = match projected {
+        None => window_value,
+        Some(e) => e
+            .unalias()
+            .transform(|e| match e {
+                Expr::Column(c) if c == total_column => Ok(Transformed::yes(window_value.clone())),
+                other => Ok(Transformed::no(other)),
+            })?
+            .data,
+    };
+    let predicate = filter
+        .predicate
+        .clone()
+        .transform(|e| match e {
+            Expr::ScalarSubquery(_) => Ok(Transformed::yes(bound.clone())),
+            other => Ok(Transformed::no(other)),
+        })?
+        .data;
+    let rewritten = LogicalPlanBuilder::from(filter.input.as_ref().clone())
+        .window(vec![window])?
+        .filter(predicate)?
+        .project(groups.columns().into_iter().map(Expr::Column))?
+        .build()?;
+    let same = rewritten.schema().fields().len() == groups.fields().len()
+        && rewritten.schema().iter().zip(groups.iter()).all(|((q1, f1), (q2, f2))| {
             q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
         });
     Ok(same.then_some(rewritten))
@@ -455,6 +557,41 @@ mod tests {
              AND o_cost = (SELECT avg(o_cost) FROM offer WHERE o_part = p_key) ORDER BY p_key, o_supp",
             "SELECT p_key, o_supp, o_cost FROM part, offer WHERE p_key = o_part AND p_size = 3 \
              AND o_cost > (SELECT min(o_cost) FROM offer WHERE o_part = p_key) ORDER BY p_key, o_supp",
+        ];
+        for sql in left {
+            let (want, _) = run(&context(false), sql).await;
+            let (got, plan) = run(&context(true), sql).await;
+            assert_eq!(got, want, "{sql}\n{plan}");
+            assert!(want.lines().count() > 4, "the query must find rows: {want}");
+            assert!(!plan.contains(WINDOW), "{sql}\n{plan}");
+        }
+    }
+
+    #[tokio::test]
+    async fn totals_over_the_same_rows_as_the_groups_become_windows_with_the_same_answers() {
+        let applies = [
+            // Q11's shape: parts whose offers' value is a share of the total.
+            "SELECT o_part, sum(o_cost * o_supp) v FROM offer, supp WHERE o_supp = s_key AND s_region = 1 GROUP BY o_part \
+             HAVING sum(o_cost * o_supp) > (SELECT sum(o_cost * o_supp) * 0.006 FROM offer, supp WHERE o_supp = s_key AND s_region = 1) \
+             ORDER BY v DESC, o_part",
+            // A maximum, compared without a projection over it.
+            "SELECT o_part, max(o_cost) FROM offer, supp WHERE s_key = o_supp AND s_region = 0 GROUP BY o_part \
+             HAVING max(o_cost) = (SELECT max(o_cost) FROM supp, offer WHERE o_supp = s_key AND s_region = 0) ORDER BY o_part",
+        ];
+        for sql in applies {
+            let (want, _) = run(&context(false), sql).await;
+            let (got, plan) = run(&context(true), sql).await;
+            assert_eq!(got, want, "{sql}\n{plan}");
+            assert!(want.lines().count() > 6, "the query must find rows: {want}");
+            assert!(plan.contains(WINDOW) && !plan.contains("Subquery"), "{sql}\n{plan}");
+        }
+        // Left alone: a subquery over other rows, and a count (a count of
+        // counts is not the count).
+        let left = [
+            "SELECT o_part, sum(o_cost) v FROM offer, supp WHERE o_supp = s_key AND s_region = 1 GROUP BY o_part \
+             HAVING sum(o_cost) > (SELECT sum(o_cost) * 0.004 FROM offer, supp WHERE o_supp = s_key) ORDER BY v DESC, o_part",
+            "SELECT o_part, count(*) FROM offer, supp WHERE o_supp = s_key AND s_region = 1 GROUP BY o_part \
+             HAVING count(*) * 300 > (SELECT count(*) FROM offer, supp WHERE o_supp = s_key AND s_region = 1) ORDER BY o_part",
         ];
         for sql in left {
             let (want, _) = run(&context(false), sql).await;

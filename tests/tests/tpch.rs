@@ -83,6 +83,15 @@ async fn tpch_queries_agree_in_place_and_in_memory() {
     assert!(plan.contains("AggregateExec") && !plan.contains("WindowAggExec"), "Q2 with its aggregation:\n{plan}");
     assert!(!in_place[1].is_empty(), "Q2 finds parts at SF 0.01");
     assert!(same(&answer(&mut conn, &q2_grouped, "q2 grouped").await, &in_place[1]), "Q2's window and aggregation disagree");
+    // Q11's bound is a window totalling its groups, checked the same way.
+    let q11 = answer(&mut conn, &format!("EXPLAIN {}", queries[10].1), "EXPLAIN q11").await.concat().join("\n");
+    assert!(q11.contains("WindowAggExec") && !q11.contains("ScalarSubqueryExec"), "Q11 in place:\n{q11}");
+    let q11_subquery = queries[10].1.replace("n_name = 'GERMANY')", "n_name = 'GERMANY' and ps_availqty >= 0)");
+    assert_ne!(q11_subquery, queries[10].1);
+    let plan = answer(&mut conn, &format!("EXPLAIN {q11_subquery}"), "EXPLAIN q11 subquery").await.concat().join("\n");
+    assert!(plan.contains("ScalarSubqueryExec") && !plan.contains("WindowAggExec"), "Q11 with its subquery:\n{plan}");
+    assert!(!in_place[10].is_empty(), "Q11 finds parts at SF 0.01");
+    assert!(same(&answer(&mut conn, &q11_subquery, "q11 subquery").await, &in_place[10]), "Q11's window and subquery disagree");
     let empty: Vec<&str> = queries.iter().zip(&in_place).filter(|(_, a)| a.is_empty()).map(|((n, _), _)| n.as_str()).collect();
     assert!(empty.len() <= 3, "too many empty answers at SF 0.01: {empty:?}");
 
