@@ -1,5 +1,7 @@
-//! A per-key MIN or MAX subquery over tables the outer query already
-//! joins, computed as a window over the outer query's rows.
+//! Subqueries that aggregate the outer query's own rows, computed as
+//! windows over those rows: a per-key MIN or MAX over tables the outer
+//! query already joins (TPC-H Q2, below), and a total bounding the
+//! groups of an aggregation over the same tables (Q11, [`rewrite_total`]).
 //!
 //! TPC-H Q2 keeps the offers of European suppliers whose cost is the
 //! lowest among the European offers of the same part:
