@@ -152,6 +152,36 @@ pub(crate) mod test_plans {
         SessionContext::new_with_state(state)
     }
 
+    /// A table of nullable 64-bit integer columns, in one batch.
+    pub fn int64_table(columns: Vec<(&str, Vec<Option<i64>>)>) -> Arc<datafusion::datasource::MemTable> {
+        use datafusion::arrow::array::{Int64Array, RecordBatch};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(columns.iter().map(|(n, _)| Field::new(*n, DataType::Int64, true)).collect::<Vec<_>>()));
+        let arrays = columns.into_iter().map(|(_, v)| Arc::new(Int64Array::from(v)) as _).collect();
+        let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap();
+        Arc::new(datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]]).unwrap())
+    }
+
+    /// A context with DataFusion's defaults, two partitions, and the
+    /// logical optimizer `rule` after DataFusion's when given.
+    pub fn context_with_rule(rule: Option<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>>) -> SessionContext {
+        let mut builder = datafusion::execution::SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_target_partitions(2))
+            .with_default_features();
+        if let Some(rule) = rule {
+            builder = builder.with_optimizer_rule(rule);
+        }
+        SessionContext::new_with_state(builder.build())
+    }
+
+    /// The rows of `sql` on `ctx` (as a text table) and its optimized
+    /// logical plan.
+    pub async fn rows_and_logical_plan(ctx: &SessionContext, sql: &str) -> (String, String) {
+        let df = ctx.sql(sql).await.unwrap();
+        let rows = datafusion::arrow::util::pretty::pretty_format_batches(&df.clone().collect().await.unwrap()).unwrap().to_string();
+        (rows, df.into_optimized_plan().unwrap().display_indent().to_string())
+    }
+
     /// The rows of `sql` on `ctx` (as a text table) and its physical plan.
     pub async fn rows_and_plan(ctx: &SessionContext, sql: &str) -> (String, String) {
         let df = ctx.sql(sql).await.unwrap();

@@ -247,25 +247,16 @@ fn restrict(plan: &LogicalPlan, col: &Column, keys: &mut Keys<'_>, below_group: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, RecordBatch};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use crate::test_plans::{context_with_rule, int64_table, rows_and_logical_plan as run};
     use datafusion::datasource::MemTable;
-    use datafusion::execution::session_state::SessionStateBuilder;
-    use datafusion::prelude::{SessionConfig, SessionContext};
+    use datafusion::prelude::SessionContext;
 
     fn table(columns: Vec<(&str, Vec<i64>)>) -> Arc<MemTable> {
-        let schema = Arc::new(Schema::new(columns.iter().map(|(n, _)| Field::new(*n, DataType::Int64, true)).collect::<Vec<_>>()));
-        let arrays = columns.into_iter().map(|(_, v)| Arc::new(Int64Array::from(v)) as _).collect();
-        Arc::new(MemTable::try_new(schema.clone(), vec![vec![RecordBatch::try_new(schema, arrays).unwrap()]]).unwrap())
+        int64_table(columns.into_iter().map(|(name, values)| (name, values.into_iter().map(Some).collect())).collect())
     }
 
     fn context(rule: bool) -> SessionContext {
-        let mut builder = SessionStateBuilder::new().with_config(SessionConfig::new().with_target_partitions(2)).with_default_features();
-        if rule {
-            builder = builder.with_optimizer_rule(Arc::new(FilterSubqueryKeys));
-        }
-        let ctx = SessionContext::new_with_state(builder.build());
+        let ctx = context_with_rule(rule.then(|| Arc::new(FilterSubqueryKeys) as _));
         // part(p_key, p_size): 200 parts; offer(o_part, o_supp, o_cost):
         // three offers per part; supp(s_key, s_region).
         let parts: Vec<i64> = (0..200).collect();
@@ -276,13 +267,6 @@ mod tests {
         ctx.register_table("offer", table(vec![("o_part", offer_part), ("o_supp", offer_supp), ("o_cost", offer_cost)])).unwrap();
         ctx.register_table("supp", table(vec![("s_key", (0..10).collect()), ("s_region", (0..10).map(|s| s % 2).collect())])).unwrap();
         ctx
-    }
-
-    async fn run(ctx: &SessionContext, sql: &str) -> (String, String) {
-        let df = ctx.sql(sql).await.unwrap();
-        let rows = pretty_format_batches(&df.clone().collect().await.unwrap()).unwrap().to_string();
-        let plan = df.into_optimized_plan().unwrap().display_indent().to_string();
-        (rows, plan)
     }
 
     #[tokio::test]

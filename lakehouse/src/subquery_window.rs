@@ -106,14 +106,17 @@ fn rewrite_join(join: &Join) -> Result<Option<LogicalPlan>> {
         return Ok(None);
     }
     // Which input is the aggregation; semi joins must keep the other one.
-    let grouped_right = match join.join_type {
-        JoinType::Inner => grouped(&join.right).is_some(),
-        JoinType::LeftSemi => true,
-        JoinType::RightSemi => false,
+    let (grouped_right, g) = match join.join_type {
+        JoinType::Inner => match grouped(&join.right) {
+            g @ Some(_) => (true, g),
+            None => (false, grouped(&join.left)),
+        },
+        JoinType::LeftSemi => (true, grouped(&join.right)),
+        JoinType::RightSemi => (false, grouped(&join.left)),
         _ => return Ok(None),
     };
+    let Some(g) = g else { return Ok(None) };
     let (outer, agg_side) = if grouped_right { (&join.left, &join.right) } else { (&join.right, &join.left) };
-    let Some(g) = grouped(agg_side) else { return Ok(None) };
 
     // The join's conditions: the key and the aggregate, each equated once
     // with a plain column of the outer side.
@@ -150,19 +153,12 @@ fn rewrite_join(join: &Join) -> Result<Option<LogicalPlan>> {
         return Ok(None);
     }
 
-    // Both sides as scans and conjuncts.
-    let (mut sub_tables, mut sub_preds) = (Vec::new(), BTreeMap::new());
-    let (mut out_tables, mut out_preds) = (Vec::new(), BTreeMap::new());
-    if !flatten(&g.input, true, &mut sub_tables, &mut sub_preds) || !flatten(outer, false, &mut out_tables, &mut out_preds) {
+    // Both sides as scans and conjuncts. The outer query must have other
+    // tables too (`key_peers` below are their columns).
+    let (Some((sub_tables, sub_preds)), Some((out_tables, out_preds))) = (flattened(&g.input, true), flattened(outer, false)) else {
         return Ok(None);
-    }
-    let unique = |t: &[TableReference]| t.iter().collect::<HashSet<_>>().len() == t.len();
-    if !unique(&sub_tables) || !unique(&out_tables) || !sub_tables.iter().all(|t| out_tables.contains(t)) {
-        return Ok(None);
-    }
-    if out_tables.len() == sub_tables.len() {
-        // Nothing else in the outer query: a plain grouping the planner
-        // handles as well.
+    };
+    if !sub_tables.is_subset(&out_tables) {
         return Ok(None);
     }
     if g.key.relation.as_ref().is_none_or(|r| !sub_tables.contains(r)) || g.arg.relation.as_ref().is_none_or(|r| !sub_tables.contains(r)) {
@@ -208,24 +204,13 @@ fn rewrite_join(join: &Join) -> Result<Option<LogicalPlan>> {
 
     // The window over the outer rows, the comparison, and the join's
     // columns back.
-    let window = Expr::from(WindowFunction {
-        fun: WindowFunctionDefinition::AggregateUDF(g.func.clone()),
-        params: datafusion::logical_expr::expr::WindowFunctionParams {
-            args: vec![Expr::Column(g.arg.clone())],
-            partition_by: vec![Expr::Column(outer_key.clone())],
-            order_by: vec![],
-            window_frame: datafusion::logical_expr::WindowFrame::new(None),
-            filter: None,
-            null_treatment: None,
-            distinct: false,
-        },
-    })
-    .alias(WINDOW);
+    let mut window = WindowFunction::new(WindowFunctionDefinition::AggregateUDF(g.func.clone()), vec![Expr::Column(g.arg.clone())]);
+    window.params.partition_by = vec![Expr::Column(outer_key.clone())];
+    let window = Expr::from(window).alias(WINDOW);
     let windowed = LogicalPlanBuilder::from(outer.as_ref().clone())
         .window(vec![window])?
         .filter(Expr::Column(outer_value.clone()).eq(Expr::Column(Column::from_name(WINDOW))))?
         .build()?;
-    let mut exprs: Vec<Expr> = Vec::new();
     let outer_columns = || outer.schema().columns().into_iter().map(Expr::Column).collect::<Vec<_>>();
     let agg_columns = || {
         agg_side
@@ -238,17 +223,11 @@ fn rewrite_join(join: &Join) -> Result<Option<LogicalPlan>> {
             })
             .collect::<Vec<_>>()
     };
-    match join.join_type {
-        JoinType::Inner if grouped_right => {
-            exprs.extend(outer_columns());
-            exprs.extend(agg_columns());
-        }
-        JoinType::Inner => {
-            exprs.extend(agg_columns());
-            exprs.extend(outer_columns());
-        }
-        _ => exprs.extend(outer_columns()),
-    }
+    let exprs = match join.join_type {
+        JoinType::Inner if grouped_right => [outer_columns(), agg_columns()].concat(),
+        JoinType::Inner => [agg_columns(), outer_columns()].concat(),
+        _ => outer_columns(),
+    };
     let rewritten = LogicalPlanBuilder::from(windowed).project(exprs)?.build()?;
     Ok(same_columns(rewritten.schema(), &join.schema).then_some(rewritten))
 }
@@ -298,17 +277,11 @@ fn rewrite_total(filter: &datafusion::logical_expr::Filter) -> Result<Option<Log
         return Ok(None);
     }
     let Some(position) = outer.aggr_expr.iter().position(|e| e.clone().unalias() == aggregate) else { return Ok(None) };
-    let (mut sub_tables, mut sub_preds) = (Vec::new(), BTreeMap::new());
-    let (mut out_tables, mut out_preds) = (Vec::new(), BTreeMap::new());
-    if !flatten(&total.input, false, &mut sub_tables, &mut sub_preds) || !flatten(&outer.input, false, &mut out_tables, &mut out_preds) {
+    let (Some((sub_tables, sub_preds)), Some((out_tables, out_preds))) = (flattened(&total.input, false), flattened(&outer.input, false))
+    else {
         return Ok(None);
-    }
-    let unique = |t: &[TableReference]| t.iter().collect::<HashSet<_>>().len() == t.len();
-    let names = |t: &[TableReference]| t.iter().cloned().collect::<HashSet<_>>();
-    if !unique(&sub_tables) || !unique(&out_tables) || names(&sub_tables) != names(&out_tables) {
-        return Ok(None);
-    }
-    if sub_preds.keys().collect::<Vec<_>>() != out_preds.keys().collect::<Vec<_>>() {
+    };
+    if sub_tables != out_tables || sub_preds.keys().ne(out_preds.keys()) {
         return Ok(None);
     }
 
@@ -408,6 +381,17 @@ fn grouped(plan: &LogicalPlan) -> Option<Grouped> {
     Some(Grouped { key_out, agg_out, key, arg: arg.clone(), func, input: agg.input.clone() })
 }
 
+/// The tables and conjuncts (by their text) of `plan`, when [`flatten`]
+/// takes it and no table is read twice.
+fn flattened(plan: &LogicalPlan, subquery: bool) -> Option<(HashSet<TableReference>, BTreeMap<String, Expr>)> {
+    let (mut tables, mut preds) = (Vec::new(), BTreeMap::new());
+    if !flatten(plan, subquery, &mut tables, &mut preds) {
+        return None;
+    }
+    let unique: HashSet<TableReference> = tables.iter().cloned().collect();
+    (unique.len() == tables.len()).then_some((unique, preds))
+}
+
 /// Collects the scans and conjuncts of a tree of inner joins, filters and
 /// projections of plain columns; false when it meets anything else.
 /// `subquery` says the tree is the subquery's: its semi joins with the
@@ -476,25 +460,11 @@ fn canonical(e: &Expr) -> Expr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, RecordBatch};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::arrow::util::pretty::pretty_format_batches;
-    use datafusion::datasource::MemTable;
-    use datafusion::execution::session_state::SessionStateBuilder;
-    use datafusion::prelude::{SessionConfig, SessionContext};
-
-    fn table(columns: Vec<(&str, Vec<Option<i64>>)>) -> Arc<MemTable> {
-        let schema = Arc::new(Schema::new(columns.iter().map(|(n, _)| Field::new(*n, DataType::Int64, true)).collect::<Vec<_>>()));
-        let arrays = columns.into_iter().map(|(_, v)| Arc::new(Int64Array::from(v)) as _).collect();
-        Arc::new(MemTable::try_new(schema.clone(), vec![vec![RecordBatch::try_new(schema, arrays).unwrap()]]).unwrap())
-    }
+    use crate::test_plans::{context_with_rule, int64_table as table, rows_and_logical_plan as run};
+    use datafusion::prelude::SessionContext;
 
     fn context(rule: bool) -> SessionContext {
-        let mut builder = SessionStateBuilder::new().with_config(SessionConfig::new().with_target_partitions(2)).with_default_features();
-        if rule {
-            builder = builder.with_optimizer_rule(Arc::new(SubqueryAsWindow));
-        }
-        let ctx = SessionContext::new_with_state(builder.build());
+        let ctx = context_with_rule(rule.then(|| Arc::new(SubqueryAsWindow) as _));
         // part(p_key, p_size): 200 parts, part 7 twice (a key that is not
         // unique); offer(o_part, o_supp, o_cost): three offers per part,
         // some costs NULL and some tied; supp(s_key, s_region).
@@ -515,13 +485,6 @@ mod tests {
         )
         .unwrap();
         ctx
-    }
-
-    async fn run(ctx: &SessionContext, sql: &str) -> (String, String) {
-        let df = ctx.sql(sql).await.unwrap();
-        let rows = pretty_format_batches(&df.clone().collect().await.unwrap()).unwrap().to_string();
-        let plan = df.into_optimized_plan().unwrap().display_indent().to_string();
-        (rows, plan)
     }
 
     /// Each query answers the same with and without the rule and finds

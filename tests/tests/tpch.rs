@@ -21,6 +21,27 @@ async fn answer(conn: &mut Conn, sql: &str, name: &str) -> Vec<Vec<String>> {
     rows.into_iter().map(|r| r.unwrap().iter().map(cell).collect()).collect()
 }
 
+/// The plan `EXPLAIN` prints for `sql`, as one text.
+async fn explain(conn: &mut Conn, sql: &str, name: &str) -> String {
+    answer(conn, &format!("EXPLAIN {sql}"), &format!("EXPLAIN {name}")).await.concat().join("\n")
+}
+
+/// `sql`'s subquery is computed as a window (its plan has a
+/// `WindowAggExec` and no `replaced`), and `answer` (its non-empty
+/// answer) is that of the same query with `from` replaced by `to` in the
+/// subquery: a condition every row meets, which the rewrite does not
+/// match, so that its plan keeps `replaced` and has no window.
+async fn window_agrees(conn: &mut Conn, name: &str, sql: &str, answer: &[Vec<String>], from: &str, to: &str, replaced: &str) {
+    let plan = explain(conn, sql, name).await;
+    assert!(plan.contains("WindowAggExec") && !plan.contains(replaced), "{name} in place:\n{plan}");
+    let unmatched = sql.replace(from, to);
+    assert_ne!(unmatched, sql);
+    let plan = explain(conn, &unmatched, name).await;
+    assert!(plan.contains(replaced) && !plan.contains("WindowAggExec"), "{name} with its subquery:\n{plan}");
+    assert!(!answer.is_empty(), "{name} finds rows at SF 0.01");
+    assert!(same(&self::answer(conn, &unmatched, name).await, answer), "{name}: the window and the subquery disagree");
+}
+
 /// Equal, with numbers compared to a relative 1e-9 (sums of doubles may
 /// differ in the last bits with another order of addition).
 fn same(a: &[Vec<String>], b: &[Vec<String>]) -> bool {
@@ -69,29 +90,14 @@ async fn tpch_queries_agree_in_place_and_in_memory() {
     assert!(in_place[2].len() == 10 && in_place[9].len() == 20, "Q3 and Q10 fill their LIMITs");
     // Q10's revenue is summed per order's customer before the customers
     // are joined (eager aggregation through a reordered join).
-    let q10 = answer(&mut conn, &format!("EXPLAIN {}", queries[9].1), "EXPLAIN q10").await.concat().join("\n");
+    let q10 = explain(&mut conn, &queries[9].1, "q10").await;
     assert!(q10.contains("mode=PartialReduce") && q10.contains("gby=[o_custkey@"), "Q10 in place:\n{q10}");
-    // Q2's minimum cost per part is a window over the outer query's rows;
-    // the same query with a subquery the rewrite cannot match (a condition
-    // every cost meets, in the subquery only) keeps the aggregation and
-    // must give the same answer.
-    let q2 = answer(&mut conn, &format!("EXPLAIN {}", queries[1].1), "EXPLAIN q2").await.concat().join("\n");
-    assert!(q2.contains("WindowAggExec") && !q2.contains("AggregateExec"), "Q2 in place:\n{q2}");
-    let q2_grouped = queries[1].1.replace("and r_name = 'EUROPE')", "and r_name = 'EUROPE' and ps_supplycost >= 0)");
-    assert_ne!(q2_grouped, queries[1].1);
-    let plan = answer(&mut conn, &format!("EXPLAIN {q2_grouped}"), "EXPLAIN q2 grouped").await.concat().join("\n");
-    assert!(plan.contains("AggregateExec") && !plan.contains("WindowAggExec"), "Q2 with its aggregation:\n{plan}");
-    assert!(!in_place[1].is_empty(), "Q2 finds parts at SF 0.01");
-    assert!(same(&answer(&mut conn, &q2_grouped, "q2 grouped").await, &in_place[1]), "Q2's window and aggregation disagree");
-    // Q11's bound is a window totalling its groups, checked the same way.
-    let q11 = answer(&mut conn, &format!("EXPLAIN {}", queries[10].1), "EXPLAIN q11").await.concat().join("\n");
-    assert!(q11.contains("WindowAggExec") && !q11.contains("ScalarSubqueryExec"), "Q11 in place:\n{q11}");
-    let q11_subquery = queries[10].1.replace("n_name = 'GERMANY')", "n_name = 'GERMANY' and ps_availqty >= 0)");
-    assert_ne!(q11_subquery, queries[10].1);
-    let plan = answer(&mut conn, &format!("EXPLAIN {q11_subquery}"), "EXPLAIN q11 subquery").await.concat().join("\n");
-    assert!(plan.contains("ScalarSubqueryExec") && !plan.contains("WindowAggExec"), "Q11 with its subquery:\n{plan}");
-    assert!(!in_place[10].is_empty(), "Q11 finds parts at SF 0.01");
-    assert!(same(&answer(&mut conn, &q11_subquery, "q11 subquery").await, &in_place[10]), "Q11's window and subquery disagree");
+    // Q2's minimum cost per part is a window over the outer query's rows,
+    // and Q11's bound a window totalling its groups.
+    let (from, to) = ("and r_name = 'EUROPE')", "and r_name = 'EUROPE' and ps_supplycost >= 0)");
+    window_agrees(&mut conn, "Q2", &queries[1].1, &in_place[1], from, to, "AggregateExec").await;
+    let (from, to) = ("n_name = 'GERMANY')", "n_name = 'GERMANY' and ps_availqty >= 0)");
+    window_agrees(&mut conn, "Q11", &queries[10].1, &in_place[10], from, to, "ScalarSubqueryExec").await;
     let empty: Vec<&str> = queries.iter().zip(&in_place).filter(|(_, a)| a.is_empty()).map(|((n, _), _)| n.as_str()).collect();
     assert!(empty.len() <= 3, "too many empty answers at SF 0.01: {empty:?}");
 
@@ -101,9 +107,9 @@ async fn tpch_queries_agree_in_place_and_in_memory() {
         .expect("load every table");
     assert_eq!(loaded.len(), 9, "eight tables and a total");
     conn.query_drop("SET use_secondary_engine = FORCED").await.expect("forced");
-    let q10 = answer(&mut conn, &format!("EXPLAIN {}", queries[9].1), "EXPLAIN q10").await.concat().join("\n");
+    let q10 = explain(&mut conn, &queries[9].1, "q10").await;
     assert!(q10.contains("mode=PartialReduce") && q10.contains("gby=[o_custkey@"), "Q10 in memory:\n{q10}");
-    let q2 = answer(&mut conn, &format!("EXPLAIN {}", queries[1].1), "EXPLAIN q2").await.concat().join("\n");
+    let q2 = explain(&mut conn, &queries[1].1, "q2").await;
     assert!(q2.contains("WindowAggExec"), "Q2 in memory:\n{q2}");
     for ((name, sql), expected) in queries.iter().zip(&in_place) {
         let got = answer(&mut conn, sql, name).await;
