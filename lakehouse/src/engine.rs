@@ -528,6 +528,18 @@ fn base_config(options: &LakehouseOptions, database: Option<&str>) -> SessionCon
     if let Some(n) = options.target_partitions {
         config = config.with_target_partitions(n.max(1));
     }
+    // Batches of 16K rows instead of DataFusion's 8K: fewer per-batch
+    // steps in the Parquet decoder, the runtime filters and the joins.
+    // Measured with `benches/ab.py` (2 cores, the same binary with and
+    // without it, queries alternating): TPC-H SF 10 in place 0.956 and
+    // 0.966 the time in geometric mean over two runs (Q13 0.89, Q5 0.90,
+    // Q12 0.87-0.97; Q9 1.02-1.03 the only loss beyond 1.01 in both), SF 1
+    // in place 0.946, SF 1 loaded 0.935. 32K rows gained nothing more in
+    // place (0.999 against 16K). The environment's setting, when given,
+    // is kept.
+    if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_none() {
+        config = config.with_batch_size(16 * 1024);
+    }
     let opts = config.options_mut();
     opts.sql_parser.dialect = Dialect::MySQL;
     // A literal with a decimal point is an exact DECIMAL in MySQL (0.1 +
