@@ -132,12 +132,17 @@ def connect(port, db=None):
 
 def interleaved(systems, sql, runs):
     """Runs `sql` `runs` times on each system, the systems taking turns so
-    machine drift hits all alike; returns the medians and all times (s)."""
+    machine drift hits all alike; returns the medians and all times (s).
+    Each round starts one system further on, so no system always runs
+    right after the same other one (a slow MariaDB query leaves the disk
+    and its background threads busy for whatever runs next)."""
     times = {s: [] for s in systems}
-    for _ in range(runs):
-        for name, run in systems.items():
+    names = list(systems)
+    for r in range(runs):
+        start = r % len(names)
+        for name in names[start:] + names[:start]:
             t = time.perf_counter()
-            run(sql)
+            systems[name](sql)
             times[name].append(time.perf_counter() - t)
     return {s: statistics.median(v) for s, v in times.items()}, times
 
