@@ -41,7 +41,7 @@ use crate::semi_join::with_inputs;
 
 /// The alias of the keys' subtree; a semi join with it marks a scan the
 /// rule has already filtered.
-pub(crate) const KEYS: &str = "__subquery_keys";
+const KEYS: &str = "__subquery_keys";
 
 #[derive(Debug, Default)]
 pub struct FilterSubqueryKeys;
@@ -177,6 +177,11 @@ fn is_filtered_scan(plan: &LogicalPlan) -> bool {
     }
 }
 
+/// The keys' subtree this rule puts in a semi join under a scan.
+pub(crate) fn is_keys(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::SubqueryAlias(a) if a.alias.table() == KEYS)
+}
+
 /// No volatile function or subquery in `expr`: it may be evaluated again
 /// elsewhere in the plan with the same result.
 pub(crate) fn repeatable(expr: &Expr) -> bool {
@@ -218,7 +223,7 @@ fn restrict(plan: &LogicalPlan, col: &Column, keys: &mut Keys<'_>, below_group: 
             LogicalPlan::Filter(Filter::try_new(f.predicate.clone(), Arc::new(input))?)
         }
         LogicalPlan::Join(j) => {
-            if matches!(j.right.as_ref(), LogicalPlan::SubqueryAlias(a) if a.alias.table() == KEYS) {
+            if is_keys(&j.right) {
                 return Ok(None);
             }
             let Some(side) = passing_side(j, col) else { return Ok(None) };

@@ -335,7 +335,6 @@ fn grouped(plan: &LogicalPlan) -> Option<Grouped> {
         return None;
     }
     let outputs: Vec<Column> = schema.columns();
-    let mut found: Vec<(Column, usize)> = Vec::new();
     let mut node = plan;
     let mut cols = outputs.clone();
     let agg: &Aggregate = loop {
@@ -364,11 +363,11 @@ fn grouped(plan: &LogicalPlan) -> Option<Grouped> {
     if agg.group_expr.len() != 1 || agg.aggr_expr.len() != 1 {
         return None;
     }
-    for (out, c) in outputs.iter().zip(&cols) {
-        found.push((out.clone(), agg.schema.index_of_column(c).ok()?));
-    }
-    let key_out = found.iter().find(|(_, i)| *i == 0)?.0.clone();
-    let agg_out = found.iter().find(|(_, i)| *i == 1)?.0.clone();
+    // The output column computed by the aggregation's `i`th column.
+    let output_of = |i: usize| {
+        outputs.iter().zip(&cols).find(|(_, c)| agg.schema.index_of_column(c).ok() == Some(i)).map(|(out, _)| out.clone())
+    };
+    let (key_out, agg_out) = (output_of(0)?, output_of(1)?);
     let Expr::Column(key) = agg.group_expr[0].clone().unalias() else { return None };
     let Expr::AggregateFunction(AggregateFunction { func, params }) = agg.aggr_expr[0].clone().unalias() else { return None };
     let AggregateFunctionParams { args, distinct: false, filter: None, order_by, null_treatment: None } = params else {
@@ -417,7 +416,7 @@ fn flatten(plan: &LogicalPlan, subquery: bool, tables: &mut Vec<TableReference>,
             split_conjunction(&f.predicate).into_iter().all(|c| add(c, preds)) && flatten(&f.input, subquery, tables, preds)
         }
         LogicalPlan::Projection(p) => p.expr.iter().all(|e| matches!(e, Expr::Column(_))) && flatten(&p.input, subquery, tables, preds),
-        LogicalPlan::Join(j) if subquery && j.join_type == JoinType::LeftSemi && is_keys(&j.right) => {
+        LogicalPlan::Join(j) if subquery && j.join_type == JoinType::LeftSemi && crate::subquery_keys::is_keys(&j.right) => {
             flatten(&j.left, subquery, tables, preds)
         }
         LogicalPlan::Join(j) => {
@@ -438,12 +437,6 @@ fn flatten(plan: &LogicalPlan, subquery: bool, tables: &mut Vec<TableReference>,
         }
         _ => false,
     }
-}
-
-/// The semi join with an outer query's keys that
-/// [`crate::subquery_keys::FilterSubqueryKeys`] adds.
-fn is_keys(plan: &LogicalPlan) -> bool {
-    matches!(plan, LogicalPlan::SubqueryAlias(a) if a.alias.table() == crate::subquery_keys::KEYS)
 }
 
 /// An equality with its sides in a fixed order, so that `a = b` and
